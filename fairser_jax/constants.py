@@ -1,0 +1,23 @@
+"""Names shared by every stage of the pipeline."""
+
+# The five binary emotion detectors of the paper (Table 1), in paper order.
+EMOTIONS: tuple[str, ...] = (
+    "neutral",
+    "happiness",
+    "anger",
+    "sadness",
+    "frustration",
+)
+
+# Integer coding of a gender group wherever one enters an array: speaker
+# gender (S1) and rater-gender group (S2). Unknown group = masked out.
+GENDER_CODE: dict[str, int] = {"F": 0, "M": 1}
+
+VARIANTS: tuple[str, ...] = (
+    "dnn",
+    "fair_spk",
+    "fair_rat",
+    "basic",
+    "proposed",
+    "fixed_alpha",
+)
