@@ -1,0 +1,64 @@
+r"""Writes a workdir's report.md and figures; optionally re-verifies results.
+
+    python -m fairser_jax.report --workdir=DIR [--recompute]
+
+``DIR`` is the ``--workdir`` of ``python -m fairser_jax.train`` (it holds
+``results.json``, ``predictions.csv``, ``config.json`` and
+``embeddings/``). With ``--recompute`` every run of ``results.json`` is
+first re-derived from ``predictions.csv`` (SPEC §7 definitions) and the
+command exits with status 1 and a list of differences if any metric differs
+by more than ``--atol``.
+"""
+
+from absl import app, flags
+
+from fairser_jax.report import recompute, tables
+
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory written by `python -m fairser_jax.train`."
+)
+_RECOMPUTE = flags.DEFINE_bool(
+    "recompute",
+    False,
+    "Re-derive results.json's runs from predictions.csv and fail if they "
+    "disagree.",
+)
+_ATOL = flags.DEFINE_float(
+    "atol", 1e-9, "Tolerance of the --recompute comparison."
+)
+_FIGURES = flags.DEFINE_bool(
+    "figures", True, "Draw the figures (False: link existing PNGs)."
+)
+_TSNE_SAMPLES = flags.DEFINE_integer(
+    "tsne_samples",
+    None,
+    "Utterances in the Fig. 2 t-SNE (default: config.report.tsne_samples "
+    "from config.json, else 1500 as in the paper).",
+)
+flags.mark_flag_as_required("workdir")
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    try:
+        if _RECOMPUTE.value:
+            runs = recompute.verify_workdir(_WORKDIR.value, atol=_ATOL.value)
+            print(
+                f"recompute: {len(runs)} run(s) of results.json match "
+                f"predictions.csv (atol {_ATOL.value:g})."
+            )
+        path = tables.write_report(
+            _WORKDIR.value,
+            figures=_FIGURES.value,
+            tsne_sample_size=_TSNE_SAMPLES.value,
+        )
+    except (FileNotFoundError, ValueError) as e:
+        # ResultsMismatchError is a ValueError. A one-line cause beats a
+        # traceback for a user who pointed at the wrong directory.
+        raise SystemExit(f"fairser_jax.report: error: {e}") from None
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    app.run(main)

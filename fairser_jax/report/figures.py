@@ -1,0 +1,614 @@
+"""Figures of a workdir: the paper's Fig. 2 and Fig. 3 analogues (SPEC §8).
+
+Every function reads what the training stage wrote (``results.json``,
+``embeddings/*.npz``), draws with Matplotlib's Agg canvas (no pyplot, no
+global state, no display needed), writes one PNG into ``<workdir>/figures``
+and returns its path, or ``None`` when its inputs are absent.
+
+- :func:`tsne_figure`: Fig. 2 — t-SNE of Fair_spk and Fair_rat test
+  embeddings of one detector (Anger in the paper), each coloured by speaker
+  gender and by rater gender (blue male, red female; grey: no rater-gender
+  group, i.e. outside S2).
+- :func:`parity_bars_figure`: ΔSP_spk vs ΔSP_rat per emotion, one panel
+  per variant, mean ± SD over seeds (the intra-/inter-fairness contrast of
+  Table 2 at a glance).
+- :func:`alpha_histogram_figure`: Fig. 3b — histogram of the batch-wise α
+  of eq. (3) recorded while training Proposed.
+- :func:`fixed_alpha_figure`: Fig. 3a — ΔSP_spk × ΔSP_rat of fixed-α
+  models against α, with each Proposed seed as a dotted orange line and the
+  95% bootstrap CI of Proposed as a grey band.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from absl import logging
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+
+from fairser_jax import metrics
+from fairser_jax.constants import EMOTIONS
+
+MALE_COLOR = "#1f4fbf"  # blue, as in the paper's Fig. 2
+FEMALE_COLOR = "#d62728"  # red
+NO_GROUP_COLOR = "#b3b3b3"  # grey: sample outside S2 (no rater group)
+SPK_COLOR = "#3a9a3a"  # green: speaker-side evaluation (Table 2 caption)
+RAT_COLOR = "#e0a800"  # yellow: rater-side evaluation (Table 2 caption)
+PROPOSED_COLOR = "#ff7f0e"  # orange dotted lines of Fig. 3a
+
+DPI = 150
+
+PARITY_VARIANTS: tuple[str, ...] = (
+    "dnn",
+    "fair_spk",
+    "fair_rat",
+    "basic",
+    "proposed",
+)
+"""Variants drawn in the parity bar chart (fixed-α runs have Fig. 3a)."""
+
+DISPLAY_NAMES: dict[str, str] = {
+    "dnn": "DNN",
+    "fair_spk": "Fair_spk",
+    "fair_rat": "Fair_rat",
+    "basic": "Basic",
+    "proposed": "Proposed",
+    "fixed_alpha": "Fixed α",
+}
+
+_EMBEDDING_FILE = re.compile(
+    r"^(?P<variant>[a-z_]+)_(?P<emotion>[a-z]+)_seed(?P<seed>\d+)\.npz$"
+)
+
+
+def figures_dir(workdir: str | pathlib.Path) -> pathlib.Path:
+    """``<workdir>/figures``, created if needed."""
+    out = pathlib.Path(workdir) / "figures"
+    out.mkdir(parents=True, exist_ok=True)
+    return out
+
+
+def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
+    FigureCanvasAgg(fig)
+    fig.savefig(path, dpi=DPI)
+    return path
+
+
+def _emotion_order(preferred: str, available: Sequence[str]) -> list[str]:
+    """``preferred`` first, then the paper's order; only those available."""
+    order = [preferred] + [e for e in EMOTIONS if e != preferred]
+    return [e for e in order if e in available]
+
+
+# ----------------------------------------------------------------- Fig. 2
+
+
+def load_embeddings(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+    """Reads one ``embeddings/<variant>_<emotion>_seed<k>.npz`` file.
+
+    Returns:
+      ``utterance_id`` str [N], ``embedding`` float32 [N, D],
+      ``speaker_gender`` str [N] ('M'/'F'), ``rater_gender`` str [N]
+      ('M'/'F'/'' outside S2).
+
+    Raises:
+      ValueError: a missing array, mismatched lengths or unknown labels;
+        the message names the file.
+    """
+    path = pathlib.Path(path)
+    keys = ("utterance_id", "embedding", "speaker_gender", "rater_gender")
+    with np.load(path, allow_pickle=False) as data:
+        missing = [k for k in keys if k not in data.files]
+        if missing:
+            raise ValueError(
+                f"{path}: missing array(s) {missing}; the training stage "
+                f"writes {list(keys)} (SPEC §8)."
+            )
+        out = {k: np.asarray(data[k]) for k in keys}
+    n = out["utterance_id"].shape[0]
+    emb = out["embedding"]
+    if emb.ndim != 2 or emb.shape[0] != n:
+        raise ValueError(
+            f"{path}: 'embedding' must be [N, D] with N = {n} utterances; "
+            f"got shape {emb.shape}."
+        )
+    for k, allowed in (
+        ("speaker_gender", {"M", "F"}),
+        ("rater_gender", {"M", "F", ""}),
+    ):
+        arr = out[k].astype(str)
+        if arr.shape != (n,) or not set(arr.tolist()) <= allowed:
+            raise ValueError(
+                f"{path}: '{k}' must be [N] strings in {sorted(allowed)}; "
+                f"got shape {arr.shape}, values "
+                f"{sorted(set(arr.tolist()))[:5]}."
+            )
+        out[k] = arr
+    out["utterance_id"] = out["utterance_id"].astype(str)
+    out["embedding"] = emb.astype(np.float32)
+    return out
+
+
+def _embedding_index(
+    workdir: pathlib.Path,
+) -> dict[tuple[str, str, int], pathlib.Path]:
+    index = {}
+    folder = workdir / "embeddings"
+    if not folder.is_dir():
+        return index
+    for path in folder.glob("*.npz"):
+        m = _EMBEDDING_FILE.match(path.name)
+        if m:
+            key = (m["variant"], m["emotion"], int(m["seed"]))
+            index[key] = path
+    return index
+
+
+# Exact t-SNE up to this many points: O(N^2) memory (36 MB at 2000) but,
+# on a few shared CPU cores, faster than Barnes-Hut's threaded tree code at
+# the paper's 1500 points (measured: 67 s vs 81 s) and exact besides.
+_EXACT_TSNE_MAX = 2000
+
+
+def _perplexity(n: int) -> float:
+    # sklearn requires perplexity < n; 30 is its default and the usual
+    # choice for ~1500 points.
+    return float(min(30.0, max(1.0, (n - 1) / 3.0)))
+
+
+def _scatter_groups(ax, xy: np.ndarray, groups: np.ndarray, order) -> None:
+    """Scatter coloured by group; grey underneath, M/F in random order."""
+    colors = {"M": MALE_COLOR, "F": FEMALE_COLOR, "": NO_GROUP_COLOR}
+    grey = groups == ""
+    if grey.any():
+        ax.scatter(
+            xy[grey, 0],
+            xy[grey, 1],
+            s=6,
+            c=NO_GROUP_COLOR,
+            alpha=0.5,
+            linewidths=0,
+        )
+    idx = order[~grey[order]]
+    ax.scatter(
+        xy[idx, 0],
+        xy[idx, 1],
+        s=7,
+        c=[colors[g] for g in groups[idx]],
+        alpha=0.85,
+        linewidths=0,
+    )
+    handles = []
+    for g, label in (("M", "male"), ("F", "female"), ("", "no rater group")):
+        count = int(np.sum(groups == g))
+        if count:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    marker="o",
+                    linestyle="",
+                    markersize=5,
+                    color=colors[g],
+                    label=f"{label} ({count})",
+                )
+            )
+    ax.legend(handles=handles, loc="best", fontsize=7, frameon=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def tsne_figure(
+    workdir: str | pathlib.Path,
+    *,
+    emotion: str = "anger",
+    seed: int = 0,
+    sample_size: int = 1500,
+    random_state: int = 0,
+) -> pathlib.Path | None:
+    """Fig. 2 analogue: t-SNE of one-sided embeddings, by speaker/rater gender.
+
+    Picks the ``emotion`` detector of Fair_spk and Fair_rat (another emotion,
+    in the paper's order, if that one is absent; the smallest seed if
+    ``seed`` is absent), draws the same random sample of up to
+    ``sample_size`` test utterances from both (paper: 1500 from Anger),
+    embeds each model's 128-d embeddings with sklearn's t-SNE, and colours
+    each map twice: by speaker gender and by rater gender.
+
+    Args:
+      workdir: holds ``embeddings/<variant>_<emotion>_seed<k>.npz``.
+      emotion: preferred detector.
+      seed: preferred training seed.
+      sample_size: maximum number of utterances plotted.
+      random_state: seeds both the sample and t-SNE.
+
+    Returns:
+      Path of ``figures/fig2_tsne_<emotion>_seed<k>.png``, or None when
+      neither model has embeddings (or fewer than 4 utterances).
+    """
+    from sklearn.manifold import TSNE
+
+    workdir = pathlib.Path(workdir)
+    index = _embedding_index(workdir)
+    variants = ("fair_spk", "fair_rat")
+    emotions = sorted({e for v, e, _ in index if v in variants})
+    chosen = None
+    # Prefer an emotion where both one-sided models exist.
+    for need_both in (True, False):
+        for e in _emotion_order(emotion, emotions):
+            seeds = sorted(
+                {
+                    s
+                    for v, e2, s in index
+                    if e2 == e
+                    and v in variants
+                    and (
+                        not need_both
+                        or all((w, e, s) in index for w in variants)
+                    )
+                }
+            )
+            if seeds:
+                chosen = (e, seed if seed in seeds else seeds[0])
+                break
+        if chosen:
+            break
+    if chosen is None:
+        return None
+    emo, run_seed = chosen
+    present = [v for v in variants if (v, emo, run_seed) in index]
+    data = {v: load_embeddings(index[(v, emo, run_seed)]) for v in present}
+    common = sorted(
+        set.intersection(
+            *(set(d["utterance_id"].tolist()) for d in data.values())
+        )
+    )
+    if len(common) < 4:
+        logging.warning(
+            "t-SNE skipped: only %d shared utterances in %s",
+            len(common),
+            [str(index[(v, emo, run_seed)]) for v in present],
+        )
+        return None
+    rng = np.random.default_rng(random_state)
+    take = min(sample_size, len(common))
+    sample = np.asarray(common)[np.sort(rng.choice(len(common), take, False))]
+    draw_order = rng.permutation(take)
+
+    fig = Figure(figsize=(8.5, 4.2 * len(present)), layout="constrained")
+    axes = fig.subplots(len(present), 2, squeeze=False)
+    letters = iter("abcd")
+    for row, v in enumerate(present):
+        d = data[v]
+        pos = {u: i for i, u in enumerate(d["utterance_id"].tolist())}
+        rows = np.asarray([pos[u] for u in sample])
+        xy = TSNE(
+            n_components=2,
+            perplexity=_perplexity(take),
+            init="pca",
+            learning_rate="auto",
+            method="exact" if take <= _EXACT_TSNE_MAX else "barnes_hut",
+            random_state=random_state,
+        ).fit_transform(d["embedding"][rows].astype(np.float64))
+        for col, (field, side) in enumerate(
+            (("speaker_gender", "speaker"), ("rater_gender", "rater"))
+        ):
+            ax = axes[row, col]
+            _scatter_groups(ax, xy, d[field][rows], draw_order)
+            ax.set_title(
+                f"({next(letters)}) {DISPLAY_NAMES[v]}, "
+                f"coloured by {side} gender",
+                fontsize=10,
+            )
+    fig.suptitle(
+        f"t-SNE of test embeddings, {emo.capitalize()} detector, seed "
+        f"{run_seed} ({take} utterances)",
+        fontsize=11,
+    )
+    out = figures_dir(workdir) / f"fig2_tsne_{emo}_seed{run_seed}.png"
+    return _save(fig, out)
+
+
+# ----------------------------------------------------------- parity bars
+
+
+def _runs(results: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return list(results.get("runs", []))
+
+
+def parity_bars_figure(
+    results: Mapping[str, Any], out_dir: str | pathlib.Path
+) -> pathlib.Path | None:
+    """ΔSP_spk vs ΔSP_rat per emotion, one panel per variant.
+
+    Bars are the mean over seeds, error bars the sample SD
+    (:func:`fairser_jax.metrics.mean_sd`). Green = speaker side, yellow =
+    rater side, as the paper's Table 2 colours them. Variants
+    :data:`PARITY_VARIANTS` that have runs are drawn; fixed-α runs are not.
+
+    Args:
+      results: parsed ``results.json``.
+      out_dir: folder for ``parity_bars.png``.
+
+    Returns:
+      The PNG path, or None when no such run exists.
+    """
+    runs = [r for r in _runs(results) if r["variant"] in PARITY_VARIANTS]
+    variants = [
+        v for v in PARITY_VARIANTS if any(r["variant"] == v for r in runs)
+    ]
+    if not variants:
+        return None
+    emotions = [e for e in EMOTIONS if any(r["emotion"] == e for r in runs)]
+    ncols = min(3, len(variants))
+    nrows = -(-len(variants) // ncols)
+    fig = Figure(
+        figsize=(1.2 + 0.9 * len(emotions) * ncols, 3.2 * nrows),
+        layout="constrained",
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
+    x = np.arange(len(emotions))
+    width = 0.38
+    top = 0.0
+    for ax, v in zip(axes, variants, strict=False):
+        for k, (m, color) in enumerate(
+            (("dsp_spk", SPK_COLOR), ("dsp_rat", RAT_COLOR))
+        ):
+            means, sds = [], []
+            for e in emotions:
+                vals = [
+                    r[m]
+                    for r in runs
+                    if r["variant"] == v
+                    and r["emotion"] == e
+                    and r.get(m) is not None
+                ]
+                mean, sd = metrics.mean_sd(vals) if vals else (np.nan, 0.0)
+                means.append(mean)
+                sds.append(sd)
+                if vals:
+                    top = max(top, mean + sd)
+            ax.bar(
+                x + (k - 0.5) * width,
+                means,
+                width,
+                yerr=sds,
+                capsize=2,
+                color=color,
+                edgecolor="black",
+                linewidth=0.5,
+            )
+        ax.set_title(DISPLAY_NAMES[v], fontsize=10)
+        ax.set_xticks(x, [e[:3].capitalize() for e in emotions], fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+    for ax in axes[len(variants) :]:
+        ax.set_visible(False)
+    for ax in axes[::ncols]:
+        ax.set_ylabel("ΔSP (mean ± SD over seeds)", fontsize=8)
+    axes[0].set_ylim(0, max(0.05, top * 1.15))
+    fig.legend(
+        handles=[
+            Patch(color=SPK_COLOR, label="ΔSP_spk (S1, speaker gender)"),
+            Patch(color=RAT_COLOR, label="ΔSP_rat (S2, rater gender)"),
+        ],
+        loc="outside lower center",
+        ncols=2,
+        fontsize=8,
+    )
+    return _save(fig, pathlib.Path(out_dir) / "parity_bars.png")
+
+
+# ----------------------------------------------------------------- Fig. 3
+
+
+def alpha_histogram_figure(
+    results: Mapping[str, Any],
+    out_dir: str | pathlib.Path,
+    *,
+    emotion: str = "anger",
+) -> pathlib.Path | None:
+    """Fig. 3b analogue: histogram of the batch-wise α of eq. (3).
+
+    Pools every recorded batch of every seed of one detector (Anger in the
+    paper; another emotion, in the paper's order, if Anger has no trace).
+    Bins are 0.05 wide on [0, 1].
+
+    Args:
+      results: parsed ``results.json`` with ``alpha_trace`` =
+        ``{emotion: [[α per batch] per seed]}``.
+      out_dir: folder for ``fig3b_alpha_hist_<emotion>.png``.
+
+    Returns:
+      The PNG path, or None when there is no non-empty trace.
+    """
+    trace = results.get("alpha_trace") or {}
+    available = [
+        e for e, seeds in trace.items() if seeds and any(len(s) for s in seeds)
+    ]
+    order = _emotion_order(emotion, available)
+    if not order:
+        return None
+    emo = order[0]
+    per_seed = [np.asarray(s, dtype=np.float64).ravel() for s in trace[emo]]
+    values = np.concatenate(per_seed)
+    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+        raise ValueError(
+            f"results.json: alpha_trace[{emo!r}] must hold finite α in "
+            f"[0, 1] (eq. 3); got min {values.min()}, max {values.max()}."
+        )
+    fig = Figure(figsize=(5.0, 3.4), layout="constrained")
+    ax = fig.subplots()
+    ax.hist(
+        values,
+        bins=np.linspace(0.0, 1.0, 21),
+        color="#4c72b0",
+        edgecolor="black",
+        linewidth=0.5,
+    )
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("α (batch-wise, eq. 3)")
+    ax.set_ylabel("number of batches")
+    ax.set_title(
+        f"Proposed, {emo.capitalize()} detector: {values.size} batches, "
+        f"{len(per_seed)} seed(s)",
+        fontsize=10,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, pathlib.Path(out_dir) / f"fig3b_alpha_hist_{emo}.png")
+
+
+def _products(runs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+    """Per-run ΔSP_spk × ΔSP_rat of the runs that have both."""
+    spk = [r["dsp_spk"] for r in runs if r.get("dsp_rat") is not None]
+    rat = [r["dsp_rat"] for r in runs if r.get("dsp_rat") is not None]
+    if not spk:
+        return np.zeros(0)
+    return np.asarray(metrics.parity_product(spk, rat), dtype=np.float64)
+
+
+def fixed_alpha_figure(
+    results: Mapping[str, Any],
+    out_dir: str | pathlib.Path,
+    *,
+    emotion: str = "anger",
+    confidence: float = 0.95,
+    num_resamples: int = 10000,
+    seed: int = 0,
+) -> pathlib.Path | None:
+    """Fig. 3a analogue: ΔSP_spk × ΔSP_rat against a fixed α.
+
+    Black solid line: for each fixed α, the mean over seeds of the per-seed
+    product ΔSP_spk × ΔSP_rat. Dotted orange lines: the product of each
+    Proposed seed. Grey band: the ``confidence`` percentile-bootstrap
+    interval of the Proposed mean (:func:`fairser_jax.metrics.bootstrap_ci`,
+    drawn when Proposed has at least two seeds).
+
+    Args:
+      results: parsed ``results.json``.
+      out_dir: folder for ``fig3a_fixed_alpha_<emotion>.png``.
+      emotion: preferred detector (Anger in the paper).
+      confidence, num_resamples, seed: passed to ``bootstrap_ci``.
+
+    Returns:
+      The PNG path, or None when there is no fixed-α run with both
+      parities.
+    """
+    runs = _runs(results)
+    fixed = [
+        r
+        for r in runs
+        if r["variant"] == "fixed_alpha"
+        and r.get("alpha") is not None
+        and r.get("dsp_rat") is not None
+    ]
+    order = _emotion_order(emotion, sorted({r["emotion"] for r in fixed}))
+    if not order:
+        return None
+    emo = order[0]
+    fixed = [r for r in fixed if r["emotion"] == emo]
+    alphas = sorted({round(float(r["alpha"]), 9) for r in fixed})
+    curve = [
+        float(
+            np.mean(
+                _products(
+                    [r for r in fixed if round(float(r["alpha"]), 9) == a]
+                )
+            )
+        )
+        for a in alphas
+    ]
+    proposed = _products(
+        [r for r in runs if r["variant"] == "proposed" and r["emotion"] == emo]
+    )
+
+    fig = Figure(figsize=(5.6, 3.6), layout="constrained")
+    ax = fig.subplots()
+    handles = []
+    if proposed.size >= 2:
+        low, high = metrics.bootstrap_ci(
+            proposed,
+            confidence=confidence,
+            num_resamples=num_resamples,
+            seed=seed,
+        )
+        ax.axhspan(low, high, color="grey", alpha=0.3, linewidth=0)
+        handles.append(
+            Patch(
+                color="grey",
+                alpha=0.3,
+                label=f"Proposed {confidence:.0%} bootstrap CI",
+            )
+        )
+    for p in proposed:
+        ax.axhline(p, color=PROPOSED_COLOR, linestyle=":", linewidth=1.2)
+    if proposed.size:
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=PROPOSED_COLOR,
+                linestyle=":",
+                label=f"Proposed, one line per seed ({proposed.size})",
+            )
+        )
+    (line,) = ax.plot(
+        alphas,
+        curve,
+        color="black",
+        marker="o",
+        markersize=3,
+        linewidth=1.5,
+        label="fixed α (mean over seeds)",
+    )
+    handles.insert(0, line)
+    ax.set_xlabel("fixed α")
+    ax.set_ylabel("ΔSP_spk × ΔSP_rat")
+    ax.set_xlim(0, 1)
+    ax.set_title(
+        f"Fixed α vs Proposed, {emo.capitalize()} detector", fontsize=10
+    )
+    ax.grid(alpha=0.3)
+    ax.legend(handles=handles, fontsize=7, loc="best")
+    return _save(fig, pathlib.Path(out_dir) / f"fig3a_fixed_alpha_{emo}.png")
+
+
+# ------------------------------------------------------------------- all
+
+
+def make_figures(
+    workdir: str | pathlib.Path,
+    results: Mapping[str, Any],
+    *,
+    tsne_sample_size: int = 1500,
+    emotion: str = "anger",
+) -> dict[str, pathlib.Path | None]:
+    """Draws every figure whose inputs exist.
+
+    Args:
+      workdir: the run directory; PNGs go to ``<workdir>/figures``.
+      results: parsed ``results.json``.
+      tsne_sample_size: utterances in the Fig. 2 t-SNE (paper: 1500).
+      emotion: detector of Figs. 2 and 3 (paper: Anger).
+
+    Returns:
+      ``{"tsne", "parity_bars", "alpha_histogram", "fixed_alpha"}`` →
+      path or None.
+    """
+    out = figures_dir(workdir)
+    return {
+        "tsne": tsne_figure(
+            workdir, emotion=emotion, sample_size=tsne_sample_size
+        ),
+        "parity_bars": parity_bars_figure(results, out),
+        "alpha_histogram": alpha_histogram_figure(
+            results, out, emotion=emotion
+        ),
+        "fixed_alpha": fixed_alpha_figure(results, out, emotion=emotion),
+    }
