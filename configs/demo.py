@@ -1,0 +1,21 @@
+r"""The built-in demo: demo corpus, random wav2vec2-base features, few epochs.
+
+    python -m fairser_jax.main --config=configs/demo.py --workdir=/tmp/demo
+
+Finishes in a few minutes on 2 CPU cores.
+"""
+
+import ml_collections
+
+from fairser_jax import config as config_lib
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = config_lib.get_default_config()
+    config.data.corpus = ""  # generate the demo corpus into <workdir>/corpus
+    config.demo.num_utterances = 600
+    config.features.checkpoint = "random-base"
+    config.train.epochs = 30
+    config.train.checkpoint_every = 10
+    config.seeds = (0, 1, 2)
+    return config

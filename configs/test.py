@@ -1,0 +1,22 @@
+r"""Smallest useful end-to-end run, used by the tests.
+
+python -m fairser_jax.main --config=configs/test.py --workdir=/tmp/test
+"""
+
+import ml_collections
+
+from fairser_jax import config as config_lib
+
+
+def get_config() -> ml_collections.ConfigDict:
+    config = config_lib.get_default_config()
+    config.data.corpus = ""
+    config.demo.num_utterances = 120
+    config.features.checkpoint = "random-tiny"
+    config.features.batch_seconds = 16.0
+    config.train.epochs = 4
+    config.train.checkpoint_every = 2
+    config.emotions = ("anger", "sadness")
+    config.seeds = (0, 1)
+    config.report.tsne_samples = 200
+    return config

@@ -1,0 +1,1 @@
+"""Training: datasets on device, run stacks, per-variant losses, the runner."""

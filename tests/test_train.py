@@ -1,0 +1,188 @@
+"""The runner: stacking, sharding, resume, determinism, no retrace."""
+
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
+
+import jax
+import numpy as np
+import pytest
+
+from fairser_jax import config as config_lib
+from fairser_jax import constants
+from fairser_jax.train import dataset as dataset_lib
+from fairser_jax.train import runner, runs as runs_lib
+
+
+def _cfg(epochs=3, **loss):
+    cfg = config_lib.get_default_config()
+    cfg.train.epochs = epochs
+    cfg.train.batch_size = 16
+    cfg.train.checkpoint_every = 1
+    cfg.model.encoder_sizes = (32, 16)
+    cfg.model.adversary_hidden = 8
+    cfg.loss.sinkhorn_iterations = 5
+    cfg.loss.update(loss)
+    return cfg
+
+
+def synthetic_table(n=150, dim=12, seed=0):
+    """A small S1-like table whose labels depend on the features."""
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=(n, dim)).astype(np.float32)
+    label_idx = np.argmax(x[:, :5] + 0.5 * rng.normal(size=(n, 5)), axis=1)
+    spk = np.where(x[:, 5] > 0, "M", "F")
+    rater = np.where(rng.random(n) < 0.6, np.where(x[:, 6] > 0, "M", "F"), "")
+    ids = [f"Ses0{i % 5 + 1}F_x_{spk[i]}{i:03d}" for i in range(n)]
+    return dataset_lib.make_dataset(
+        ids=ids,
+        features=x,
+        labels=[constants.EMOTIONS[i] for i in label_idx],
+        speaker_gender=spk,
+        sessions=[i % 5 + 1 for i in range(n)],
+        s2_rater_gender={i: g for i, g in zip(ids, rater) if g},
+    )
+
+
+@pytest.fixture(scope="module")
+def table():
+    return synthetic_table()
+
+
+def _train(table, variant, runs, cfg, **kw):
+    data, info = table
+    return runner.train_variant(
+        variant, runs, data, info.fold, cfg, progress=False, **kw
+    )
+
+
+def test_epoch_order_is_a_wrapped_permutation():
+    key = jax.random.key(3)
+    order = np.asarray(runner.epoch_order(key, np.int32(7), 10, 16))
+    assert sorted(order[:7]) == list(range(7))
+    np.testing.assert_array_equal(order[7:14], order[:7])
+    np.testing.assert_array_equal(order[14:], order[:2])
+
+
+# Basic (§3.1) composes both one-sided objectives (eqs. 1 and 2), so one
+# stack of it exercises every loss term.
+STACK = runs_lib.make_runs("basic", ["anger", "sadness"], [0, 3], [0, 1])
+
+
+@pytest.fixture(scope="module")
+def stack(table):
+    """The STACK trained together, and the epoch function's cache size."""
+    compiled = []
+    original = runner.make_epoch_fn
+
+    def recording(*args, **kwargs):
+        compiled.append(original(*args, **kwargs))
+        return compiled[-1]
+
+    runner.make_epoch_fn = recording
+    try:
+        out = _train(table, "basic", STACK, _cfg(epochs=3))
+    finally:
+        runner.make_epoch_fn = original
+    (epoch_fn,) = compiled
+    return out, epoch_fn._cache_size()
+
+
+def test_no_retrace_across_epochs(stack):
+    _, cache_size = stack
+    assert cache_size == 1
+
+
+def test_run_alone_equals_run_in_a_stack(table, stack):
+    grouped, _ = stack
+    r = 5
+    alone = _train(table, "basic", [STACK[r]], _cfg(epochs=3))
+    np.testing.assert_allclose(
+        alone.logits[0], grouped.logits[r], rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        alone.embeddings[0], grouped.embeddings[r], rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        alone.loss_history[0], grouped.loss_history[r], rtol=1e-5
+    )
+    assert not np.allclose(grouped.logits[r], grouped.logits[r - 1])
+
+
+def test_loss_decreases_and_stays_finite(table):
+    cfg = _cfg(epochs=8)
+    runs = runs_lib.make_runs("dnn", ["neutral", "anger"], [0, 1], [0])
+    out = _train(table, "dnn", runs, cfg)
+    hist = out.loss_history
+    assert np.all(np.isfinite(hist))
+    assert np.all(hist[:, -1] < hist[:, 0] * 0.9), hist
+
+
+def test_resume_equals_uninterrupted(table, tmp_path):
+    cfg = _cfg(epochs=4)
+    runs = runs_lib.make_runs("dnn", ["anger"], [0, 2], [0])
+    full = _train(table, "dnn", runs, cfg)
+    ckpt = tmp_path / "ckpt"
+    killed = _train(
+        table, "dnn", runs, cfg, checkpoint_dir=ckpt, stop_after_epoch=2
+    )
+    assert killed is None
+    resumed = _train(
+        table, "dnn", runs, cfg, checkpoint_dir=ckpt, resume=True
+    )
+    np.testing.assert_allclose(resumed.logits, full.logits, rtol=1e-6)
+    np.testing.assert_allclose(
+        resumed.loss_history, full.loss_history, rtol=1e-6
+    )
+
+
+def test_non_finite_loss_names_the_run(table):
+    data, info = table
+    bad = data.replace(
+        features=data.features.at[:, 0].set(np.float32(np.inf))
+    )
+    runs = runs_lib.make_runs("dnn", ["sadness"], [1, 2], [4])
+    with pytest.raises(runner.NonFiniteLossError) as e:
+        runner.train_variant(
+            "dnn", runs, bad, info.fold, _cfg(epochs=1), progress=False
+        )
+    assert "emotion=sadness" in str(e.value)
+    assert "seed=4" in str(e.value) and "step 0" in str(e.value)
+
+
+_FOUR_DEVICES = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    import jax
+    sys.path.insert(0, {tests!r})
+    from test_train import STACK, _cfg, synthetic_table
+    from fairser_jax.train import runner
+    assert jax.local_device_count() == 4, jax.devices()
+    data, info = synthetic_table()
+    # 7 runs: not a multiple of 4, so the padding path runs too.
+    out = runner.train_variant(
+        "basic", STACK[:7], data, info.fold, _cfg(epochs=3), progress=False
+    )
+    np.save({out!r}, out.logits)
+    """
+)
+
+
+def test_four_devices_equal_one(stack, tmp_path):
+    one, _ = stack
+    out = tmp_path / "logits.npy"
+    script = _FOUR_DEVICES.format(
+        tests=str(pathlib.Path(__file__).parent), out=str(out)
+    )
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env["JAX_PLATFORMS"] = "cpu"
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env=env, timeout=600
+    )
+    np.testing.assert_allclose(
+        np.load(out), one.logits[:7], rtol=1e-5, atol=1e-5
+    )
