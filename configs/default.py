@@ -1,6 +1,6 @@
 r"""The paper's settings: 500 epochs, 5 emotions, 5 folds, 10 seeds.
 
-    python -m fairser_jax.main --config=configs/default.py --workdir=/tmp/fairser \
+    python -m fairser_jax.main --config=configs/default.py --workdir=/tmp/w \
         --config.data.corpus=/path/to/IEMOCAP_full_release \
         --config.data.rater_gender=/path/to/rater_gender.json \
         --config.features.checkpoint=facebook/wav2vec2-base

@@ -1,6 +1,6 @@
 r"""Table 2 and Fig. 2: DNN, Fair_spk and Fair_rat at the paper's settings.
 
-    python -m fairser_jax.main --config=configs/table2.py --workdir=/tmp/table2 \
+    python -m fairser_jax.main --config=configs/table2.py --workdir=/tmp/t2 \
         --config.data.corpus=/path/to/IEMOCAP_full_release \
         --config.data.rater_gender=/path/to/rater_gender.json
 

@@ -47,6 +47,9 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.loss.epsilon = 0.1
     config.loss.sinkhorn_iterations = 20
     config.loss.debiased = True
+    # L_D-S / L_D-R between L2-normalised embeddings (see
+    # fairser_jax.train.objectives.distance_space and docs/DESIGN.md).
+    config.loss.unit_sphere_distance = True
     config.loss.grl_scale = 1.0
 
     config.train = ml_collections.ConfigDict()

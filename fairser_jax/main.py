@@ -37,10 +37,12 @@ def main(argv: list[str]) -> None:
     if _DISTRIBUTED.value:
         jax.distributed.initialize()
     logging.getLogger().setLevel(logging.INFO)
+    # Orbax logs every checkpoint step through absl at INFO; keep its
+    # warnings, drop the chatter that would bury the progress bars.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     results = pipeline.run(_CONFIG.value, _WORKDIR.value, resume=_RESUME.value)
-    print(
-        f"{len(results['runs'])} results; report: {_WORKDIR.value}/report.md"
-    )
+    report = f"{_WORKDIR.value}/report.md"
+    print(f"{len(results['runs'])} results; report: {report}")
 
 
 if __name__ == "__main__":

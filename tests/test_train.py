@@ -13,7 +13,8 @@ import pytest
 from fairser_jax import config as config_lib
 from fairser_jax import constants
 from fairser_jax.train import dataset as dataset_lib
-from fairser_jax.train import runner, runs as runs_lib
+from fairser_jax.train import runner
+from fairser_jax.train import runs as runs_lib
 
 
 def _cfg(epochs=3, **loss):
@@ -42,7 +43,7 @@ def synthetic_table(n=150, dim=12, seed=0):
         labels=[constants.EMOTIONS[i] for i in label_idx],
         speaker_gender=spk,
         sessions=[i % 5 + 1 for i in range(n)],
-        s2_rater_gender={i: g for i, g in zip(ids, rater) if g},
+        s2_rater_gender={i: g for i, g in zip(ids, rater, strict=True) if g},
     )
 
 
@@ -129,9 +130,7 @@ def test_resume_equals_uninterrupted(table, tmp_path):
         table, "dnn", runs, cfg, checkpoint_dir=ckpt, stop_after_epoch=2
     )
     assert killed is None
-    resumed = _train(
-        table, "dnn", runs, cfg, checkpoint_dir=ckpt, resume=True
-    )
+    resumed = _train(table, "dnn", runs, cfg, checkpoint_dir=ckpt, resume=True)
     np.testing.assert_allclose(resumed.logits, full.logits, rtol=1e-6)
     np.testing.assert_allclose(
         resumed.loss_history, full.loss_history, rtol=1e-6
@@ -140,9 +139,7 @@ def test_resume_equals_uninterrupted(table, tmp_path):
 
 def test_non_finite_loss_names_the_run(table):
     data, info = table
-    bad = data.replace(
-        features=data.features.at[:, 0].set(np.float32(np.inf))
-    )
+    bad = data.replace(features=data.features.at[:, 0].set(np.float32(np.inf)))
     runs = runs_lib.make_runs("dnn", ["sadness"], [1, 2], [4])
     with pytest.raises(runner.NonFiniteLossError) as e:
         runner.train_variant(

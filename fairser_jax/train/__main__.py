@@ -31,6 +31,9 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
     logging.getLogger().setLevel(logging.INFO)
+    # Orbax logs every checkpoint step through absl at INFO; keep its
+    # warnings, drop the chatter that would bury the progress bars.
+    logging.getLogger("absl").setLevel(logging.WARNING)
     results = pipeline.train(
         _CONFIG.value, _WORKDIR.value, resume=_RESUME.value
     )

@@ -84,7 +84,9 @@ def out_of_fold(
                     output.embeddings[r, :n],
                 )
             )
-        fold, rows, logits, emb = (np.concatenate(p) for p in zip(*parts))
+        fold, rows, logits, emb = (
+            np.concatenate(p) for p in zip(*parts, strict=True)
+        )
         if len(np.unique(rows)) != len(rows):
             raise ValueError(f"Result {key} predicts some utterance twice.")
         order = np.argsort(info.ids[rows], kind="stable")

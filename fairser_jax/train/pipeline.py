@@ -24,14 +24,14 @@ import shutil
 import ml_collections
 import numpy as np
 
-from fairser_jax import constants
-from fairser_jax import report
+from fairser_jax import constants, report
 from fairser_jax.data import demo_corpus, iemocap, study_sets
 from fairser_jax.data import features as features_lib
 from fairser_jax.report import recompute
-from fairser_jax.wav2vec2 import extraction
 from fairser_jax.train import dataset as dataset_lib
-from fairser_jax.train import objectives, outputs, runner, runs as runs_lib
+from fairser_jax.train import objectives, outputs, runner
+from fairser_jax.train import runs as runs_lib
+from fairser_jax.wav2vec2 import extraction
 
 
 class ConfigMismatchError(ValueError):

@@ -191,7 +191,7 @@ def make_epoch_fn(
 
 
 def make_eval_fn(model: models.FairSERModel):
-    """`eval(params, test_idx, data) -> (logits [R, T], embeddings [R, T, D])`."""
+    """`eval(params, test_idx, data) -> (logits[R, T], z[R, T, D])`."""
 
     def one_run(params, test_idx, data: Dataset):
         out = model.apply(

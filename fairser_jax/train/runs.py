@@ -52,10 +52,11 @@ def make_runs(
     seeds: Sequence[int],
     alphas: Sequence[float | None] = (None,),
 ) -> list[RunSpec]:
-    """All runs of one variant, in a fixed (emotion, seed, alpha, fold) order."""
+    """All runs of one variant, ordered by (emotion, seed, alpha, fold)."""
     if variant not in constants.VARIANTS:
         raise ValueError(
-            f"Unknown variant {variant!r}; expected one of {constants.VARIANTS}."
+            f"Unknown variant {variant!r}; expected one of "
+            f"{constants.VARIANTS}."
         )
     for emotion in emotions:
         if emotion not in constants.EMOTIONS:

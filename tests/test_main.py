@@ -1,0 +1,155 @@
+"""`python -m fairser_jax.main` end to end on configs/test.py."""
+
+import csv
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from fairlearn.metrics import demographic_parity_difference
+from sklearn.metrics import f1_score
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _cli(module, *args):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    out = tmp_path_factory.mktemp("main")
+    _cli(
+        "fairser_jax.main",
+        "--config=configs/test.py",
+        f"--workdir={out}",
+    )
+    return out
+
+
+def test_outputs_exist(workdir):
+    for name in (
+        "config.json",
+        "results.json",
+        "predictions.csv",
+        "report.md",
+        "features.npz",
+        "corpus/rater_gender.json",
+    ):
+        assert (workdir / name).is_file(), name
+    for variant in ("dnn", "fair_spk", "fair_rat"):
+        assert (workdir / "predictions" / f"{variant}.csv").is_file()
+        assert any((workdir / "checkpoints" / variant).iterdir())
+    pngs = sorted(p.name for p in (workdir / "figures").glob("*.png"))
+    assert any(p.startswith("fig2_tsne") for p in pngs), pngs
+    assert "parity_bars.png" in pngs
+    report = (workdir / "report.md").read_text()
+    assert "Table 1" in report and "Table 2" in report
+
+
+def _rows(workdir):
+    with open(workdir / "predictions.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_results_recompute_with_sklearn_and_fairlearn(workdir):
+    results = json.loads((workdir / "results.json").read_text())
+    rows = _rows(workdir)
+    assert len(results["runs"]) == 3 * 2 * 2  # variants × emotions × seeds
+    s1_n = results["study_sets"]["S1"]["n"]
+    for run in results["runs"]:
+        mine = [
+            r
+            for r in rows
+            if r["variant"] == run["variant"]
+            and r["emotion"] == run["emotion"]
+            and int(r["seed"]) == run["seed"]
+        ]
+        # Out-of-fold: every S1 utterance predicted exactly once.
+        assert len(mine) == s1_n
+        assert len({r["utterance_id"] for r in mine}) == s1_n
+        assert {r["fold"] for r in mine} == {"0", "1", "2", "3", "4"}
+        y_true = np.array([int(r["y_true"]) for r in mine])
+        y_pred = np.array([int(r["y_pred"]) for r in mine])
+        score = np.array([float(r["y_score"]) for r in mine])
+        np.testing.assert_array_equal(y_pred, score >= 0.5)
+        spk = np.array([r["speaker_gender"] for r in mine])
+        rat = np.array([r["rater_gender"] for r in mine])
+        s2 = rat != ""
+        assert s2.sum() == results["study_sets"]["S2"]["n"]
+        assert run["f1"] == pytest.approx(
+            f1_score(y_true, y_pred, average="weighted"), abs=1e-12
+        )
+        assert run["dsp_spk"] == pytest.approx(
+            demographic_parity_difference(
+                y_true, y_pred, sensitive_features=spk
+            ),
+            abs=1e-12,
+        )
+        assert run["dsp_rat"] == pytest.approx(
+            demographic_parity_difference(
+                y_true[s2], y_pred[s2], sensitive_features=rat[s2]
+            ),
+            abs=1e-12,
+        )
+
+
+def test_report_recompute_cli_agrees(workdir):
+    proc = _cli(
+        "fairser_jax.report",
+        f"--workdir={workdir}",
+        "--recompute",
+        "--nofigures",
+    )
+    assert "match" in proc.stdout
+
+
+def test_train_cli_is_deterministic(workdir, tmp_path):
+    """Same config and inputs twice ⇒ identical results.json."""
+    _cli(
+        "fairser_jax.train",
+        "--config=configs/test.py",
+        f"--workdir={tmp_path}",
+        f"--config.data.corpus={workdir / 'corpus'}",
+        f"--config.features.path={workdir / 'features.npz'}",
+    )
+    first = json.loads((workdir / "results.json").read_text())
+    second = json.loads((tmp_path / "results.json").read_text())
+    assert first == second
+    assert (workdir / "predictions.csv").read_bytes() == (
+        tmp_path / "predictions.csv"
+    ).read_bytes()
+
+
+def test_train_without_features_says_how_to_make_them(tmp_path, workdir):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fairser_jax.train",
+            "--config=configs/test.py",
+            f"--workdir={tmp_path}",
+            f"--config.data.corpus={workdir / 'corpus'}",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "python -m fairser_jax.extract" in proc.stderr
