@@ -1,0 +1,46 @@
+"""Every notebook executes top to bottom at the smallest size."""
+
+import os
+import pathlib
+
+import jupytext
+import nbclient
+import pytest
+
+NOTEBOOKS = sorted(
+    (pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.py")
+)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs(path, tmp_path, monkeypatch):
+    small = {
+        "FAIRSER_NB_WORKDIR": str(tmp_path / "work"),
+        "FAIRSER_NB_UTTERANCES": "80",
+        "FAIRSER_NB_CHECKPOINT": "random-tiny",
+        "FAIRSER_NB_EPOCHS": "2",
+        "FAIRSER_NB_SEEDS": "1",
+        "FAIRSER_NB_LAMBDAS": "0,1",
+        "JAX_PLATFORMS": "cpu",
+        "MPLBACKEND": "Agg",
+    }
+    for key, value in small.items():
+        monkeypatch.setenv(key, value)
+    notebook = jupytext.read(path)
+    client = nbclient.NotebookClient(
+        notebook,
+        timeout=600,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(tmp_path)}},
+    )
+    client.execute()
+    outputs = [
+        out
+        for cell in notebook.cells
+        if cell.cell_type == "code"
+        for out in cell.get("outputs", [])
+    ]
+    assert not [o for o in outputs if o.get("output_type") == "error"]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "fair_spk" in text and "dnn" in text
+    assert os.path.isdir(tmp_path / "work" / "corpus")
