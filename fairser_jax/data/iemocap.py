@@ -1,0 +1,461 @@
+"""Reader for corpora in the IEMOCAP layout (SPEC §2.1, paper §2.1).
+
+Layout::
+
+    ROOT/Session{1..5}/dialog/EmoEvaluation/<dialog>.txt
+    ROOT/Session{k}/sentences/wav/<dialog>/<utterance id>.wav
+
+An EmoEvaluation file starts with a ``%`` column-header line and holds one
+block per utterance, blocks separated by blank lines::
+
+    [6.2901 - 8.2357]	Ses01F_impro01_F000	neu	[2.5000, 2.5000, 2.5000]
+    C-E2:	Neutral;	()
+    C-E3:	Neutral; Frustration;	()
+    C-F1:	Neutral;	(curious)
+    A-E3:	val 3; act 2; dom  2;	()
+
+* The header is ``[start - end]``, the utterance id, the consensus code
+  (``neu hap exc ang sad fru sur fea dis oth xxx``; ``xxx`` = no plurality)
+  and the mean valence/activation/dominance, tab separated.
+* ``C-E<n>:`` lines hold one rater's categorical labels, ``;`` separated,
+  then a free-text comment in parentheses that may itself contain ``;``,
+  ``:`` and parentheses.  The comment starts at the first ``(`` after the
+  colon (label words never contain one) and runs to the end of the line.
+* ``C-F<n>`` / ``C-M<n>`` are the actors' self-evaluations: kept apart in
+  ``self_labels``, never raters.  ``A-`` lines (dimensional) are ignored.
+* CRLF line endings, a UTF-8 byte-order mark and trailing whitespace are
+  accepted.  Anything else that is not one of these forms raises a
+  :class:`CorpusFormatError` naming the file and line number.
+
+Speaker gender is the first letter of the last ``_`` token of the id
+(``Ses01F_impro01_M000`` is the *male* actor of session 1: the ``F`` in
+``Ses01F`` only says which actor wore the motion-capture markers).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+import pathlib
+import re
+from collections.abc import Mapping, Sequence
+
+from fairser_jax.constants import EMOTIONS
+
+__all__ = [
+    "HEADER_CODES",
+    "CorpusFormatError",
+    "CorpusReport",
+    "Utterance",
+    "count_labels",
+    "label_class",
+    "parse_emo_evaluation",
+    "read_corpus",
+    "read_corpus_with_report",
+]
+
+_LOG = logging.getLogger(__name__)
+
+# Consensus codes of the header line and the 5-class name each maps to
+# (SPEC §2.2: exc is merged into happiness; the rest are outside the study).
+HEADER_CODES: dict[str, str | None] = {
+    "neu": "neutral",
+    "hap": "happiness",
+    "exc": "happiness",
+    "ang": "anger",
+    "sad": "sadness",
+    "fru": "frustration",
+    "sur": None,
+    "fea": None,
+    "dis": None,
+    "oth": None,
+    "xxx": None,
+}
+
+# Rater label words (lower-cased) that belong to one of the five classes.
+_WORD_CLASS: dict[str, str] = {
+    "neutral": "neutral",
+    "neutral state": "neutral",
+    "happiness": "happiness",
+    "excited": "happiness",
+    "anger": "anger",
+    "sadness": "sadness",
+    "frustration": "frustration",
+}
+
+assert set(_WORD_CLASS.values()) == set(EMOTIONS)
+
+_HEADER_RE = re.compile(
+    r"^\[\s*(?P<start>\d+(?:\.\d*)?)\s*-\s*(?P<end>\d+(?:\.\d*)?)\s*\]"
+    r"\s+(?P<id>\S+)\s+(?P<code>\S+)\s+\[(?P<vad>[^\]]*)\]$"
+)
+_EVAL_RE = re.compile(r"^(?P<kind>[CA])-(?P<who>[A-Za-z]+\d+)\s*:(?P<rest>.*)$")
+_ID_RE = re.compile(r"^Ses(?P<session>\d\d)[FM]_.*_(?P<gender>[FM])\d+$")
+_SESSION_DIR_RE = re.compile(r"^Session(\d+)$")
+
+
+class CorpusFormatError(ValueError):
+    """A corpus file does not follow the IEMOCAP format."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Utterance:
+    """One utterance of an IEMOCAP-format corpus.
+
+    Attributes:
+      id: utterance id, e.g. ``"Ses01F_impro01_F000"``.
+      session: session number 1..5.
+      speaker_gender: ``"M"`` or ``"F"`` (from the last ``_`` token).
+      label: consensus class, one of ``constants.EMOTIONS``, or ``None`` when
+        the header code is outside the five classes (incl. ``xxx``).
+      raw_label: the header code as written (``"exc"``, ``"xxx"``, ...).
+      rater_labels: rater id (``"E1"``...) -> label words in file order,
+        e.g. ``{"E3": ("Neutral", "Frustration")}``.
+      wav_path: where the utterance's wav file is (or should be).
+      wav_exists: whether ``wav_path`` was found when the corpus was read.
+      self_labels: actor self-evaluations (``"F1"``/``"M1"`` -> words).
+      start: start time in the dialog, seconds.
+      end: end time in the dialog, seconds.
+      vad: header valence, activation, dominance.
+      dialog: dialog name, e.g. ``"Ses01F_impro01"``.
+      source: ``"file:line"`` of the header line (for error messages).
+    """
+
+    id: str
+    session: int
+    speaker_gender: str
+    label: str | None
+    raw_label: str
+    rater_labels: Mapping[str, tuple[str, ...]]
+    wav_path: pathlib.Path
+    wav_exists: bool = True
+    self_labels: Mapping[str, tuple[str, ...]] = dataclasses.field(
+        default_factory=dict
+    )
+    start: float = 0.0
+    end: float = 0.0
+    vad: tuple[float, ...] = ()
+    dialog: str = ""
+    source: str = ""
+
+    # Dicts are not hashable; identity of an utterance is its id.
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def speaker(self) -> str:
+        """Speaker id: session + speaker gender, e.g. ``"Ses01M"``."""
+        return f"Ses{self.session:02d}{self.speaker_gender}"
+
+    def rater_classes(self, rater: str) -> frozenset[str]:
+        """The five-class names among ``rater``'s label words."""
+        return frozenset(
+            c
+            for c in (label_class(w) for w in self.rater_labels[rater])
+            if c is not None
+        )
+
+
+@dataclasses.dataclass(frozen=True)
+class CorpusReport:
+    """What :func:`read_corpus_with_report` found.
+
+    Attributes:
+      utterances: records sorted by id.
+      missing_wavs: ids whose wav file does not exist, sorted.
+      num_files: number of EmoEvaluation files read.
+    """
+
+    utterances: list[Utterance]
+    missing_wavs: list[str]
+    num_files: int
+
+
+def label_class(word: str) -> str | None:
+    """Five-class name of a rater label word, ``None`` outside the five.
+
+    Neutral / "Neutral state" -> neutral; Happiness and Excited ->
+    happiness; Anger, Sadness, Frustration -> themselves; anything else
+    (Surprise, Fear, Disgust, Other, ``Other:<text>``) -> ``None``.
+    Matching ignores case and surrounding whitespace.
+    """
+    return _WORD_CLASS.get(" ".join(word.split()).lower())
+
+
+def _error(
+    path: os.PathLike | str, line_no: int, message: str
+) -> CorpusFormatError:
+    return CorpusFormatError(f"{path}:{line_no}: {message}")
+
+
+def _parse_eval_rest(
+    rest: str, path: os.PathLike | str, line_no: int, who: str
+) -> tuple[str, ...]:
+    """Label words of the text after ``C-<who>:``; the comment is dropped."""
+    paren = rest.find("(")
+    if paren >= 0:
+        labels_text, comment = rest[:paren], rest[paren:]
+        if not comment.endswith(")"):
+            raise _error(
+                path,
+                line_no,
+                f"comment of C-{who} does not end with ')': {comment!r}",
+            )
+    else:
+        labels_text = rest
+    words = tuple(
+        " ".join(w.split()) for w in labels_text.split(";") if w.strip()
+    )
+    if not words:
+        raise _error(path, line_no, f"C-{who} line has no label words")
+    return words
+
+
+def _parse_header(
+    match: re.Match, path: os.PathLike | str, line_no: int
+) -> dict:
+    code = match["code"]
+    if code not in HEADER_CODES:
+        raise _error(
+            path,
+            line_no,
+            f"unknown consensus code {code!r} (expected one of "
+            f"{' '.join(HEADER_CODES)})",
+        )
+    utt_id = match["id"]
+    id_match = _ID_RE.match(utt_id)
+    if id_match is None:
+        raise _error(
+            path,
+            line_no,
+            f"utterance id {utt_id!r} is not of the form "
+            "SesNN{F|M}_<dialog>_{F|M}NNN",
+        )
+    try:
+        vad = tuple(float(v) for v in match["vad"].split(","))
+    except ValueError:
+        raise _error(
+            path, line_no, f"bad [v, a, d] field {match['vad']!r}"
+        ) from None
+    if len(vad) != 3:
+        raise _error(path, line_no, f"[v, a, d] needs 3 values, got {len(vad)}")
+    return {
+        "id": utt_id,
+        "session": int(id_match["session"]),
+        "speaker_gender": id_match["gender"],
+        "raw_label": code,
+        "label": HEADER_CODES[code],
+        "start": float(match["start"]),
+        "end": float(match["end"]),
+        "vad": vad,
+        "dialog": utt_id.rsplit("_", 1)[0],
+        "line": line_no,
+    }
+
+
+def parse_emo_evaluation(path: os.PathLike | str) -> list[dict]:
+    """Parses one EmoEvaluation file into raw per-utterance dicts.
+
+    Args:
+      path: the ``.txt`` file.
+
+    Returns:
+      One dict per utterance block, in file order, with keys ``id, session,
+      speaker_gender, raw_label, label, start, end, vad, dialog, line,
+      rater_labels, self_labels``.
+
+    Raises:
+      CorpusFormatError: naming ``path`` and the line number of the first
+        line that is not one of the accepted forms.
+    """
+    raw = pathlib.Path(path).read_bytes()
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as err:
+        raise CorpusFormatError(
+            f"{path}: not UTF-8 text at byte {err.start}"
+        ) from err
+    blocks: list[dict] = []
+    current: dict | None = None
+    for line_no, line in enumerate(text.splitlines(), start=1):
+        line = line.strip()
+        if not line:
+            current = None
+            continue
+        if line.startswith("%"):
+            continue
+        if line.startswith("["):
+            match = _HEADER_RE.match(line)
+            if match is None:
+                raise _error(
+                    path,
+                    line_no,
+                    "malformed header line (expected "
+                    "'[start - end]<TAB>id<TAB>code<TAB>[v, a, d]'): "
+                    f"{line!r}",
+                )
+            current = _parse_header(match, path, line_no)
+            current["rater_labels"] = {}
+            current["self_labels"] = {}
+            blocks.append(current)
+            continue
+        match = _EVAL_RE.match(line)
+        if match is None:
+            raise _error(path, line_no, f"unrecognised line: {line!r}")
+        if current is None:
+            raise _error(
+                path, line_no, "evaluation line outside an utterance block"
+            )
+        if match["kind"] == "A":
+            continue
+        who = match["who"]
+        letter = who[0]
+        if letter == "E":
+            target = current["rater_labels"]
+        elif letter in ("F", "M"):
+            target = current["self_labels"]
+        else:
+            raise _error(
+                path,
+                line_no,
+                f"unknown evaluator C-{who} (expected C-E<n> raters or "
+                "C-F<n>/C-M<n> self-evaluations)",
+            )
+        if who in target:
+            raise _error(path, line_no, f"C-{who} appears twice in one block")
+        target[who] = _parse_eval_rest(match["rest"], path, line_no, who)
+    return blocks
+
+
+def _list_wavs(folder: pathlib.Path) -> set[str]:
+    try:
+        with os.scandir(folder) as entries:
+            return {e.name for e in entries}
+    except (FileNotFoundError, NotADirectoryError):
+        return set()
+
+
+def _emo_files(root: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+    if not root.is_dir():
+        raise FileNotFoundError(
+            f"corpus root {root} is not a directory (expected "
+            "ROOT/Session1..5/dialog/EmoEvaluation/*.txt)"
+        )
+    files = []
+    for entry in sorted(root.iterdir()):
+        match = _SESSION_DIR_RE.match(entry.name)
+        if match is None or not entry.is_dir():
+            continue
+        emo_dir = entry / "dialog" / "EmoEvaluation"
+        if not emo_dir.is_dir():
+            continue
+        # Sub-folders (Categorical/, Attribute/, Self-evaluation/) hold
+        # per-rater copies of the same labels: only top-level files count.
+        # Dot files (macOS "._x.txt" resource forks) are not text.
+        for txt in sorted(emo_dir.glob("*.txt")):
+            if not txt.name.startswith("."):
+                files.append((int(match[1]), txt))
+    if not files:
+        raise FileNotFoundError(
+            f"no EmoEvaluation files under {root} (expected "
+            "ROOT/Session1..5/dialog/EmoEvaluation/*.txt)"
+        )
+    return files
+
+
+def read_corpus_with_report(root: os.PathLike | str) -> CorpusReport:
+    """Reads a corpus and reports the utterances whose wav is missing.
+
+    Missing wav files are not fatal: the records keep ``wav_exists=False``
+    (they never enter S1), the count is logged as a warning and returned.
+
+    Args:
+      root: corpus root holding ``Session1`` ... ``Session5``.
+
+    Returns:
+      A :class:`CorpusReport` whose utterances are sorted by id.
+
+    Raises:
+      FileNotFoundError: no EmoEvaluation file under ``root``.
+      CorpusFormatError: a malformed line (file and line number named), an
+        utterance id whose session differs from its folder, or an id that
+        appears twice.
+    """
+    root = pathlib.Path(root)
+    utterances: list[Utterance] = []
+    seen: dict[str, str] = {}
+    # (session, dialog) -> (wav folder, names in it): one listing per dialog.
+    wav_dirs: dict[tuple[int, str], tuple[pathlib.Path, set[str]]] = {}
+    emo_files = _emo_files(root)
+    for session, path in emo_files:
+        for block in parse_emo_evaluation(path):
+            source = f"{path}:{block['line']}"
+            if block["session"] != session:
+                raise CorpusFormatError(
+                    f"{source}: utterance {block['id']} belongs to session "
+                    f"{block['session']} but is listed under Session{session}"
+                )
+            if block["id"] in seen:
+                raise CorpusFormatError(
+                    f"{source}: utterance {block['id']} already defined at "
+                    f"{seen[block['id']]}"
+                )
+            seen[block["id"]] = source
+            key = (session, block["dialog"])
+            if key not in wav_dirs:
+                folder = (
+                    root / f"Session{session}" / "sentences" / "wav" / key[1]
+                )
+                wav_dirs[key] = (folder, _list_wavs(folder))
+            folder, names = wav_dirs[key]
+            wav_name = block["id"] + ".wav"
+            utterances.append(
+                Utterance(
+                    id=block["id"],
+                    session=session,
+                    speaker_gender=block["speaker_gender"],
+                    label=block["label"],
+                    raw_label=block["raw_label"],
+                    rater_labels=block["rater_labels"],
+                    wav_path=folder / wav_name,
+                    wav_exists=wav_name in names,
+                    self_labels=block["self_labels"],
+                    start=block["start"],
+                    end=block["end"],
+                    vad=block["vad"],
+                    dialog=block["dialog"],
+                    source=source,
+                )
+            )
+    utterances.sort(key=lambda u: u.id)
+    missing = [u.id for u in utterances if not u.wav_exists]
+    if missing:
+        _LOG.warning(
+            "%d of %d utterances under %s have no wav file (first: %s); "
+            "they are kept with wav_exists=False and left out of S1",
+            len(missing),
+            len(utterances),
+            root,
+            ", ".join(missing[:5]),
+        )
+    return CorpusReport(
+        utterances=utterances, missing_wavs=missing, num_files=len(emo_files)
+    )
+
+
+def read_corpus(root: os.PathLike | str) -> list[Utterance]:
+    """Reads every utterance of an IEMOCAP-format corpus, sorted by id.
+
+    See :func:`read_corpus_with_report` for errors and the missing-wav
+    report; this returns only the records.
+    """
+    return read_corpus_with_report(root).utterances
+
+
+def count_labels(utterances: Sequence[Utterance]) -> dict[str, int]:
+    """Header-code counts (``raw_label``) of ``utterances``, sorted by code."""
+    counts: dict[str, int] = {}
+    for u in utterances:
+        counts[u.raw_label] = counts.get(u.raw_label, 0) + 1
+    return dict(sorted(counts.items()))

@@ -1,0 +1,402 @@
+"""Tests of the demo corpus generator: layout, round trip, planted biases."""
+
+import collections
+import dataclasses
+import json
+import os
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+from scipy import stats
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from fairser_jax.constants import EMOTIONS
+from fairser_jax.data import demo_corpus, iemocap, study_sets
+
+SMALL = 60  # utterances of the corpus with audio
+LARGE = 3000  # utterances of the labels-only corpus (bias statistics)
+# Paper Table 1: S1 class shares.
+PAPER_S1 = {
+    "neutral": 1706 / 7362,
+    "happiness": 1633 / 7362,
+    "anger": 1099 / 7362,
+    "sadness": 1080 / 7362,
+    "frustration": 1844 / 7362,
+}
+CODE_OF_WORD = {
+    "neutral": "neu",
+    "neutral state": "neu",
+    "happiness": "hap",
+    "excited": "exc",
+    "anger": "ang",
+    "sadness": "sad",
+    "frustration": "fru",
+    "surprise": "sur",
+    "fear": "fea",
+    "disgust": "dis",
+    "other": "oth",
+}
+
+
+@pytest.fixture(scope="session")
+def small(tmp_path_factory):
+    root = tmp_path_factory.mktemp("demo") / "corpus"
+    summary = demo_corpus.generate(root, num_utterances=SMALL, seed=0)
+    return root, summary
+
+
+@pytest.fixture(scope="session")
+def large(tmp_path_factory):
+    """Labels-only corpus; records marked as having audio for S1/S2."""
+    root = tmp_path_factory.mktemp("demo_labels") / "corpus"
+    summary = demo_corpus.generate(
+        root, num_utterances=LARGE, seed=1, write_audio=False
+    )
+    records = [
+        dataclasses.replace(u, wav_exists=True)
+        for u in iemocap.read_corpus(root)
+    ]
+    sets = study_sets.build(
+        records, study_sets.load_rater_gender(root / "rater_gender.json")
+    )
+    return root, summary, records, sets
+
+
+def test_round_trip_counts(small):
+    root, summary = small
+    report = iemocap.read_corpus_with_report(root)
+    records = report.utterances
+    assert len(records) == summary["num_utterances"] == SMALL
+    assert report.missing_wavs == []
+    assert report.num_files == summary["num_files"]
+    assert summary["num_wavs"] == SMALL
+    assert iemocap.count_labels(records) == summary["header_counts"]
+    genders = collections.Counter(u.speaker_gender for u in records)
+    assert dict(genders) == summary["speaker_gender"]
+    assert sorted(summary["latent"]) == [u.id for u in records]
+    on_disk = json.loads((root / "demo_corpus.json").read_text())
+    assert on_disk == {k: v for k, v in summary.items() if k != "root"}
+    # Ten speakers: both actors of each of the five sessions.
+    assert {u.speaker for u in records} == {
+        f"Ses0{s}{g}" for s in range(1, 6) for g in "FM"
+    }
+    wavs = sorted(root.glob("Session*/sentences/wav/*/*.wav"))
+    assert len(wavs) == SMALL
+    assert {w.stem for w in wavs} == {u.id for u in records}
+
+
+def test_layout_is_iemocap(small):
+    root, _ = small
+    for u in iemocap.read_corpus(root):
+        assert u.wav_path == (
+            root
+            / f"Session{u.session}"
+            / "sentences"
+            / "wav"
+            / u.dialog
+            / f"{u.id}.wav"
+        )
+        emo = (
+            root
+            / f"Session{u.session}"
+            / "dialog"
+            / "EmoEvaluation"
+            / f"{u.dialog}.txt"
+        )
+        assert emo.is_file()
+        assert u.id.startswith(f"Ses{u.session:02d}")
+    mapping = study_sets.load_rater_gender(root / "rater_gender.json")
+    assert mapping == demo_corpus.RATER_GENDER
+    assert sorted(mapping.values()) == ["F", "F", "F", "F", "M", "M"]
+
+
+def test_wav_files(small):
+    root, summary = small
+    durations = []
+    for u in iemocap.read_corpus(root):
+        info = soundfile.info(u.wav_path)
+        assert info.samplerate == 16000
+        assert info.channels == 1
+        assert info.subtype == "PCM_16"
+        # The header times bracket the audio (4 decimals).
+        assert abs(info.frames / 16000 - (u.end - u.start)) < 2e-4
+        durations.append(info.frames / 16000)
+    mean = demo_corpus.default_mean_duration(SMALL)
+    assert 0.6 * mean < np.mean(durations) < 1.4 * mean
+    assert min(durations) >= 0.4
+    assert sum(durations) == pytest.approx(summary["total_seconds"], 1e-3)
+
+
+def test_annotation_line_forms(small, large):
+    for records in (iemocap.read_corpus(small[0]), large[2]):
+        for u in records:
+            assert len(u.rater_labels) >= 3
+            assert set(u.rater_labels) <= set(demo_corpus.RATER_GENDER)
+            assert set(u.self_labels) <= {f"{u.speaker_gender}1"}
+            assert len(u.vad) == 3 and all(1 <= v <= 5 for v in u.vad)
+    text = "".join(
+        p.read_text()
+        for p in large[0].glob("Session*/dialog/EmoEvaluation/*.txt")
+    )
+    assert text.startswith("% [START_TIME - END_TIME]")
+    for form in (
+        "\nA-E",
+        "\nC-F1:\t",
+        "\nC-M1:\t",
+        "Neutral state;",
+        "Other:",
+        "Excited;",
+        "; Neutral;",
+        "\txxx\t",
+    ):
+        assert form in text, form
+    comments = [
+        line.split("(", 1)[1] for line in text.splitlines() if "(" in line
+    ]
+    assert any(";" in c for c in comments)
+    assert any(":" in c for c in comments)
+
+
+def test_consensus_is_plurality_of_rater_votes(large):
+    _, _, records, _ = large
+    for u in records:
+        votes = collections.Counter(
+            CODE_OF_WORD[w.split(":")[0].lower()]
+            for words in u.rater_labels.values()
+            for w in words
+        )
+        top = votes.most_common()
+        tie = len(top) > 1 and top[0][1] == top[1][1]
+        assert u.raw_label == ("xxx" if tie else top[0][0]), u.id
+
+
+def _shares(labels):
+    counts = collections.Counter(labels)
+    return np.array([counts[e] for e in EMOTIONS])
+
+
+def test_table1_resembles_the_paper(large):
+    _, summary, records, sets = large
+    table = sets.table1()
+    n = summary["num_utterances"]
+    assert 0.65 < table["S1"]["n"] / n < 0.82
+    assert 0.45 < table["S2"]["n"] / table["S1"]["n"] < 0.70
+    assert 0.15 < summary["header_counts"]["xxx"] / n < 0.30
+    for e, share in PAPER_S1.items():
+        got = table["S1"]["per_class"][e] / table["S1"]["n"]
+        assert abs(got - share) < 0.05, e
+    # As in the paper, happiness rarely enters S2; neutral mostly does.
+    s1, s2 = table["S1"]["per_class"], table["S2"]["per_class"]
+    assert s2["happiness"] / s1["happiness"] < 0.45
+    assert s2["neutral"] / s1["neutral"] > 0.55
+
+
+def test_speaker_gender_changes_label_frequencies(large):
+    _, _, records, sets = large
+    by_id = {u.id: u for u in records}
+    groups = {
+        g: _shares(
+            sets.labels[i] for i in sets.s1_ids if by_id[i].speaker_gender == g
+        )
+        for g in "MF"
+    }
+    _, p, _, _ = stats.chi2_contingency(np.stack([groups["M"], groups["F"]]))
+    assert p < 1e-10
+    share = {g: groups[g] / groups[g].sum() for g in "MF"}
+    hap, ang = EMOTIONS.index("happiness"), EMOTIONS.index("anger")
+    assert share["F"][hap] - share["M"][hap] > 0.1
+    assert share["M"][ang] - share["F"][ang] > 0.1
+
+
+def test_rater_gender_groups_differ(large):
+    _, _, _, sets = large
+    groups = {
+        g: _shares(
+            sets.labels[i] for i, gg in sets.s2_rater_gender.items() if gg == g
+        )
+        for g in "MF"
+    }
+    assert groups["M"].sum() > 0.25 * (groups["M"].sum() + groups["F"].sum())
+    _, p, _, _ = stats.chi2_contingency(np.stack([groups["M"], groups["F"]]))
+    assert p < 1e-10
+    share = {g: groups[g] / groups[g].sum() for g in "MF"}
+    neu, fru = EMOTIONS.index("neutral"), EMOTIONS.index("frustration")
+    assert share["M"][neu] - share["F"][neu] > 0.2
+    assert share["F"][fru] - share["M"][fru] > 0.1
+
+
+def test_male_and_female_raters_confuse_differently(large):
+    _, summary, records, _ = large
+    rater_gender = demo_corpus.RATER_GENDER
+
+    def rate(latent: str, word: str, gender: str) -> float:
+        said = [
+            word in words
+            for u in records
+            if summary["latent"][u.id] == latent
+            for r, words in u.rater_labels.items()
+            if rater_gender[r] == gender
+        ]
+        return float(np.mean(said))
+
+    # Women hear anger as frustration; men hear sadness as neutral.
+    assert (
+        rate("anger", "Frustration", "F")
+        > rate("anger", "Frustration", "M") + 0.1
+    )
+    assert (
+        rate("sadness", "Neutral", "M") > rate("sadness", "Neutral", "F") + 0.1
+    )
+
+
+def test_deterministic_from_seed(tmp_path):
+    def files(root):
+        return {
+            str(p.relative_to(root)): p.read_bytes()
+            for p in sorted(root.rglob("*"))
+            if p.is_file()
+        }
+
+    demo_corpus.generate(tmp_path / "a", num_utterances=12, seed=5)
+    demo_corpus.generate(tmp_path / "b", num_utterances=12, seed=5)
+    demo_corpus.generate(tmp_path / "c", num_utterances=12, seed=6)
+    demo_corpus.generate(
+        tmp_path / "d", num_utterances=12, seed=5, write_audio=False
+    )
+    a, b, c, d = (files(tmp_path / x) for x in "abcd")
+    assert a == b
+    assert a != c
+    # Labels do not depend on whether audio is written.
+    text = {k: v for k, v in a.items() if k.endswith(".txt")}
+    assert text == {k: v for k, v in d.items() if k.endswith(".txt")}
+
+
+def _f0(x: np.ndarray) -> float:
+    """Median autocorrelation F0 of the loudest frames (Hz)."""
+    frames = np.lib.stride_tricks.sliding_window_view(x, 1024)[::256]
+    loud = frames[np.argsort((frames**2).sum(1))[-8:]]
+    f0s = []
+    for f in loud:
+        f = f - f.mean()
+        ac = np.correlate(f, f, "full")[1023:]
+        lo, hi = 16000 // 400, 16000 // 60
+        f0s.append(16000 / (lo + np.argmax(ac[lo:hi])))
+    return float(np.median(f0s))
+
+
+def test_speaker_gender_is_audible():
+    rng = np.random.default_rng(0)
+    for f0 in (115.0, 205.0):
+        x = demo_corpus.synthesize(
+            rng,
+            num_samples=16000,
+            latent="neutral",
+            intensity=0.5,
+            speaker_f0=f0,
+            formant_scale=1.0,
+        )
+        assert _f0(x) == pytest.approx(f0, rel=0.2)
+
+
+def _band_features(x: np.ndarray) -> np.ndarray:
+    x = (x - x.mean()) / np.sqrt(x.var() + 1e-7)  # as wav2vec2's input
+    frames = np.lib.stride_tricks.sliding_window_view(x, 400)[::160]
+    power = np.abs(np.fft.rfft(frames * np.hanning(400), axis=1)) ** 2
+    bands = np.log(
+        np.stack([b.sum(1) for b in np.array_split(power, 16, 1)], 1) + 1e-6
+    )
+    return np.concatenate([bands.mean(0), bands.std(0)])
+
+
+def test_emotion_is_learnable_from_normalised_audio():
+    rng = np.random.default_rng(0)
+    xs, ys = [], []
+    for label, emotion in enumerate(EMOTIONS):
+        for k in range(30):
+            female = k % 2 == 0
+            x = demo_corpus.synthesize(
+                rng,
+                num_samples=8000,
+                latent=emotion,
+                intensity=float(rng.uniform(0.5, 1.0)),
+                speaker_f0=float(rng.uniform(190, 220) if female else 110),
+                formant_scale=1.15 if female else 1.0,
+            )
+            xs.append(_band_features(x))
+            ys.append(label)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    accuracy = cross_val_score(model, np.array(xs), np.array(ys), cv=5)
+    assert accuracy.mean() > 0.6  # chance: 0.2
+
+
+def test_louder_emotions_have_higher_snr():
+    def peak_to_floor(emotion):
+        x = demo_corpus.synthesize(
+            np.random.default_rng(1),
+            num_samples=16000,
+            latent=emotion,
+            intensity=1.0,
+            speaker_f0=150.0,
+            formant_scale=1.0,
+        )
+        energy = np.convolve(x**2, np.ones(400) / 400, "valid")
+        return np.percentile(energy, 95) / np.percentile(energy, 2)
+
+    assert peak_to_floor("anger") > 10 * peak_to_floor("sadness")
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(ValueError, match="at least 10"):
+        demo_corpus.generate(tmp_path / "x", num_utterances=9, seed=0)
+    with pytest.raises(ValueError, match="positive"):
+        demo_corpus.generate(
+            tmp_path / "x", num_utterances=10, seed=0, mean_duration=0
+        )
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="holds no demo corpus"):
+        demo_corpus.generate(other, num_utterances=10, seed=0)
+    assert (other / "notes.txt").read_text() == "mine"
+
+
+def test_overwrite_replaces_an_earlier_corpus(tmp_path):
+    root = tmp_path / "c"
+    demo_corpus.generate(root, num_utterances=20, seed=0, write_audio=False)
+    with pytest.raises(ValueError, match="overwrite"):
+        demo_corpus.generate(root, num_utterances=10, seed=0)
+    demo_corpus.generate(root, num_utterances=10, seed=0, overwrite=True)
+    report = iemocap.read_corpus_with_report(root)
+    assert len(report.utterances) == 10 and report.missing_wavs == []
+
+
+def test_command_line(tmp_path):
+    out = tmp_path / "cli"
+    cmd = [
+        sys.executable,
+        "-m",
+        "fairser_jax.make_demo_corpus",
+        f"--out={out}",
+        "--num_utterances=10",
+        "--seed=3",
+    ]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    cwd = pathlib.Path(__file__).parents[1]
+    done = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "| S1 |" in done.stdout and "| S2 |" in done.stdout
+    assert len(iemocap.read_corpus(out)) == 10
+    again = subprocess.run(
+        cmd, capture_output=True, text=True, env=env, cwd=cwd, check=False
+    )
+    assert again.returncode != 0
+    assert "--overwrite" in again.stderr
