@@ -17,7 +17,7 @@ setuptools.setup(
         "jax>=0.4.30",
         "flax>=0.8.5",
         "optax>=0.2.2",
-        "ott-jax>=0.4.7",
+        "ott-jax==0.6.*",  # gradient workaround verified on 0.6.0
         "chex>=0.1.86",
         "absl-py>=2.0",
         "ml-collections>=0.1.1",
