@@ -45,7 +45,7 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.loss.lambda_s = 1.0
     config.loss.lambda_r = 1.0
     config.loss.epsilon = 0.1
-    config.loss.sinkhorn_iterations = 20
+    config.loss.sinkhorn_iterations = 10
     config.loss.debiased = True
     # L_D-S / L_D-R between L2-normalised embeddings (see
     # fairser_jax.train.objectives.distance_space and docs/DESIGN.md).
