@@ -15,6 +15,10 @@ def get_config() -> ml_collections.ConfigDict:
     config.data.corpus = ""  # generate the demo corpus into <workdir>/corpus
     config.demo.num_utterances = 600
     config.features.checkpoint = "random-base"
+    # Random weights: deeper random layers blur the acoustics (5-class probe
+    # accuracy 0.54 at layer 1 vs 0.46 at the last), and the extractor
+    # skips the 11 layers after it. Real checkpoints use the last layer.
+    config.features.layer = 1
     config.train.epochs = 30
     config.train.checkpoint_every = 10
     config.seeds = (0, 1, 2)

@@ -29,7 +29,7 @@ def get_default_config() -> ml_collections.ConfigDict:
     # HF hub name or local dir; "random-base"/"random-tiny" are built in.
     config.features.checkpoint = "facebook/wav2vec2-base"
     config.features.layer = -1
-    config.features.batch_seconds = 64.0
+    config.features.batch_seconds = 32.0
     # Empty: <workdir>/features.npz (reused when its manifest matches).
     config.features.path = ""
     config.features.allow_pickle = False

@@ -435,3 +435,25 @@ def test_cli_end_to_end(demo_root, tmp_path):
     assert np.all(np.isfinite(feats))
     # The tqdm bar reached the end (rate shown as utt/s or s/utt).
     assert re.search(r"20/20 \[.*utt", proc.stderr), proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_truncated_model_gives_the_same_layer(layer):
+    """Cutting the layers after `layer` does not change its features."""
+    from fairser_jax.wav2vec2 import model as model_lib
+    from fairser_jax.wav2vec2 import weights as weights_lib
+
+    ckpt = weights_lib.random_checkpoint("random-tiny", seed=3)
+    config, params = extraction.truncate(ckpt.config, ckpt.params, layer)
+    assert config.num_hidden_layers == layer
+    assert sum(k.startswith("layers_") for k in params["encoder"]) == layer
+    wave = np.random.default_rng(0).normal(size=(2, 4000)).astype(np.float32)
+    full = model_lib.Wav2Vec2Model(ckpt.config).apply(
+        {"params": ckpt.params}, wave, None, output_hidden_states=True
+    )
+    cut = model_lib.Wav2Vec2Model(config).apply(
+        {"params": params}, wave, None, output_hidden_states=True
+    )
+    np.testing.assert_allclose(
+        cut.hidden_states[layer], full.hidden_states[layer], atol=1e-6
+    )

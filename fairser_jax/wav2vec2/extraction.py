@@ -111,6 +111,28 @@ def make_pooled_apply(
     return jax.jit(apply)
 
 
+def truncate(
+    config: model_lib.Wav2Vec2Config, params: dict, layer: int
+) -> tuple[model_lib.Wav2Vec2Config, dict]:
+    """Drops the transformer layers after ``layer`` (``0 <= layer``).
+
+    ``hidden_states[layer]`` depends only on the layers before it, so a
+    model cut to ``layer`` layers yields the same features and skips the
+    rest (wav2vec2-base at layer 1: 11 of 12 layers). In both families the
+    cut model's ``hidden_states[layer]`` is its last entry, before any final
+    layer norm, as in the full model.
+    """
+    if layer >= int(config.num_hidden_layers):
+        return config, params
+    encoder = {
+        name: value
+        for name, value in params["encoder"].items()
+        if not (name.startswith("layers_") and int(name[7:]) >= layer)
+    }
+    config = dataclasses.replace(config, num_hidden_layers=layer)
+    return config, {**params, "encoder": encoder}
+
+
 def min_input_samples(config: model_lib.Wav2Vec2Config) -> int:
     """Shortest input length with at least one conv frame.
 
@@ -183,8 +205,12 @@ class Extractor:
             raise ValueError(
                 f"batch_seconds must be positive, got {batch_seconds}"
             )
+        params = checkpoint.params
+        if layer != -1:
+            layer %= int(config.num_hidden_layers) + 1
+            config, params = truncate(config, params, layer)
         self.config = config
-        self.params = checkpoint.params
+        self.params = params
         self.layer = layer
         self.ladder_ratio = ladder_ratio
         self.prep = audio.Preprocessing.from_preprocessor(
