@@ -236,7 +236,7 @@ def train_variant(
     mesh: Mesh | None = None,
     progress: bool = True,
     stop_after_epoch: int | None = None,
-) -> VariantOutput:
+) -> VariantOutput | None:
     """Trains every run of `variant` together and evaluates its test folds.
 
     Args:
@@ -254,7 +254,7 @@ def train_variant(
         simulates a killed job in tests. Returns None then.
 
     Returns:
-      The `VariantOutput` of the R runs.
+      The `VariantOutput` of the R runs (None after `stop_after_epoch`).
 
     Raises:
       NonFiniteLossError: naming the run and step whose loss is not finite.
@@ -358,6 +358,7 @@ def train_variant(
             manager.save(done, args=ocp.args.StandardSave(state))
             manager.wait_until_finished()
         if stop_after_epoch is not None and done >= stop_after_epoch:
+            bar.close()
             return None
     bar.close()
 
