@@ -22,6 +22,7 @@ import pathlib
 
 from absl import app, flags
 
+from fairser_jax import cli
 from fairser_jax.wav2vec2 import extraction
 
 _CORPUS = flags.DEFINE_string("corpus", None, "Corpus root in IEMOCAP layout.")
@@ -85,20 +86,24 @@ def main(argv: list[str]) -> None:
     if _OUT.value is None or _CHECKPOINT.value is None:
         raise app.UsageError("--out and --checkpoint are required")
     logging.getLogger("fairser_jax").setLevel(logging.INFO)
-    source = (
-        _CORPUS.value
-        if _CORPUS.value is not None
-        else read_wav_list(_WAV_LIST.value)
-    )
-    features = extraction.extract_corpus(
-        source,
-        _CHECKPOINT.value,
-        _OUT.value,
-        layer=_LAYER.value,
-        batch_seconds=_BATCH_SECONDS.value,
-        skip_bad_audio=_SKIP_BAD_AUDIO.value,
-        allow_pickle=_ALLOW_PICKLE.value,
-    )
+
+    def run():
+        source = (
+            _CORPUS.value
+            if _CORPUS.value is not None
+            else read_wav_list(_WAV_LIST.value)
+        )
+        return extraction.extract_corpus(
+            source,
+            _CHECKPOINT.value,
+            _OUT.value,
+            layer=_LAYER.value,
+            batch_seconds=_BATCH_SECONDS.value,
+            skip_bad_audio=_SKIP_BAD_AUDIO.value,
+            allow_pickle=_ALLOW_PICKLE.value,
+        )
+
+    features = cli.run_or_exit("fairser_jax.extract", run)
     skipped = features.manifest.get("skipped", [])
     print(
         f"{_OUT.value}: {features.features.shape[0]} utterances x "

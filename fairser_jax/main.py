@@ -14,6 +14,7 @@ import jax
 from absl import app, flags
 from ml_collections import config_flags
 
+from fairser_jax import cli
 from fairser_jax.train import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -40,7 +41,12 @@ def main(argv: list[str]) -> None:
     # Orbax logs every checkpoint step through absl at INFO; keep its
     # warnings, drop the chatter that would bury the progress bars.
     logging.getLogger("absl").setLevel(logging.WARNING)
-    results = pipeline.run(_CONFIG.value, _WORKDIR.value, resume=_RESUME.value)
+    results = cli.run_or_exit(
+        "fairser_jax.main",
+        lambda: pipeline.run(
+            _CONFIG.value, _WORKDIR.value, resume=_RESUME.value
+        ),
+    )
     report = f"{_WORKDIR.value}/report.md"
     print(f"{len(results['runs'])} results; report: {report}")
 

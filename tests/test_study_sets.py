@@ -203,7 +203,9 @@ def test_bad_rater_maps(tmp_path, content, message):
 
 
 def test_missing_rater_map_file(tmp_path):
-    with pytest.raises(FileNotFoundError, match="--rater_gender=PATH"):
+    with pytest.raises(
+        FileNotFoundError, match="--config.data.rater_gender=PATH"
+    ):
         study_sets.load_rater_gender(tmp_path / "absent.json")
 
 
@@ -213,12 +215,12 @@ def test_s2_without_mapping_names_raters_and_flag():
         study_sets.build(records, None)
     message = str(err.value)
     assert "E1, E2, E3, E4, E5, E6" in message
-    assert "--rater_gender=PATH" in message
+    assert "--config.data.rater_gender=PATH" in message
     assert "config.data.rater_gender" in message
     partial = {"E1": "M", "E2": "F", "E3": "F"}
     with pytest.raises(ValueError, match="rater.s. E4, E5, E6") as err:
         study_sets.build(records, partial)
-    assert "--rater_gender=PATH" in str(err.value)
+    assert "--config.data.rater_gender=PATH" in str(err.value)
 
 
 def test_duplicate_ids_rejected():

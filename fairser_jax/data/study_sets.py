@@ -11,8 +11,8 @@
   class is that emotion.
 
 Rater genders are not part of IEMOCAP: they come from a JSON mapping file
-(``{"E1": "M", "E2": "F", ...}``) given by ``--rater_gender=PATH`` or
-``config.data.rater_gender``; nothing is ever guessed.
+(``{"E1": "M", "E2": "F", ...}``) given on the command line by
+``--config.data.rater_gender=PATH``; nothing is ever guessed.
 """
 
 from __future__ import annotations
@@ -45,10 +45,10 @@ __all__ = [
 NUM_FOLDS = 5
 
 RATER_GENDER_HINT = (
-    "pass a rater-gender mapping file with --rater_gender=PATH (config "
-    'field config.data.rater_gender), a JSON object like {"E1": "M", '
-    '"E2": "F", ...}; IEMOCAP does not publish its evaluators\' genders, '
-    "so the file has to come from you"
+    "pass a rater-gender mapping file with "
+    "--config.data.rater_gender=PATH, a JSON object like {"
+    '"E1": "M", "E2": "F", ...}; IEMOCAP does not publish its evaluators\' '
+    "genders, so the file has to come from you"
 )
 
 _RATER_KEY_RE = re.compile(r"^(?:C-)?(E\d+)$")

@@ -15,6 +15,7 @@ import logging
 from absl import app, flags
 from ml_collections import config_flags
 
+from fairser_jax import cli
 from fairser_jax.train import pipeline
 
 _CONFIG = config_flags.DEFINE_config_file(
@@ -34,8 +35,11 @@ def main(argv: list[str]) -> None:
     # Orbax logs every checkpoint step through absl at INFO; keep its
     # warnings, drop the chatter that would bury the progress bars.
     logging.getLogger("absl").setLevel(logging.WARNING)
-    results = pipeline.train(
-        _CONFIG.value, _WORKDIR.value, resume=_RESUME.value
+    results = cli.run_or_exit(
+        "fairser_jax.train",
+        lambda: pipeline.train(
+            _CONFIG.value, _WORKDIR.value, resume=_RESUME.value
+        ),
     )
     print(f"{len(results['runs'])} results in {_WORKDIR.value}/results.json")
 
