@@ -10,7 +10,6 @@ trained at once → `results.json`, `predictions.csv`, `report.md` and
 
 import logging
 
-import jax
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -24,19 +23,12 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Output directory.")
 _RESUME = flags.DEFINE_bool(
     "resume", False, "Continue a killed run in the same --workdir."
 )
-_DISTRIBUTED = flags.DEFINE_bool(
-    "jax_distributed",
-    False,
-    "Call jax.distributed.initialize() first (multi-host).",
-)
 flags.mark_flags_as_required(["config", "workdir"])
 
 
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if _DISTRIBUTED.value:
-        jax.distributed.initialize()
     logging.getLogger().setLevel(logging.INFO)
     # Orbax logs every checkpoint step through absl at INFO; keep its
     # warnings, drop the chatter that would bury the progress bars.
