@@ -153,3 +153,47 @@ def test_train_without_features_says_how_to_make_them(tmp_path, workdir):
     )
     assert proc.returncode != 0
     assert "python -m fairser_jax.extract" in proc.stderr
+
+
+def test_resume_finishes_an_interrupted_variant(workdir):
+    """A killed run (fair_rat's predictions never written) resumes from
+    fair_rat's last checkpoint to the same results; finished variants are
+    kept as they were."""
+    before = (workdir / "results.json").read_text()
+    dnn_csv = (workdir / "predictions" / "dnn.csv").stat().st_mtime_ns
+    (workdir / "predictions" / "fair_rat.csv").unlink()
+    (workdir / "results.json").unlink()
+    proc = _cli(
+        "fairser_jax.train",
+        "--config=configs/test.py",
+        f"--workdir={workdir}",
+        "--resume",
+    )
+    # Training is deterministic, so equal results alone would not show that
+    # the checkpoint was used: the log must say so.
+    assert "fair_rat: resumed from epoch 4 of 4" in proc.stderr
+    assert "dnn: already finished" in proc.stderr
+    assert (workdir / "results.json").read_text() == before
+    assert (workdir / "predictions" / "dnn.csv").stat().st_mtime_ns == dnn_csv
+
+
+def test_resume_refuses_another_config(workdir):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fairser_jax.train",
+            "--config=configs/test.py",
+            f"--workdir={workdir}",
+            "--resume",
+            "--config.train.epochs=7",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "different config" in proc.stderr

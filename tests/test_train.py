@@ -130,7 +130,23 @@ def test_resume_equals_uninterrupted(table, tmp_path):
         table, "dnn", runs, cfg, checkpoint_dir=ckpt, stop_after_epoch=2
     )
     assert killed is None
-    resumed = _train(table, "dnn", runs, cfg, checkpoint_dir=ckpt, resume=True)
+    calls = []
+    original = runner.make_epoch_fn
+
+    def counting(*args, **kwargs):
+        fn = original(*args, **kwargs)
+        return lambda *a: calls.append(1) or fn(*a)
+
+    runner.make_epoch_fn = counting
+    try:
+        resumed = _train(
+            table, "dnn", runs, cfg, checkpoint_dir=ckpt, resume=True
+        )
+    finally:
+        runner.make_epoch_fn = original
+    # Deterministic training would reproduce `full` from scratch too: the
+    # resumed run must have trained only the two remaining epochs.
+    assert len(calls) == 2
     np.testing.assert_allclose(resumed.logits, full.logits, rtol=1e-6)
     np.testing.assert_allclose(
         resumed.loss_history, full.loss_history, rtol=1e-6

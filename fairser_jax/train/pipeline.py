@@ -232,14 +232,12 @@ def assemble(workdir: pathlib.Path, cfg, study) -> dict:
     tmp = combined.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as out:
         for i, variant in enumerate(cfg.variants):
-            lines = (workdir / "predictions" / f"{variant}.csv").open(
-                encoding="utf-8"
-            )
-            header = next(lines)
-            if i == 0:
-                out.write(header)
-            shutil.copyfileobj(lines, out)
-            lines.close()
+            part = workdir / "predictions" / f"{variant}.csv"
+            with part.open(encoding="utf-8", newline="") as lines:
+                header = next(lines)
+                if i == 0:
+                    out.write(header)
+                shutil.copyfileobj(lines, out)
     tmp.replace(combined)
     results = {
         "study_sets": study.table1(),
