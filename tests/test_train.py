@@ -199,3 +199,37 @@ def test_four_devices_equal_one(stack, tmp_path):
     np.testing.assert_allclose(
         np.load(out), one.logits[:7], rtol=1e-5, atol=1e-5
     )
+
+
+def test_distance_terms_ignore_embedding_scale():
+    """On the unit sphere L_D-S / L_D-R cannot be lowered by shrinking z."""
+    from fairser_jax.models import ModelOutput
+    from fairser_jax.train import objectives
+
+    rng = np.random.default_rng(0)
+    z = np.abs(rng.normal(size=(16, 8))).astype(np.float32)
+    z[::2] += 1.0  # group M sits elsewhere
+    batch = objectives.Batch(
+        x=np.zeros((16, 4), np.float32),
+        y=(np.arange(16) % 3 == 0).astype(np.float32),
+        speaker_gender=(np.arange(16) % 2 == 0).astype(np.int32),
+        rater_gender=(np.arange(16) % 2 == 0).astype(np.int32),
+        in_s2=np.arange(16) < 12,
+    )
+    cfg = _cfg().loss
+
+    def terms(scale, unit):
+        cfg.unit_sphere_distance = unit
+        out = ModelOutput(
+            logits=np.zeros(16, np.float32),
+            embeddings=scale * z,
+            adversary_logits=np.zeros(16, np.float32),
+        )
+        _, spk = objectives.speaker_fair(out, batch, cfg)
+        _, rat = objectives.rater_fair(out, batch, cfg)
+        return float(spk["l_ds"]), float(rat["l_dr"])
+
+    np.testing.assert_allclose(terms(0.1, True), terms(1.0, True), rtol=1e-4)
+    small, large = terms(0.1, False), terms(1.0, False)
+    assert small[0] < 0.1 * large[0] and small[1] < 0.1 * large[1]
+    assert min(terms(1.0, True)) > 0
