@@ -1,5 +1,6 @@
 """Shared behaviour of the absl entry points."""
 
+import logging
 from collections.abc import Callable
 from typing import TypeVar
 
@@ -24,3 +25,13 @@ def run_or_exit(program: str, fn: Callable[[], T]) -> T:
         return fn()
     except USER_ERRORS as e:
         raise SystemExit(f"{program}: error: {e}") from None
+
+
+def configure_logging() -> None:
+    """Our INFO messages on; orbax's per-checkpoint INFO chatter off.
+
+    Orbax logs every save through absl at INFO, which would bury the
+    progress bars; its warnings still show.
+    """
+    logging.getLogger().setLevel(logging.INFO)
+    logging.getLogger("absl").setLevel(logging.WARNING)

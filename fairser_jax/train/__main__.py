@@ -10,8 +10,6 @@ make it with `python -m fairser_jax.extract`), writes `results.json`,
 `python -m fairser_jax.report --workdir=DIR` then draws tables and figures.
 """
 
-import logging
-
 from absl import app, flags
 from ml_collections import config_flags
 
@@ -31,10 +29,7 @@ flags.mark_flags_as_required(["config", "workdir"])
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    logging.getLogger().setLevel(logging.INFO)
-    # Orbax logs every checkpoint step through absl at INFO; keep its
-    # warnings, drop the chatter that would bury the progress bars.
-    logging.getLogger("absl").setLevel(logging.WARNING)
+    cli.configure_logging()
     results = cli.run_or_exit(
         "fairser_jax.train",
         lambda: pipeline.train(
