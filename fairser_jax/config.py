@@ -14,7 +14,7 @@ def get_default_config() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
 
     # Corpus in IEMOCAP layout. Empty: generate the built-in demo corpus into
-    # <workdir>/corpus (SPEC §2.3) from `config.demo`.
+    # <workdir>/corpus from `config.demo` (fairser_jax/data/demo_corpus.py).
     config.data = ml_collections.ConfigDict()
     config.data.corpus = ""
     # JSON {"E1": "M", ...}. Empty: <corpus>/rater_gender.json when it exists.
@@ -58,6 +58,26 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.train.learning_rate = 1e-3
     config.train.weight_decay = 1e-3
     config.train.checkpoint_every = 50
+
+    # Two-sided models (§3.1, eq. 3; fairser_jax/train/alpha.py).
+    config.two_sided = ml_collections.ConfigDict()
+    # D ↦ α: "ema_ratio" (α = D / (D + EMA(D))), "ema_zscore"
+    # (α = sigmoid((D − EMA) / EMSD)), "saturating" (α = D / (D +
+    # alpha_scale)) or "constant" (α = alpha_constant).
+    config.two_sided.alpha_fn = "ema_ratio"
+    config.two_sided.ema_decay = 0.9
+    config.two_sided.alpha_scale = 0.05
+    config.two_sided.alpha_constant = 0.5
+    # μ_RAT of eq. (3): "trained" (the model being trained, the paper) or
+    # "frozen" (the frozen trained Fair_rat).
+    config.two_sided.mu_rat = "trained"
+    # The fixed-α sweep of Fig. 3a (variant "fixed_alpha"): one stacked set
+    # of runs holds every α.
+    config.two_sided.fixed_alphas = tuple(
+        round(0.05 * k, 2) for k in range(1, 20)
+    )
+    # Detectors of the sweep (the paper's Fig. 3 analyses Anger).
+    config.two_sided.sweep_emotions = ("anger",)
 
     config.variants = ("dnn", "fair_spk", "fair_rat")
     config.emotions = constants.EMOTIONS

@@ -12,12 +12,3 @@ EMOTIONS: tuple[str, ...] = (
 # Integer coding of a gender group wherever one enters an array: speaker
 # gender (S1) and rater-gender group (S2). Unknown group = masked out.
 GENDER_CODE: dict[str, int] = {"F": 0, "M": 1}
-
-VARIANTS: tuple[str, ...] = (
-    "dnn",
-    "fair_spk",
-    "fair_rat",
-    "basic",
-    "proposed",
-    "fixed_alpha",
-)

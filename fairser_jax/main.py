@@ -11,8 +11,7 @@ trained at once → `results.json`, `predictions.csv`, `report.md` and
 from absl import app, flags
 from ml_collections import config_flags
 
-from fairser_jax import cli
-from fairser_jax.train import pipeline
+from fairser_jax import cli, pipeline
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/demo.py.", lock_config=True

@@ -1,4 +1,4 @@
-"""Figures of a workdir: the paper's Fig. 2 and Fig. 3 analogues (SPEC §8).
+"""Figures of a workdir: the paper's Fig. 2 and Fig. 3 analogues.
 
 Every function reads what the training stage wrote (``results.json``,
 ``embeddings/*.npz``), draws with Matplotlib's Agg canvas (no pyplot, no
@@ -13,10 +13,14 @@ and returns its path, or ``None`` when its inputs are absent.
   per variant, mean ± SD over seeds (the intra-/inter-fairness contrast of
   Table 2 at a glance).
 - :func:`alpha_histogram_figure`: Fig. 3b — histogram of the batch-wise α
-  of eq. (3) recorded while training Proposed.
+  of eq. (3) recorded while training Proposed (from the counts that
+  ``results.json["alpha_trace"]`` holds per emotion).
 - :func:`fixed_alpha_figure`: Fig. 3a — ΔSP_spk × ΔSP_rat of fixed-α
   models against α, with each Proposed seed as a dotted orange line and the
   95% bootstrap CI of Proposed as a grey band.
+
+Variant names and which variants have a parity panel come from the variant
+registry (:mod:`fairser_jax.train.variants`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from matplotlib.patches import Patch
 
 from fairser_jax import metrics
 from fairser_jax.constants import EMOTIONS
+from fairser_jax.train import variants as variants_lib
 
 MALE_COLOR = "#1f4fbf"  # blue, as in the paper's Fig. 2
 FEMALE_COLOR = "#d62728"  # red
@@ -45,23 +50,10 @@ PROPOSED_COLOR = "#ff7f0e"  # orange dotted lines of Fig. 3a
 
 DPI = 150
 
-PARITY_VARIANTS: tuple[str, ...] = (
-    "dnn",
-    "fair_spk",
-    "fair_rat",
-    "basic",
-    "proposed",
-)
+PARITY_VARIANTS: tuple[str, ...] = variants_lib.in_table(
+    2
+) + variants_lib.in_table(3)
 """Variants drawn in the parity bar chart (fixed-α runs have Fig. 3a)."""
-
-DISPLAY_NAMES: dict[str, str] = {
-    "dnn": "DNN",
-    "fair_spk": "Fair_spk",
-    "fair_rat": "Fair_rat",
-    "basic": "Basic",
-    "proposed": "Proposed",
-    "fixed_alpha": "Fixed α",
-}
 
 _EMBEDDING_FILE = re.compile(
     r"^(?P<variant>[a-z_]+)_(?P<emotion>[a-z]+)_seed(?P<seed>\d+)\.npz$"
@@ -109,7 +101,7 @@ def load_embeddings(path: str | pathlib.Path) -> dict[str, np.ndarray]:
         if missing:
             raise ValueError(
                 f"{path}: missing array(s) {missing}; the training stage "
-                f"writes {list(keys)} (SPEC §8)."
+                f"writes {list(keys)}."
             )
         out = {k: np.asarray(data[k]) for k in keys}
     n = out["utterance_id"].shape[0]
@@ -303,7 +295,7 @@ def tsne_figure(
             ax = axes[row, col]
             _scatter_groups(ax, xy, d[field][rows], draw_order)
             ax.set_title(
-                f"({next(letters)}) {DISPLAY_NAMES[v]}, "
+                f"({next(letters)}) {variants_lib.display_name(v)}, "
                 f"coloured by {side} gender",
                 fontsize=10,
             )
@@ -385,7 +377,7 @@ def parity_bars_figure(
                 edgecolor="black",
                 linewidth=0.5,
             )
-        ax.set_title(DISPLAY_NAMES[v], fontsize=10)
+        ax.set_title(variants_lib.display_name(v), fontsize=10)
         ax.set_xticks(x, [e[:3].capitalize() for e in emotions], fontsize=8)
         ax.grid(axis="y", alpha=0.3)
     for ax in axes[len(variants) :]:
@@ -416,52 +408,67 @@ def alpha_histogram_figure(
 ) -> pathlib.Path | None:
     """Fig. 3b analogue: histogram of the batch-wise α of eq. (3).
 
-    Pools every recorded batch of every seed of one detector (Anger in the
-    paper; another emotion, in the paper's order, if Anger has no trace).
-    Bins are 0.05 wide on [0, 1].
+    Every recorded batch of every seed and fold of one Proposed detector,
+    as the counts ``results.json["alpha_trace"][emotion]`` holds (20 bins
+    of width 0.05 over [0, 1]), with the mean and SD over batches.
 
     Args:
-      results: parsed ``results.json`` with ``alpha_trace`` =
-        ``{emotion: [[α per batch] per seed]}``.
+      results: parsed ``results.json``.
       out_dir: folder for ``fig3b_alpha_hist_<emotion>.png``.
+      emotion: the detector (Anger in the paper).
 
     Returns:
-      The PNG path, or None when there is no non-empty trace.
+      The PNG path, or None when that emotion has no α trace.
+
+    Raises:
+      ValueError: the summary is malformed (names the field).
     """
-    trace = results.get("alpha_trace") or {}
-    available = [
-        e for e, seeds in trace.items() if seeds and any(len(s) for s in seeds)
-    ]
-    order = _emotion_order(emotion, available)
-    if not order:
+    summary = (results.get("alpha_trace") or {}).get(emotion)
+    if not summary or not sum(summary.get("counts", [])):
         return None
-    emo = order[0]
-    per_seed = [np.asarray(s, dtype=np.float64).ravel() for s in trace[emo]]
-    values = np.concatenate(per_seed)
-    if not np.all(np.isfinite(values)) or values.min() < 0 or values.max() > 1:
+    edges = np.asarray(summary.get("bin_edges", []), dtype=np.float64)
+    counts = np.asarray(summary["counts"], dtype=np.float64)
+    if edges.shape != (counts.size + 1,) or (counts < 0).any():
         raise ValueError(
-            f"results.json: alpha_trace[{emo!r}] must hold finite α in "
-            f"[0, 1] (eq. 3); got min {values.min()}, max {values.max()}."
+            f"results.json: alpha_trace[{emotion!r}] needs 'bin_edges' (one "
+            "more than 'counts') and non-negative 'counts'; got "
+            f"{edges.size} edges and {counts.size} counts."
+        )
+    if edges[0] < 0 or edges[-1] > 1:
+        raise ValueError(
+            f"results.json: alpha_trace[{emotion!r}] bins must lie in "
+            f"[0, 1] (eq. 3); got {edges[0]} .. {edges[-1]}."
         )
     fig = Figure(figsize=(5.0, 3.4), layout="constrained")
     ax = fig.subplots()
-    ax.hist(
-        values,
-        bins=np.linspace(0.0, 1.0, 21),
+    ax.stairs(
+        counts,
+        edges,
+        fill=True,
         color="#4c72b0",
         edgecolor="black",
         linewidth=0.5,
     )
+    mean = summary.get("mean")
+    if mean is not None:
+        ax.axvline(mean, color="black", linestyle="--", linewidth=1)
     ax.set_xlim(0, 1)
+    ax.set_xticks(np.linspace(0, 1, 11))
     ax.set_xlabel("α (batch-wise, eq. 3)")
     ax.set_ylabel("number of batches")
+    sd = summary.get("sd")
+    stats = (
+        ""
+        if mean is None or sd is None
+        else (f"; mean {mean:.2f}, SD {sd:.2f}")
+    )
     ax.set_title(
-        f"Proposed, {emo.capitalize()} detector: {values.size} batches, "
-        f"{len(per_seed)} seed(s)",
-        fontsize=10,
+        f"Proposed, {emotion.capitalize()} detector: {int(counts.sum())} "
+        f"batches, {summary.get('num_runs', '?')} runs{stats}",
+        fontsize=9,
     )
     ax.grid(axis="y", alpha=0.3)
-    return _save(fig, pathlib.Path(out_dir) / f"fig3b_alpha_hist_{emo}.png")
+    return _save(fig, pathlib.Path(out_dir) / f"fig3b_alpha_hist_{emotion}.png")
 
 
 def _products(runs: Sequence[Mapping[str, Any]]) -> np.ndarray:
@@ -493,26 +500,25 @@ def fixed_alpha_figure(
     Args:
       results: parsed ``results.json``.
       out_dir: folder for ``fig3a_fixed_alpha_<emotion>.png``.
-      emotion: preferred detector (Anger in the paper).
+      emotion: the detector (Anger in the paper).
       confidence, num_resamples, seed: passed to ``bootstrap_ci``.
 
     Returns:
-      The PNG path, or None when there is no fixed-α run with both
+      The PNG path, or None when that emotion has no fixed-α run with both
       parities.
     """
     runs = _runs(results)
+    emo = emotion
     fixed = [
         r
         for r in runs
         if r["variant"] == "fixed_alpha"
+        and r["emotion"] == emo
         and r.get("alpha") is not None
         and r.get("dsp_rat") is not None
     ]
-    order = _emotion_order(emotion, sorted({r["emotion"] for r in fixed}))
-    if not order:
+    if not fixed:
         return None
-    emo = order[0]
-    fixed = [r for r in fixed if r["emotion"] == emo]
     alphas = sorted({round(float(r["alpha"]), 9) for r in fixed})
     curve = [
         float(
@@ -571,6 +577,7 @@ def fixed_alpha_figure(
     ax.set_xlabel("fixed α")
     ax.set_ylabel("ΔSP_spk × ΔSP_rat")
     ax.set_xlim(0, 1)
+    ax.set_xticks(alphas if len(alphas) <= 10 else np.linspace(0, 1, 11))
     ax.set_title(
         f"Fixed α vs Proposed, {emo.capitalize()} detector", fontsize=10
     )
@@ -588,27 +595,34 @@ def make_figures(
     *,
     tsne_sample_size: int = 1500,
     emotion: str = "anger",
-) -> dict[str, pathlib.Path | None]:
+) -> dict[str, list[pathlib.Path]]:
     """Draws every figure whose inputs exist.
+
+    Fig. 3a and 3b are drawn for every emotion that has fixed-α runs or an
+    α trace, the preferred one first.
 
     Args:
       workdir: the run directory; PNGs go to ``<workdir>/figures``.
       results: parsed ``results.json``.
       tsne_sample_size: utterances in the Fig. 2 t-SNE (paper: 1500).
-      emotion: detector of Figs. 2 and 3 (paper: Anger).
+      emotion: preferred detector of Figs. 2 and 3 (paper: Anger).
 
     Returns:
-      ``{"tsne", "parity_bars", "alpha_histogram", "fixed_alpha"}`` →
-      path or None.
+      ``{"tsne", "parity_bars", "alpha_histogram", "fixed_alpha"}`` → the
+      paths drawn (empty when the inputs are absent).
     """
     out = figures_dir(workdir)
-    return {
-        "tsne": tsne_figure(
-            workdir, emotion=emotion, sample_size=tsne_sample_size
-        ),
-        "parity_bars": parity_bars_figure(results, out),
-        "alpha_histogram": alpha_histogram_figure(
-            results, out, emotion=emotion
-        ),
-        "fixed_alpha": fixed_alpha_figure(results, out, emotion=emotion),
+    emotions = _emotion_order(emotion, EMOTIONS)
+    drawn = {
+        "tsne": [
+            tsne_figure(workdir, emotion=emotion, sample_size=tsne_sample_size)
+        ],
+        "parity_bars": [parity_bars_figure(results, out)],
+        "alpha_histogram": [
+            alpha_histogram_figure(results, out, emotion=e) for e in emotions
+        ],
+        "fixed_alpha": [
+            fixed_alpha_figure(results, out, emotion=e) for e in emotions
+        ],
     }
+    return {k: [p for p in v if p is not None] for k, v in drawn.items()}

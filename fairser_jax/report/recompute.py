@@ -1,25 +1,14 @@
-"""Recompute every run's metrics from ``predictions.csv`` (SPEC §7, §8).
+"""Recompute every run's metrics from ``predictions.csv`` and compare.
 
 ``results.json`` is a cache: each of its ``runs`` entries must follow from
-the out-of-fold predictions in ``predictions.csv`` by the definitions of
-SPEC §7. This module re-derives them with nothing but ``csv``, NumPy and
-:mod:`fairser_jax.metrics`, and compares them with what ``results.json``
-records (the "every figure is recomputable" check of
-``python -m fairser_jax.report --recompute``).
-
-Definitions (paper §2.2.3, evaluated per (variant, emotion, seed, alpha) on
-the predictions pooled over the five leave-one-session-out folds):
-
-- F1: weighted F1 of the binary detector over all rows of the run (S1).
-- ΔSP_spk = |P(ŷ=1 | speaker M) − P(ŷ=1 | speaker F)| over all rows (S1).
-- ΔSP_rat: the same with the rater-gender group, over the rows whose
-  ``rater_gender`` is not empty (S2).
+the out-of-fold predictions in ``predictions.csv`` by the definitions in
+:mod:`fairser_jax.results`. This module re-derives them and compares them
+with what ``results.json`` records (the "every figure is recomputable"
+check of ``python -m fairser_jax.report --recompute``).
 """
 
 from __future__ import annotations
 
-import csv
-import dataclasses
 import json
 import math
 import pathlib
@@ -28,244 +17,32 @@ from typing import Any
 
 import numpy as np
 
-from fairser_jax import metrics
-from fairser_jax.constants import EMOTIONS, GENDER_CODE, VARIANTS
-
-PREDICTION_COLUMNS: tuple[str, ...] = (
-    "variant",
-    "emotion",
-    "seed",
-    "alpha",
-    "fold",
-    "utterance_id",
-    "y_true",
-    "y_score",
-    "y_pred",
-    "speaker_gender",
-    "rater_gender",
+from fairser_jax.constants import EMOTIONS
+from fairser_jax.results import (
+    METRIC_KEYS,
+    RunKey,
+    RunPredictions,
+    format_key,
+    read_predictions,
+    run_key,
+    run_metrics,
+    runs_from_predictions,
 )
-"""Exact header of ``predictions.csv`` (SPEC §8)."""
+from fairser_jax.train import variants as variants_lib
 
-METRIC_KEYS: tuple[str, ...] = ("f1", "dsp_spk", "dsp_rat")
-
-RunKey = tuple[str, str, int, float | None]
-"""(variant, emotion, seed, alpha) — identifies one run."""
-
-# Alphas are matched after rounding, so that "0.15" and
-# 0.15000000000000002 name the same fixed-α run.
-_ALPHA_DECIMALS = 9
+__all__ = [
+    "ResultsMismatchError",
+    "compare_runs",
+    "check_study_sets",
+    "load_results",
+    "run_key",
+    "runs_from_predictions",
+    "verify_workdir",
+]
 
 
 class ResultsMismatchError(ValueError):
     """``results.json`` disagrees with a recomputation from predictions."""
-
-
-@dataclasses.dataclass(frozen=True)
-class RunPredictions:
-    """The pooled out-of-fold predictions of one run, as NumPy arrays.
-
-    Attributes:
-      key: (variant, emotion, seed, alpha).
-      y_true: int64 [N] binary target.
-      y_pred: int64 [N] binary prediction.
-      speaker_gender: int64 [N] speaker group, ``GENDER_CODE`` coded.
-      rater_gender: int64 [N] rater-gender group, ``GENDER_CODE`` coded,
-        -1 outside S2.
-      first_line: line of ``predictions.csv`` where the run starts.
-    """
-
-    key: RunKey
-    y_true: np.ndarray
-    y_pred: np.ndarray
-    speaker_gender: np.ndarray
-    rater_gender: np.ndarray
-    first_line: int
-
-
-def run_key(run: Mapping[str, Any]) -> RunKey:
-    """The (variant, emotion, seed, alpha) key of a ``results.json`` run."""
-    alpha = run.get("alpha")
-    return (
-        str(run["variant"]),
-        str(run["emotion"]),
-        int(run["seed"]),
-        None if alpha is None else round(float(alpha), _ALPHA_DECIMALS),
-    )
-
-
-def format_key(key: RunKey) -> str:
-    """Human-readable name of a run, used in error messages."""
-    variant, emotion, seed, alpha = key
-    text = f"variant={variant} emotion={emotion} seed={seed}"
-    return text if alpha is None else f"{text} alpha={alpha:g}"
-
-
-_BINARY = {"0": 0, "1": 1}
-_SPEAKER_GROUP = dict(GENDER_CODE)
-_RATER_GROUP = {**GENDER_CODE, "": -1}
-
-
-def _bad_value(where: str, column: str, value: str) -> ValueError:
-    allowed = {
-        "y_true": "0 or 1",
-        "y_pred": "0 or 1 (sigmoid(logit) >= 0.5, SPEC §7)",
-        "speaker_gender": "'M' or 'F'",
-        "rater_gender": "'M', 'F' or empty (outside S2)",
-    }[column]
-    return ValueError(
-        f"{where}: column {column!r} must be {allowed}, got {value!r}."
-    )
-
-
-def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
-    """Reads ``predictions.csv`` and groups its rows by run.
-
-    Args:
-      csv_path: file with exactly the columns of :data:`PREDICTION_COLUMNS`.
-
-    Returns:
-      One :class:`RunPredictions` per (variant, emotion, seed, alpha), in
-      order of first appearance in the file.
-
-    Raises:
-      FileNotFoundError: the file does not exist.
-      ValueError: wrong header, a malformed value (the message names the
-        file, line and column), or an utterance listed twice in one run.
-    """
-    path = pathlib.Path(csv_path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"{path}: no such file; `python -m fairser_jax.train` writes "
-            "predictions.csv into its --workdir."
-        )
-    columns: dict[RunKey, dict[str, list[int]]] = {}
-    seen: dict[RunKey, set[str]] = {}
-    first_line: dict[RunKey, int] = {}
-    with path.open(newline="", encoding="utf-8") as f:
-        reader = csv.reader(f)
-        header = next(reader, None)
-        if header is None or tuple(header) != PREDICTION_COLUMNS:
-            raise ValueError(
-                f"{path}:1: header must be exactly "
-                f"{','.join(PREDICTION_COLUMNS)}; got "
-                f"{'nothing' if header is None else ','.join(header)}."
-            )
-        for row in reader:
-            line = reader.line_num
-            if not row:
-                continue
-            if len(row) != len(PREDICTION_COLUMNS):
-                raise ValueError(
-                    f"{path}:{line}: expected {len(PREDICTION_COLUMNS)} "
-                    f"fields, got {len(row)}."
-                )
-            (variant, emotion, seed_s, alpha_s, _, uid, y_true, _, y_pred) = (
-                row[:9]
-            )
-            try:
-                seed = int(seed_s)
-                alpha = None if alpha_s == "" else float(alpha_s)
-            except ValueError as e:
-                raise ValueError(
-                    f"{path}:{line}: seed must be an integer and alpha a "
-                    f"number or empty ({e})."
-                ) from None
-            if alpha is not None and not math.isfinite(alpha):
-                raise ValueError(f"{path}:{line}: alpha must be finite.")
-            key: RunKey = (
-                variant,
-                emotion,
-                seed,
-                None if alpha is None else round(alpha, _ALPHA_DECIMALS),
-            )
-            cols = columns.get(key)
-            if cols is None:
-                cols = columns[key] = {c: [] for c in ("yt", "yp", "sg", "rg")}
-                seen[key] = set()
-                first_line[key] = line
-            if uid in seen[key]:
-                raise ValueError(
-                    f"{path}:{line}: utterance {uid!r} appears twice in run "
-                    f"{format_key(key)}; out-of-fold predictions hold one "
-                    "row per utterance and run."
-                )
-            seen[key].add(uid)
-            for name, value, table, out in (
-                ("y_true", y_true, _BINARY, cols["yt"]),
-                ("y_pred", y_pred, _BINARY, cols["yp"]),
-                ("speaker_gender", row[9], _SPEAKER_GROUP, cols["sg"]),
-                ("rater_gender", row[10], _RATER_GROUP, cols["rg"]),
-            ):
-                code = table.get(value)
-                if code is None:
-                    raise _bad_value(f"{path}:{line}", name, value)
-                out.append(code)
-    return [
-        RunPredictions(
-            key=key,
-            y_true=np.asarray(c["yt"], np.int64),
-            y_pred=np.asarray(c["yp"], np.int64),
-            speaker_gender=np.asarray(c["sg"], np.int64),
-            rater_gender=np.asarray(c["rg"], np.int64),
-            first_line=first_line[key],
-        )
-        for key, c in columns.items()
-    ]
-
-
-def run_metrics(run: RunPredictions) -> dict[str, Any]:
-    """F1, ΔSP_spk and ΔSP_rat of one run (SPEC §7, paper §2.2.3).
-
-    Args:
-      run: pooled out-of-fold predictions, N rows.
-
-    Returns:
-      A ``results.json``-style dict: variant, emotion, seed, alpha, f1,
-      dsp_spk, dsp_rat (None when the run has no S2 row).
-    """
-    variant, emotion, seed, alpha = run.key
-    in_s2 = run.rater_gender >= 0
-    try:
-        f1 = metrics.weighted_f1(run.y_true, run.y_pred)
-        dsp_spk = metrics.statistical_parity_difference(
-            run.y_pred, run.speaker_gender
-        )
-        dsp_rat = (
-            metrics.statistical_parity_difference(
-                run.y_pred[in_s2], run.rater_gender[in_s2]
-            )
-            if in_s2.any()
-            else None
-        )
-    except ValueError as e:
-        raise ValueError(
-            f"predictions.csv, run {format_key(run.key)} (starting at line "
-            f"{run.first_line}): {e}"
-        ) from e
-    return {
-        "variant": variant,
-        "emotion": emotion,
-        "seed": seed,
-        "alpha": alpha,
-        "f1": float(f1),
-        "dsp_spk": float(dsp_spk),
-        "dsp_rat": None if dsp_rat is None else float(dsp_rat),
-    }
-
-
-def runs_from_predictions(csv_path: str | pathlib.Path) -> list[dict]:
-    """Recomputes ``results.json``'s ``runs`` from ``predictions.csv``.
-
-    Args:
-      csv_path: the ``predictions.csv`` of a workdir (SPEC §8).
-
-    Returns:
-      One dict per (variant, emotion, seed, alpha) with keys variant,
-      emotion, seed, alpha (None unless fixed α), f1 (weighted, over S1),
-      dsp_spk (over S1) and dsp_rat (over the S2 rows; None if there are
-      none), in order of first appearance in the file.
-    """
-    return [run_metrics(run) for run in read_predictions(csv_path)]
 
 
 def _close(a: Any, b: Any, atol: float) -> bool:
@@ -434,10 +211,11 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
             raise ValueError(
                 f"{path}: runs[{i}] lacks {sorted(missing)} (SPEC §8)."
             )
-        if run["variant"] not in VARIANTS or run["emotion"] not in EMOTIONS:
+        known = variants_lib.REGISTRY
+        if run["variant"] not in known or run["emotion"] not in EMOTIONS:
             raise ValueError(
                 f"{path}: runs[{i}] has variant {run['variant']!r} / "
-                f"emotion {run['emotion']!r}; expected one of {VARIANTS} / "
+                f"emotion {run['emotion']!r}; expected one of {list(known)} / "
                 f"{EMOTIONS}."
             )
     return results

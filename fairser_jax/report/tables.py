@@ -29,6 +29,7 @@ from fairser_jax import metrics
 from fairser_jax.constants import EMOTIONS
 from fairser_jax.report import figures as figures_lib
 from fairser_jax.report import recompute
+from fairser_jax.train import variants as variants_lib
 
 PAPER = (
     'Chien, Upadhyay & Lee, "Balancing Speaker-Rater Fairness for '
@@ -134,19 +135,26 @@ PAPER_TABLE3: dict[str, dict[str, dict[str, Any]]] = {
 }
 # fmt: on
 
-TABLE2_VARIANTS: tuple[str, ...] = ("dnn", "fair_spk", "fair_rat")
-TABLE3_VARIANTS: tuple[str, ...] = ("basic", "proposed")
+TABLE2_VARIANTS: tuple[str, ...] = variants_lib.in_table(2)
+TABLE3_VARIANTS: tuple[str, ...] = variants_lib.in_table(3)
 
-# Cross-reference scheme of paper §2.2.3: which ΔSP of a one-sided model is
-# evaluated from its own viewpoint (intra) or from the other one (inter).
-INTRA_FAIRNESS: frozenset[tuple[str, str]] = frozenset(
-    {("fair_spk", "dsp_spk"), ("fair_rat", "dsp_rat")}
-)
-INTER_FAIRNESS: frozenset[tuple[str, str]] = frozenset(
-    {("fair_spk", "dsp_rat"), ("fair_rat", "dsp_spk")}
-)
+_SIDE_METRIC = {"spk": "dsp_spk", "rat": "dsp_rat"}
 
-NAMES = figures_lib.DISPLAY_NAMES
+
+def fairness_view(variant: str, metric: str) -> str | None:
+    """Cross-reference scheme of paper §2.2.3 for a one-sided model.
+
+    Returns:
+      "intra" when `metric` judges `variant` from the side it is trained to
+      be fair on (`Variant.intra_fair`), "inter" from the other side, None
+      for F1, unconstrained and two-sided models.
+    """
+    side = variants_lib.REGISTRY[variant].intra_fair
+    if side not in _SIDE_METRIC or metric not in _SIDE_METRIC.values():
+        return None
+    return "intra" if _SIDE_METRIC[side] == metric else "inter"
+
+
 METRIC_HEADERS = {"f1": "F1 (%)", "dsp_spk": "ΔSP_spk", "dsp_rat": "ΔSP_rat"}
 MISSING = "—"
 
@@ -252,6 +260,49 @@ def summarize(
     return mean * _scale(metric), sd * _scale(metric), len(vals)
 
 
+def seed_products(
+    runs: Sequence[Mapping[str, Any]],
+    variant: str,
+    emotion: str,
+    *,
+    alpha: float | None = None,
+) -> np.ndarray:
+    """ΔSP_spk × ΔSP_rat of each run of a (variant, emotion[, α]) cell.
+
+    Runs without a ΔSP_rat (no S2 row) are left out.
+    """
+    pairs = [
+        (r["dsp_spk"], r["dsp_rat"])
+        for r in runs
+        if r["variant"] == variant
+        and r["emotion"] == emotion
+        and r.get("dsp_rat") is not None
+        and (
+            alpha is None
+            or (
+                r.get("alpha") is not None
+                and round(float(r["alpha"]), 9) == round(alpha, 9)
+            )
+        )
+    ]
+    if not pairs:
+        return np.zeros(0)
+    return np.atleast_1d(metrics.parity_product(*np.asarray(pairs).T))
+
+
+def _product_cell(
+    runs: Sequence[Mapping[str, Any]],
+    variant: str,
+    emotion: str,
+    alpha: float | None = None,
+) -> str:
+    """Mean ± SD over seeds of the per-seed ΔSP_spk × ΔSP_rat."""
+    products = seed_products(runs, variant, emotion, alpha=alpha)
+    if not products.size:
+        return MISSING
+    return format_mean_sd(*metrics.mean_sd(products), 3)
+
+
 def _cell(
     runs: Sequence[Mapping[str, Any]], variant: str, emotion: str, metric: str
 ) -> str:
@@ -267,7 +318,9 @@ def _seed_note(
     parts = []
     for v in variants:
         seeds = sorted({int(r["seed"]) for r in runs if r["variant"] == v})
-        parts.append(f"{NAMES[v]}: {len(seeds)} ({_ranges(seeds)})")
+        parts.append(
+            f"{variants_lib.display_name(v)}: {len(seeds)} ({_ranges(seeds)})"
+        )
     return "Seeds per model: " + "; ".join(parts) + "."
 
 
@@ -327,9 +380,10 @@ def table1(study_sets: Mapping[str, Any]) -> str | None:
 def _mark(variant: str, metric: str, text: str) -> str:
     if text == MISSING:
         return text
-    if (variant, metric) in INTRA_FAIRNESS:
+    view = fairness_view(variant, metric)
+    if view == "intra":
         return f"**{text}**"
-    if (variant, metric) in INTER_FAIRNESS:
+    if view == "inter":
         return f"*{text}*†"
     return text
 
@@ -369,7 +423,7 @@ def table2(runs: Sequence[Mapping[str, Any]]) -> str | None:
     if not variants:
         return None
     rows = [
-        [NAMES[v]]
+        [variants_lib.display_name(v)]
         + [
             _mark(v, m, _cell(runs, v, e, m))
             for e, m in _table2_columns(emotions)
@@ -386,7 +440,7 @@ def paper_table2(runs: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     rows = []
     for v in variants:
-        cells = [f"{NAMES[v]} (paper)"]
+        cells = [f"{variants_lib.display_name(v)} (paper)"]
         for e, m in _table2_columns(emotions):
             value = PAPER_TABLE2[v][e][list(METRIC_HEADERS).index(m)]
             cells.append(_mark(v, m, f"{value:.{_digits(m)}f}"))
@@ -403,6 +457,7 @@ TABLE3_ROWS: tuple[tuple[str, str], ...] = (
     ("dsp_rat", "ΔSP_rat"),
     ("product", "ΔSP_spk × ΔSP_rat"),
     ("gap", "\\|ΔSP_spk − ΔSP_rat\\|"),
+    ("seed_product", "ΔSP_spk × ΔSP_rat per seed"),
 )
 
 
@@ -411,6 +466,8 @@ def _table3_value(
 ) -> str:
     if row in METRIC_HEADERS:
         return _cell(runs, variant, emotion, row)
+    if row == "seed_product":
+        return _product_cell(runs, variant, emotion)
     spk = summarize(runs, variant, emotion, "dsp_spk")
     rat = summarize(runs, variant, emotion, "dsp_rat")
     if spk is None or rat is None:
@@ -424,7 +481,9 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> str | None:
 
     Rows: F1 (%), ΔSP_spk, ΔSP_rat as mean ± SD over seeds, then
     ΔSP_spk × ΔSP_rat and |ΔSP_spk − ΔSP_rat| of the two means (as the
-    paper's numbers are: e.g. Basic Neutral 0.365 × 0.525 = 0.192).
+    paper's numbers are: e.g. Basic Neutral 0.365 × 0.525 = 0.192), then
+    the mean ± SD over seeds of each seed's own product (the stability the
+    paper's §3.2 discusses; not published).
 
     Returns:
       Markdown, or None when neither Basic nor Proposed has runs.
@@ -434,7 +493,8 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     header = ["Metric", "Model"] + [e.capitalize() for e in emotions]
     rows = [
-        [label, NAMES[v]] + [_table3_value(runs, v, e, key) for e in emotions]
+        [label, variants_lib.display_name(v)]
+        + [_table3_value(runs, v, e, key) for e in emotions]
         for key, label in TABLE3_ROWS
         for v in variants
     ]
@@ -450,9 +510,12 @@ def paper_table3(runs: Sequence[Mapping[str, Any]]) -> str | None:
         return None
     header = ["Metric", "Model"] + [e.capitalize() for e in emotions]
     rows = []
+    published = PAPER_TABLE3["basic"]["neutral"]
     for key, label in TABLE3_ROWS:
+        if key not in published:
+            continue
         for v in variants:
-            cells = [label, f"{NAMES[v]} (paper)"]
+            cells = [label, f"{variants_lib.display_name(v)} (paper)"]
             for e in emotions:
                 value = PAPER_TABLE3[v][e][key]
                 cells.append(
@@ -488,34 +551,15 @@ def fixed_alpha_table(runs: Sequence[Mapping[str, Any]]) -> str | None:
     emotions = [e for e in EMOTIONS if any(r["emotion"] == e for r in fixed)]
     alphas = sorted({round(float(r["alpha"]), 9) for r in fixed})
 
-    def cell(variant: str, emotion: str, alpha: float | None) -> str:
-        pairs = [
-            (r["dsp_spk"], r["dsp_rat"])
-            for r in runs
-            if r["variant"] == variant
-            and r["emotion"] == emotion
-            and r.get("dsp_rat") is not None
-            and (
-                alpha is None
-                or (
-                    r.get("alpha") is not None
-                    and round(float(r["alpha"]), 9) == alpha
-                )
-            )
-        ]
-        if not pairs:
-            return MISSING
-        products = metrics.parity_product(*np.asarray(pairs).T)
-        mean, sd = metrics.mean_sd(np.atleast_1d(products))
-        return format_mean_sd(mean, sd, 3)
-
     rows = [
-        [f"{a:g}"] + [cell("fixed_alpha", e, a) for e in emotions]
+        [f"{a:g}"]
+        + [_product_cell(runs, "fixed_alpha", e, a) for e in emotions]
         for a in alphas
     ]
     if any(r["variant"] == "proposed" for r in runs):
         rows.append(
-            ["Proposed"] + [cell("proposed", e, None) for e in emotions]
+            ["Proposed"]
+            + [_product_cell(runs, "proposed", e) for e in emotions]
         )
     header = ["α"] + [f"{e.capitalize()} ΔSP_spk × ΔSP_rat" for e in emotions]
     return markdown_table(header, rows)
@@ -617,20 +661,20 @@ disagrees by more than 1e-9; it then rewrites this report and the
 figures."""
 
 
-def _existing_figures(workdir: pathlib.Path) -> dict[str, pathlib.Path]:
-    out = {}
+def _existing_figures(
+    workdir: pathlib.Path,
+) -> dict[str, list[pathlib.Path]]:
     folder = workdir / "figures"
-    for name, pattern in _FIGURE_GLOBS.items():
-        found = sorted(folder.glob(pattern)) if folder.is_dir() else []
-        if found:
-            out[name] = found[0]
-    return out
+    return {
+        name: sorted(folder.glob(pattern)) if folder.is_dir() else []
+        for name, pattern in _FIGURE_GLOBS.items()
+    }
 
 
 def render_report(
     results: Mapping[str, Any],
     config: Mapping[str, Any] | None,
-    figure_paths: Mapping[str, pathlib.Path | None],
+    figure_paths: Mapping[str, Sequence[pathlib.Path]],
     *,
     workdir: pathlib.Path,
 ) -> str:
@@ -678,12 +722,12 @@ def render_report(
             ta,
             "Mean ± SD over seeds of the per-seed ΔSP_spk × ΔSP_rat.",
         ]
-    shown = {k: p for k, p in figure_paths.items() if p is not None}
+    shown = {k: list(p) for k, p in figure_paths.items() if p}
     if shown:
         parts.append("## Figures")
         for name in FIGURE_CAPTIONS:
-            if name in shown:
-                rel = pathlib.Path(shown[name]).relative_to(workdir)
+            for path in shown.get(name, []):
+                rel = pathlib.Path(path).relative_to(workdir)
                 parts += [
                     f"![{name}]({rel.as_posix()})",
                     f"*{FIGURE_CAPTIONS[name]}*",

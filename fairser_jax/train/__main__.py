@@ -13,8 +13,7 @@ make it with `python -m fairser_jax.extract`), writes `results.json`,
 from absl import app, flags
 from ml_collections import config_flags
 
-from fairser_jax import cli
-from fairser_jax.train import pipeline
+from fairser_jax import cli, pipeline
 
 _CONFIG = config_flags.DEFINE_config_file(
     "config", None, "Config file, e.g. configs/table2.py.", lock_config=True

@@ -1,10 +1,21 @@
 """Per-variant training objectives, composed from `fairser_jax.losses`.
 
-One function per paper equation. Each returns `(objective, terms)`: the
-objective is what the optimiser differentiates; `terms` holds the paper's
-loss value and its components for logging.
+Two layers:
 
-The "− L_Adv" of eq. (1) is a min-max game (SPEC §5): the adversary head
+- One function per paper equation, `(out, batch, loss_cfg) -> (objective,
+  terms)`: `dnn`, `speaker_fair` (eq. 2), `rater_fair` (eq. 1), `basic`
+  (§3.1) and `two_sided` (eq. 3 for a given α). The objective is what the
+  optimiser differentiates; `terms` holds the paper's loss value and its
+  components for logging.
+- The trainer's `Objective` shape, `(out, batch, cfg, state, ctx) ->
+  (objective, terms, new_state)`: `cfg` is the whole config, `state` the
+  run's objective state (e.g. the running mean of D behind α) and `ctx`
+  what else the step knows (`Context`: the frozen reference models' outputs
+  on the batch, the run's own α). `stateless` lifts an equation function to
+  this shape; `proposed` and `fixed_alpha` are written in it directly.
+  `fairser_jax.train.variants` binds each variant to one of these.
+
+The "− L_Adv" of eq. (1) is a min-max game (paper §2.2.2): the adversary head
 minimises L_Adv while the encoder maximises it. The model applies a
 gradient-reversal layer between the embedding and the adversary, so the
 differentiated objective carries `+ L_Adv` and the encoder receives
@@ -13,7 +24,8 @@ differentiated objective carries `+ L_Adv` and the encoder receives
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import flax
 import jax
@@ -22,6 +34,7 @@ import ml_collections
 
 from fairser_jax import losses
 from fairser_jax.models import ModelOutput
+from fairser_jax.train import alpha as alpha_lib
 
 
 @flax.struct.dataclass
@@ -74,9 +87,34 @@ def distance_space(
     return embeddings * jax.lax.rsqrt(sq + 1e-12)
 
 
-Objective = Callable[
+Equation = Callable[
     [ModelOutput, Batch, ml_collections.ConfigDict], tuple[jax.Array, Terms]
 ]
+"""`(out, batch, config.loss) -> (objective, terms)`: one paper equation."""
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class Context:
+    """What a training step knows besides the model's outputs and the batch.
+
+    Attributes:
+      refs: outputs of the frozen reference models on the same batch, by
+        variant name (e.g. ``refs["fair_spk"].embeddings`` is μ_SPK of
+        eq. 3); empty for variants without references.
+      alpha: [] float32 the run's own α (`fixed_alpha`); NaN otherwise.
+    """
+
+    refs: Mapping[str, ModelOutput]
+    alpha: jax.Array
+
+
+Objective = Callable[
+    [ModelOutput, Batch, ml_collections.ConfigDict, PyTree, Context],
+    tuple[jax.Array, Terms, PyTree],
+]
+"""`(out, batch, config, state, ctx) -> (objective, terms, new_state)`."""
 
 
 def dnn(
@@ -152,20 +190,124 @@ def basic(
     return obj_s + obj_r, terms
 
 
-OBJECTIVES: dict[str, Objective] = {
-    "dnn": dnn,
-    "fair_spk": speaker_fair,
-    "fair_rat": rater_fair,
-    "basic": basic,
-}
+def two_sided(
+    out: ModelOutput,
+    batch: Batch,
+    cfg: ml_collections.ConfigDict,
+    alpha: jax.Array,
+) -> tuple[jax.Array, Terms]:
+    """Eq. (3) for one batch: 0.5 · L_RAT + α · L_SPK.
+
+    α is a weight, not a path for gradients: it enters under
+    `stop_gradient`. The 1/N of eq. (3) is the optimiser taking one step
+    per batch.
+
+    Args:
+      out: the model's outputs on the batch.
+      batch: the batch.
+      cfg: `config.loss`.
+      alpha: [] α ∈ [0, 1].
+
+    Returns:
+      (objective, terms) with terms `loss`, `l_spk`, `l_rat`, `alpha`.
+    """
+    obj_s, terms_s = speaker_fair(out, batch, cfg)
+    obj_r, terms_r = rater_fair(out, batch, cfg)
+    alpha = jax.lax.stop_gradient(jnp.asarray(alpha, jnp.float32))
+    objective = 0.5 * obj_r + alpha * obj_s
+    loss = 0.5 * terms_r["loss"] + alpha * terms_s["loss"]
+    return objective, {
+        "loss": loss,
+        "l_spk": terms_s["loss"],
+        "l_rat": terms_r["loss"],
+        "alpha": alpha,
+    }
 
 
-def get(variant: str) -> Objective:
-    """The objective of a variant trained from scratch by the runner."""
-    try:
-        return OBJECTIVES[variant]
-    except KeyError:
-        raise ValueError(
-            f"Variant {variant!r} has no from-scratch objective; choose from "
-            f"{sorted(OBJECTIVES)}."
-        ) from None
+def embedding_distance(
+    mu_spk: jax.Array, mu_rat: jax.Array, cfg: ml_collections.ConfigDict
+) -> jax.Array:
+    """D_W(μ_SPK, μ_RAT) of §3.1: the two embeddings of one batch.
+
+    The Sinkhorn divergence between the two clouds of B points, uniformly
+    weighted, in the space L_D uses (`distance_space`: the unit sphere by
+    default), with the loss config's ε and iteration count.
+
+    Args:
+      mu_spk: [B, D] embeddings of the batch by the speaker-debiased model.
+      mu_rat: [B, D] embeddings of the same batch by the rater-side model.
+      cfg: `config.loss`.
+
+    Returns:
+      [] distance.
+    """
+    ones = jnp.ones(mu_spk.shape[0], jnp.float32)
+    return losses.wasserstein(
+        distance_space(mu_spk, cfg),
+        distance_space(mu_rat, cfg),
+        ones,
+        ones,
+        epsilon=cfg.epsilon,
+        num_iterations=cfg.sinkhorn_iterations,
+        debiased=cfg.debiased,
+    )
+
+
+def stateless(equation: Equation) -> Objective:
+    """Lifts `equation(out, batch, config.loss)` to the `Objective` shape."""
+
+    def objective(out, batch, cfg, state, ctx):
+        del ctx
+        value, terms = equation(out, batch, cfg.loss)
+        return value, terms, state
+
+    objective.__name__ = equation.__name__
+    objective.__doc__ = equation.__doc__
+    return objective
+
+
+def proposed(
+    out: ModelOutput,
+    batch: Batch,
+    cfg: ml_collections.ConfigDict,
+    state: PyTree,
+    ctx: Context,
+) -> tuple[jax.Array, Terms, PyTree]:
+    """Proposed (§3.1, eq. 3): α from the distance of the two embeddings.
+
+    μ_SPK = the frozen trained Fair_spk's embeddings of the batch
+    (`ctx.refs["fair_spk"]`); μ_RAT = the embeddings of the model being
+    trained (`config.two_sided.mu_rat = "trained"`, the paper) or of the
+    frozen trained Fair_rat (`"frozen"`). D = `embedding_distance(μ_SPK,
+    μ_RAT)` and α = f(D) with f = `config.two_sided.alpha_fn`
+    (`fairser_jax.train.alpha`), both under `stop_gradient`; the loss is
+    eq. (3)'s 0.5 · L_RAT + α · L_SPK.
+
+    Returns:
+      (objective, terms, new α-function state); terms add `distance` (D).
+    """
+    two = cfg.two_sided
+    mu_spk = ctx.refs["fair_spk"].embeddings
+    mu_rat = (
+        ctx.refs["fair_rat"].embeddings
+        if two.mu_rat == "frozen"
+        else out.embeddings
+    )
+    d = jax.lax.stop_gradient(
+        embedding_distance(mu_spk, jax.lax.stop_gradient(mu_rat), cfg.loss)
+    )
+    alpha, state = alpha_lib.get(two.alpha_fn).apply(d, state, two)
+    value, terms = two_sided(out, batch, cfg.loss, alpha)
+    return value, {**terms, "distance": d}, state
+
+
+def fixed_alpha(
+    out: ModelOutput,
+    batch: Batch,
+    cfg: ml_collections.ConfigDict,
+    state: PyTree,
+    ctx: Context,
+) -> tuple[jax.Array, Terms, PyTree]:
+    """Eq. (3) with the run's constant α (`ctx.alpha`; Fig. 3a's sweep)."""
+    value, terms = two_sided(out, batch, cfg.loss, ctx.alpha)
+    return value, terms, state

@@ -1,25 +1,33 @@
-"""Out-of-fold predictions and the files of a workdir (SPEC §7, §8).
+"""Out-of-fold predictions and the per-variant files of a workdir.
 
 A variant's runs are (emotion, fold, seed[, alpha]); a *result* is one
 (variant, emotion, seed, alpha): its five fold runs' test predictions pooled
-into out-of-fold predictions over all of S1, scored with
-`fairser_jax.report.recompute.run_metrics`, the same code that
+into out-of-fold predictions over all of S1 (paper §2.2.3), scored with
+`fairser_jax.results.run_metrics`, the same code that
 `python -m fairser_jax.report --recompute` checks `results.json` with.
+
+Also here: the final parameters of a variant's runs (`params/<v>.npz`, what
+Proposed starts from and reads, and what predicting needs) and the α trace
+of Proposed (`alpha_trace.npz`, Fig. 3b).
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import json
 import pathlib
 from collections.abc import Iterable
 
+import jax
 import numpy as np
+from flax import traverse_util
 
 from fairser_jax import constants
-from fairser_jax.report import recompute
+from fairser_jax import results as results_lib
 from fairser_jax.train.dataset import DatasetInfo
 from fairser_jax.train.runner import VariantOutput
+from fairser_jax.train.runs import RunSpec
 
 Key = tuple[str, str, int, float | None]
 
@@ -34,7 +42,7 @@ class OutOfFold:
       rows: [N] dataset row of each prediction.
       y_true: [N] int binary target.
       y_score: [N] float sigmoid(logit).
-      y_pred: [N] int, y_score >= 0.5 (SPEC §7).
+      y_pred: [N] int, y_score >= 0.5.
       embedding: [N, D] test embedding z.
     """
 
@@ -106,11 +114,11 @@ def out_of_fold(
 
 
 def metrics_of(oof: OutOfFold, info: DatasetInfo) -> dict:
-    """The `results.json` entry of one result (SPEC §7)."""
+    """The `results.json` entry of one result (paper §2.2.3)."""
     code = constants.GENDER_CODE
     rater = info.rater_gender[oof.rows]
-    return recompute.run_metrics(
-        recompute.RunPredictions(
+    return results_lib.run_metrics(
+        results_lib.RunPredictions(
             key=oof.key,
             y_true=oof.y_true,
             y_pred=oof.y_pred,
@@ -124,7 +132,7 @@ def metrics_of(oof: OutOfFold, info: DatasetInfo) -> dict:
 
 
 def prediction_rows(oof: OutOfFold, info: DatasetInfo) -> Iterable[list]:
-    """`predictions.csv` rows of one result (columns of SPEC §8)."""
+    """`predictions.csv` rows of one result (`results.PREDICTION_COLUMNS`)."""
     variant, emotion, seed, alpha = oof.key
     alpha_text = "" if alpha is None else repr(float(alpha))
     for i, row in enumerate(oof.rows):
@@ -150,7 +158,7 @@ def write_predictions(
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(recompute.PREDICTION_COLUMNS)
+        writer.writerow(results_lib.PREDICTION_COLUMNS)
         for oof in results:
             writer.writerows(prediction_rows(oof, info))
     tmp.replace(path)
@@ -178,3 +186,140 @@ def write_embeddings(
         speaker_gender=info.speaker_gender[oof.rows].astype(str),
         rater_gender=info.rater_gender[oof.rows].astype(str),
     )
+
+
+# ------------------------------------------------------ final parameters
+
+
+def params_path(workdir: pathlib.Path, variant: str) -> pathlib.Path:
+    """`params/<variant>.npz`: the final parameters of a variant's runs."""
+    return workdir / "params" / f"{variant}.npz"
+
+
+def save_params(path: pathlib.Path, runs: list[RunSpec], params) -> None:
+    """Writes the final parameters of `runs` (leaves [R, ...]) atomically.
+
+    The file is a plain `.npz` (no pickle): one array per parameter, named
+    by its path in the tree (`params/encoder/Dense_0/kernel`), and
+    `run_specs`, a JSON list of the runs in the order of the leading axis.
+    """
+    flat = traverse_util.flatten_dict(params, sep="/")
+    arrays = {f"params/{k}": np.asarray(v) for k, v in flat.items()}
+    specs = json.dumps([dataclasses.asdict(r) for r in runs])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, run_specs=np.asarray(specs), **arrays)
+    tmp.replace(path)
+
+
+def load_params(path: pathlib.Path) -> tuple[list[RunSpec], dict]:
+    """Reads `save_params`' file: (runs, parameter tree with [R, ...])."""
+    with np.load(path, allow_pickle=False) as f:
+        runs = [RunSpec(**r) for r in json.loads(str(f["run_specs"]))]
+        flat = {
+            k.removeprefix("params/"): f[k]
+            for k in f.files
+            if k.startswith("params/")
+        }
+    return runs, traverse_util.unflatten_dict(flat, sep="/")
+
+
+def params_for(
+    runs: list[RunSpec], source_runs: list[RunSpec], source_params
+) -> dict:
+    """The source variant's parameters of each run's (emotion, fold, seed).
+
+    Args:
+      runs: the runs that need parameters (e.g. Proposed's).
+      source_runs: the runs of the trained source variant (e.g. Fair_rat).
+      source_params: their parameters, leaves [len(source_runs), ...].
+
+    Returns:
+      Parameters with leaves [len(runs), ...], row i from the source run
+      with the same emotion, fold and seed as `runs[i]`.
+
+    Raises:
+      ValueError: a run has no source run (naming it).
+    """
+    index = {(r.emotion, r.fold, r.seed): i for i, r in enumerate(source_runs)}
+    rows = []
+    for r in runs:
+        i = index.get((r.emotion, r.fold, r.seed))
+        if i is None:
+            raise ValueError(
+                f"No trained {source_runs[0].variant if source_runs else '?'}"
+                f" run for emotion={r.emotion}, fold={r.fold}, seed={r.seed}"
+                f" (needed by {r.name})."
+            )
+        rows.append(i)
+    rows = np.asarray(rows)
+    return jax.tree.map(lambda x: np.asarray(x)[rows], source_params)
+
+
+# -------------------------------------------------------------- α trace
+
+ALPHA_BINS = 20
+"""Fig. 3b's histogram: 20 bins of width 0.05 over [0, 1]."""
+
+
+def alpha_trace_key(spec: RunSpec) -> str:
+    """`"<emotion>/seed<seed>/fold<fold>"`, a run's key in alpha_trace.npz."""
+    return f"{spec.emotion}/seed{spec.seed}/fold{spec.fold}"
+
+
+def write_alpha_trace(
+    path: pathlib.Path, runs: list[RunSpec], trace: np.ndarray
+) -> None:
+    """Writes one float32 array per run: the α of every batch, in order.
+
+    Args:
+      path: the `.npz` to write (atomically).
+      runs: R runs.
+      trace: [R, epochs × steps_per_epoch] α values.
+    """
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(
+            f,
+            **{
+                alpha_trace_key(r): np.asarray(t, np.float32)
+                for r, t in zip(runs, trace, strict=True)
+            },
+        )
+    tmp.replace(path)
+
+
+def read_alpha_trace(path: pathlib.Path) -> dict[str, np.ndarray]:
+    """`alpha_trace.npz` as {"<emotion>/seed<s>/fold<f>": α per batch}."""
+    with np.load(path, allow_pickle=False) as f:
+        return {k: np.asarray(f[k]) for k in f.files}
+
+
+def summarize_alpha_trace(path: pathlib.Path) -> dict[str, dict]:
+    """What Fig. 3b needs per emotion, for `results.json["alpha_trace"]`.
+
+    Pools every batch of every seed and fold of an emotion.
+
+    Returns:
+      `{emotion: {"bin_edges": [21], "counts": [20], "mean", "sd",
+      "num_batches", "num_runs"}}` (SD with ddof=0 over batches).
+    """
+    trace = read_alpha_trace(path)
+    edges = np.linspace(0.0, 1.0, ALPHA_BINS + 1)
+    out = {}
+    for emotion in constants.EMOTIONS:
+        keys = [k for k in trace if k.split("/")[0] == emotion]
+        if not keys:
+            continue
+        values = np.concatenate([trace[k] for k in keys]).astype(np.float64)
+        counts, _ = np.histogram(values, bins=edges)
+        out[emotion] = {
+            "bin_edges": [round(float(e), 6) for e in edges],
+            "counts": [int(c) for c in counts],
+            "mean": float(values.mean()),
+            "sd": float(values.std()),
+            "num_batches": int(values.size),
+            "num_runs": len(keys),
+        }
+    return out

@@ -1,7 +1,8 @@
-"""The runner: every run of a variant trained at once (SPEC §9).
+"""The runner: every run of a variant trained at once.
 
 A variant's R runs are one stacked pytree. One jitted call trains all of
-them for one epoch: `vmap` over runs of a `lax.scan` over the epoch's steps.
+them for one epoch: `vmap` over runs of a `lax.scan` over the epoch's steps
+(`train_step` is one step of one run).
 The dataset stays on the device; each run draws its own permutation of its
 training rows every epoch, and every run takes the same number of steps per
 epoch (the largest fold's; smaller folds wrap their permutation). The runs
@@ -10,11 +11,20 @@ axis is sharded over all local devices on a 1-D mesh.
 Randomness of a run is a pure function of its own key (`runs.run_key`), the
 epoch and the step, so a run's result does not depend on which other runs
 share the stack, nor on the number of devices.
+
+The spine, as in flax's examples: `plan` (runs → padded, sharded stack),
+`init_or_restore` (random, from another variant's trained parameters, or
+from the latest checkpoint), `fit` (the epoch loop: NaN guard, progress,
+checkpoints), `evaluate` (test-fold logits and embeddings);
+`train_variant` composes them. What a variant is (objective, anchor,
+frozen references, per-run α, objective state, traced terms) comes from
+`fairser_jax.train.variants`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
 import math
 import pathlib
@@ -33,6 +43,7 @@ from tqdm import auto as tqdm
 
 from fairser_jax import models
 from fairser_jax.train import objectives
+from fairser_jax.train import variants as variants_lib
 from fairser_jax.train.dataset import Dataset
 from fairser_jax.train.runs import RunArrays, RunSpec, build_run_arrays
 
@@ -41,18 +52,46 @@ PyTree = Any
 
 @flax.struct.dataclass
 class TrainState:
-    """State of R stacked runs (every leaf has a leading runs axis).
+    """State of one run (stacked: every leaf gains a leading runs axis R).
 
     Attributes:
       params: model parameters.
       opt_state: optimiser state.
-      loss_history: [R, epochs] float32 mean training loss per epoch (the
-        paper's loss value, e.g. eq. (1) or (2)); NaN for epochs not run.
+      objective_state: the variant's objective state (e.g. the running mean
+        of D behind Proposed's α; `{}` for stateless objectives).
+      loss_history: [epochs] float32 mean training loss per epoch (the
+        paper's loss value, e.g. eq. (1), (2) or (3)); NaN for epochs not
+        run.
+      trace: per traced term (`Variant.traced`, e.g. "alpha"), its value at
+        every step, [epochs, steps_per_epoch] float32; NaN where not run.
     """
 
     params: PyTree
     opt_state: PyTree
+    objective_state: PyTree
     loss_history: jax.Array
+    trace: dict[str, jax.Array]
+
+
+@flax.struct.dataclass
+class RunInputs:
+    """Per-run device inputs of a step (stacked: leading runs axis R).
+
+    Attributes:
+      key: [2] uint32 raw key data of `runs.run_key`.
+      emotion: [] int32 index into `constants.EMOTIONS` of the detector.
+      alpha: [] float32 the run's α (NaN when the variant has none).
+      train_idx: [N_train_max] int32 dataset rows of the training folds.
+      n_train: [] int32 valid entries of `train_idx`.
+      refs: frozen parameters of the reference variants, by name.
+    """
+
+    key: jax.Array
+    emotion: jax.Array
+    alpha: jax.Array
+    train_idx: jax.Array
+    n_train: jax.Array
+    refs: dict[str, PyTree]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +104,9 @@ class VariantOutput:
       logits: [R, N_test_max] test-fold logits (valid up to `arrays.n_test`).
       embeddings: [R, N_test_max, D] test-fold embeddings z.
       loss_history: [R, epochs] mean training loss per epoch.
+      params: final parameters, every leaf [R, ...].
+      trace: per traced term, [R, epochs * steps_per_epoch] values in
+        training order.
     """
 
     runs: list[RunSpec]
@@ -72,6 +114,8 @@ class VariantOutput:
     logits: np.ndarray
     embeddings: np.ndarray
     loss_history: np.ndarray
+    params: PyTree
+    trace: dict[str, np.ndarray]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -110,7 +154,10 @@ def epoch_order(
     return perm[jnp.arange(total) % n_valid].astype(jnp.int32)
 
 
-def _gather_batch(data: Dataset, rows: jax.Array, emotion: jax.Array):
+def gather_batch(
+    data: Dataset, rows: jax.Array, emotion: jax.Array
+) -> objectives.Batch:
+    """The batch of dataset `rows` [B] for the `emotion` detector."""
     return objectives.Batch(
         x=data.features[rows],
         y=(data.label[rows] == emotion).astype(jnp.float32),
@@ -118,6 +165,121 @@ def _gather_batch(data: Dataset, rows: jax.Array, emotion: jax.Array):
         rater_gender=data.rater_gender[rows],
         in_s2=data.in_s2[rows],
     )
+
+
+def train_step(
+    carry: tuple[PyTree, PyTree, PyTree],
+    batch: objectives.Batch,
+    dropout_key: jax.Array,
+    run: RunInputs,
+    *,
+    model: models.FairSERModel,
+    tx: optax.GradientTransformation,
+    objective: objectives.Objective,
+    cfg: ml_collections.ConfigDict,
+) -> tuple[tuple[PyTree, PyTree, PyTree], objectives.Terms]:
+    """One optimiser step of one run.
+
+    The frozen reference models (`run.refs`) see the batch without dropout;
+    their outputs reach the objective as `ctx.refs` and get no gradient.
+
+    Args:
+      carry: (params, opt_state, objective_state).
+      batch: the step's batch.
+      dropout_key: PRNG key of this run and step.
+      run: the run's inputs (α, reference parameters).
+      model, tx, objective, cfg: the static setup.
+
+    Returns:
+      The new carry and the step's terms (scalars).
+    """
+    params, opt_state, obj_state = carry
+    refs = {
+        name: jax.lax.stop_gradient(
+            model.apply({"params": ref}, batch.x, train=False)
+        )
+        for name, ref in run.refs.items()
+    }
+    ctx = objectives.Context(refs=refs, alpha=run.alpha)
+
+    def loss_fn(p):
+        out = model.apply(
+            {"params": p},
+            batch.x,
+            train=True,
+            grl_scale=cfg.loss.grl_scale,
+            rngs={"dropout": dropout_key},
+        )
+        value, terms, new_state = objective(out, batch, cfg, obj_state, ctx)
+        return value, (terms, new_state)
+
+    grads, (terms, obj_state) = jax.grad(loss_fn, has_aux=True)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    params = optax.apply_updates(params, updates)
+    return (params, opt_state, obj_state), terms
+
+
+def run_epoch(
+    state: TrainState,
+    run: RunInputs,
+    data: Dataset,
+    epoch: jax.Array,
+    *,
+    model: models.FairSERModel,
+    tx: optax.GradientTransformation,
+    objective: objectives.Objective,
+    cfg: ml_collections.ConfigDict,
+    steps_per_epoch: int,
+) -> tuple[TrainState, objectives.Terms]:
+    """One epoch of one run: `lax.scan` of `train_step` over its batches.
+
+    Returns:
+      The new state and every term of every step, [steps_per_epoch] each.
+    """
+    batch_size = cfg.train.batch_size
+    key = jax.random.fold_in(
+        jax.random.wrap_key_data(run.key), 1
+    )  # stream 0 initialises the parameters
+    key = jax.random.fold_in(key, epoch)
+    order = epoch_order(
+        jax.random.fold_in(key, 0),
+        run.n_train,
+        run.train_idx.shape[0],
+        steps_per_epoch * batch_size,
+    )
+    rows = run.train_idx[order].reshape(steps_per_epoch, batch_size)
+
+    def step(carry, xs):
+        step_rows, step_index = xs
+        batch = gather_batch(data, step_rows, run.emotion)
+        dropout_key = jax.random.fold_in(key, step_index + 1)
+        return train_step(
+            carry,
+            batch,
+            dropout_key,
+            run,
+            model=model,
+            tx=tx,
+            objective=objective,
+            cfg=cfg,
+        )
+
+    (params, opt_state, obj_state), terms = jax.lax.scan(
+        step,
+        (state.params, state.opt_state, state.objective_state),
+        (rows, jnp.arange(steps_per_epoch)),
+    )
+    new_state = TrainState(
+        params=params,
+        opt_state=opt_state,
+        objective_state=obj_state,
+        loss_history=state.loss_history.at[epoch].set(jnp.mean(terms["loss"])),
+        trace={
+            name: values.at[epoch].set(terms[name])
+            for name, values in state.trace.items()
+        },
+    )
+    return new_state, terms
 
 
 def make_epoch_fn(
@@ -128,66 +290,313 @@ def make_epoch_fn(
     steps_per_epoch: int,
     sharding: NamedSharding,
 ):
-    """Builds `epoch(state, runs, data, epoch) -> (state, step_losses)`.
+    """Builds `epoch(state, runs, data, epoch) -> (state, step_terms)`.
 
-    The returned function is vmapped over runs (leading axis of `state` and
-    `runs`) and jitted with the state donated and its outputs placed with
-    `sharding` (the runs axis over the mesh), the same placement as its
-    inputs. `epoch` is a traced int32, so it compiles once. `step_losses`
-    is [R, steps_per_epoch].
+    `run_epoch` vmapped over runs (leading axis of `state` and `runs`) and
+    jitted with the state donated and its outputs placed with `sharding`
+    (the runs axis over the mesh), the same placement as its inputs.
+    `epoch` is a traced int32, so it compiles once. `step_terms` maps each
+    term to [R, steps_per_epoch].
     """
-    batch_size = cfg.train.batch_size
-    loss_cfg = cfg.loss
-
-    def one_run(state: TrainState, run: dict, data: Dataset, epoch):
-        key = jax.random.fold_in(
-            jax.random.wrap_key_data(run["key"]), 1
-        )  # stream 0 initialises the parameters
-        key = jax.random.fold_in(key, epoch)
-        width = run["train_idx"].shape[0]
-        order = epoch_order(
-            jax.random.fold_in(key, 0),
-            run["n_train"],
-            width,
-            steps_per_epoch * batch_size,
-        )
-        rows = run["train_idx"][order].reshape(steps_per_epoch, batch_size)
-
-        def loss_fn(params, batch, dropout_key):
-            out = model.apply(
-                {"params": params},
-                batch.x,
-                train=True,
-                grl_scale=loss_cfg.grl_scale,
-                rngs={"dropout": dropout_key},
-            )
-            return objective(out, batch, loss_cfg)
-
-        def step(carry, xs):
-            params, opt_state = carry
-            step_rows, step_index = xs
-            batch = _gather_batch(data, step_rows, run["emotion"])
-            dropout_key = jax.random.fold_in(key, step_index + 1)
-            grads, terms = jax.grad(loss_fn, has_aux=True)(
-                params, batch, dropout_key
-            )
-            updates, opt_state = tx.update(grads, opt_state, params)
-            params = optax.apply_updates(params, updates)
-            return (params, opt_state), terms["loss"]
-
-        (params, opt_state), step_losses = jax.lax.scan(
-            step,
-            (state.params, state.opt_state),
-            (rows, jnp.arange(steps_per_epoch)),
-        )
-        history = state.loss_history.at[epoch].set(jnp.mean(step_losses))
-        return TrainState(params, opt_state, history), step_losses
-
+    one_run = functools.partial(
+        run_epoch,
+        model=model,
+        tx=tx,
+        objective=objective,
+        cfg=cfg,
+        steps_per_epoch=steps_per_epoch,
+    )
     return jax.jit(
         jax.vmap(one_run, in_axes=(0, 0, None, None)),
         out_shardings=(sharding, sharding),
         donate_argnums=0,
     )
+
+
+def create_train_state(
+    key_data: jax.Array,
+    init_params: PyTree | None,
+    *,
+    model: models.FairSERModel,
+    tx: optax.GradientTransformation,
+    cfg: ml_collections.ConfigDict,
+    variant: variants_lib.Variant,
+    feature_dim: int,
+    steps_per_epoch: int,
+) -> TrainState:
+    """The state of one run before its first step.
+
+    Args:
+      key_data: [2] uint32 raw key data of the run; stream 0 of it draws
+        the initial parameters when `init_params` is None.
+      init_params: parameters to start from (the anchor's trained ones,
+        `Variant.init_from`), or None for a random initialisation.
+      model, tx, cfg, variant: the static setup.
+      feature_dim: input width H.
+      steps_per_epoch: steps of every epoch (sizes the traces).
+
+    Returns:
+      A `TrainState` with a fresh optimiser state.
+    """
+    if init_params is None:
+        key = jax.random.fold_in(jax.random.wrap_key_data(key_data), 0)
+        init_params = model.init(
+            {"params": key}, jnp.zeros((1, feature_dim)), train=False
+        )["params"]
+    epochs = cfg.train.epochs
+    return TrainState(
+        params=init_params,
+        opt_state=tx.init(init_params),
+        objective_state=variant.init_state(cfg),
+        loss_history=jnp.full((epochs,), jnp.nan, jnp.float32),
+        trace={
+            name: jnp.full((epochs, steps_per_epoch), jnp.nan, jnp.float32)
+            for name in variant.traced
+        },
+    )
+
+
+def runs_mesh(devices: list[jax.Device] | None = None) -> Mesh:
+    """A 1-D mesh named "runs" over the given (default: all local) devices."""
+    devices = jax.local_devices() if devices is None else devices
+    return Mesh(np.asarray(devices), ("runs",))
+
+
+@dataclasses.dataclass(frozen=True)
+class Stack:
+    """The static plan of one variant's runs on a mesh.
+
+    Attributes:
+      variant: the registry entry.
+      runs: the R runs.
+      arrays: their `RunArrays`.
+      pad_index: [R_padded] run each stacked slot holds; R_padded is a
+        multiple of the device count and the copies (of run 0) are dropped.
+      steps_per_epoch: ceil(largest training fold / batch size).
+      mesh: the 1-D "runs" mesh.
+    """
+
+    variant: variants_lib.Variant
+    runs: list[RunSpec]
+    arrays: RunArrays
+    pad_index: np.ndarray
+    steps_per_epoch: int
+    mesh: Mesh
+
+    @property
+    def num_runs(self) -> int:
+        return len(self.runs)
+
+    @property
+    def sharded(self) -> NamedSharding:
+        """Leading runs axis split over the mesh."""
+        return NamedSharding(self.mesh, PartitionSpec("runs"))
+
+    @property
+    def replicated(self) -> NamedSharding:
+        return NamedSharding(self.mesh, PartitionSpec())
+
+    def put(self, tree: PyTree) -> PyTree:
+        """Host arrays with a leading [R] axis → padded, sharded arrays."""
+        return jax.device_put(
+            jax.tree.map(lambda x: np.asarray(x)[self.pad_index], tree),
+            self.sharded,
+        )
+
+    def get(self, tree: PyTree) -> PyTree:
+        """Sharded arrays → host NumPy of the R real runs."""
+        return jax.tree.map(
+            lambda x: np.asarray(x)[: self.num_runs], jax.device_get(tree)
+        )
+
+
+def plan(
+    variant: str,
+    runs: list[RunSpec],
+    fold: np.ndarray,
+    cfg: ml_collections.ConfigDict,
+    mesh: Mesh | None = None,
+) -> Stack:
+    """Lays out the runs of `variant` as one stack over `mesh`."""
+    mesh = runs_mesh() if mesh is None else mesh
+    num_devices = mesh.devices.size
+    arrays = build_run_arrays(runs, fold)
+    padded = math.ceil(len(runs) / num_devices) * num_devices
+    pad_index = np.concatenate(
+        [np.arange(len(runs)), np.zeros(padded - len(runs), np.int64)]
+    )
+    return Stack(
+        variant=variants_lib.get(variant),
+        runs=list(runs),
+        arrays=arrays,
+        pad_index=pad_index,
+        steps_per_epoch=max(
+            1, math.ceil(int(arrays.n_train.max()) / cfg.train.batch_size)
+        ),
+        mesh=mesh,
+    )
+
+
+def _checkpoint_manager(checkpoint_dir) -> ocp.CheckpointManager:
+    return ocp.CheckpointManager(
+        pathlib.Path(checkpoint_dir).absolute(),
+        options=ocp.CheckpointManagerOptions(
+            max_to_keep=1, enable_async_checkpointing=False
+        ),
+    )
+
+
+def init_or_restore(
+    stack: Stack,
+    cfg: ml_collections.ConfigDict,
+    model: models.FairSERModel,
+    tx: optax.GradientTransformation,
+    feature_dim: int,
+    *,
+    init_params: PyTree | None = None,
+    manager: ocp.CheckpointManager | None = None,
+    resume: bool = False,
+) -> tuple[TrainState, int]:
+    """The stacked state to train from, and the first epoch to run.
+
+    Args:
+      stack: the plan.
+      cfg, model, tx: the static setup.
+      feature_dim: input width H.
+      init_params: host parameters [R, ...] to start each run from (the
+        anchor of `Variant.init_from`), or None for random initialisation.
+      manager: the variant's checkpoint manager, or None.
+      resume: restore the latest checkpoint of `manager` if there is one.
+
+    Returns:
+      (state, start_epoch): 0 unless restored.
+    """
+    init = functools.partial(
+        create_train_state,
+        model=model,
+        tx=tx,
+        cfg=cfg,
+        variant=stack.variant,
+        feature_dim=feature_dim,
+        steps_per_epoch=stack.steps_per_epoch,
+    )
+    keys = stack.put(stack.arrays.key)
+    anchor = None if init_params is None else stack.put(init_params)
+    in_axes = (0, None if anchor is None else 0)
+    state = jax.jit(
+        jax.vmap(init, in_axes=in_axes), out_shardings=stack.sharded
+    )(keys, anchor)
+    latest = manager.latest_step() if (manager and resume) else None
+    if latest is None:
+        return state, 0
+    abstract = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+        state,
+    )
+    state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+    logging.info(
+        "%s: resumed from epoch %d of %d",
+        stack.variant.name,
+        latest,
+        cfg.train.epochs,
+    )
+    return state, int(latest)
+
+
+def _run_inputs(stack: Stack, refs: dict[str, PyTree] | None) -> RunInputs:
+    refs = refs or {}
+    missing = [r for r in stack.variant.references if r not in refs]
+    if missing:
+        raise ValueError(
+            f"{stack.variant.name} reads the trained {missing} as frozen "
+            "references; pass their parameters (refs=...)."
+        )
+    a = stack.arrays
+    return stack.put(
+        RunInputs(
+            key=a.key,
+            emotion=a.emotion,
+            alpha=a.alpha,
+            train_idx=a.train_idx,
+            n_train=a.n_train,
+            refs={name: refs[name] for name in stack.variant.references},
+        )
+    )
+
+
+def _first_bad(step_losses: np.ndarray) -> tuple[int, int]:
+    bad = np.argwhere(~np.isfinite(step_losses))
+    r, s = bad[0]
+    return int(r), int(s)
+
+
+def fit(
+    stack: Stack,
+    state: TrainState,
+    start_epoch: int,
+    run_inputs: RunInputs,
+    data: Dataset,
+    cfg: ml_collections.ConfigDict,
+    model: models.FairSERModel,
+    tx: optax.GradientTransformation,
+    *,
+    manager: ocp.CheckpointManager | None = None,
+    progress: bool = True,
+    stop_after_epoch: int | None = None,
+) -> TrainState | None:
+    """The epoch loop: train, guard against NaN, report, checkpoint.
+
+    Returns:
+      The final state, or None when stopped by `stop_after_epoch`.
+
+    Raises:
+      NonFiniteLossError: naming the run and step whose loss is not finite.
+    """
+    epochs = cfg.train.epochs
+    steps = stack.steps_per_epoch
+    epoch_fn = make_epoch_fn(
+        model, tx, stack.variant.objective, cfg, steps, stack.sharded
+    )
+    bar = tqdm.tqdm(
+        range(start_epoch, epochs),
+        desc=f"{stack.variant.name} ({stack.num_runs} runs)",
+        unit="epoch",
+        disable=not progress,
+        initial=start_epoch,
+        total=epochs,
+    )
+    try:
+        for epoch in bar:
+            tic = time.perf_counter()
+            state, terms = epoch_fn(
+                state, run_inputs, data, jnp.asarray(epoch, jnp.int32)
+            )
+            step_losses = np.asarray(terms["loss"])[: stack.num_runs]
+            seconds = time.perf_counter() - tic
+            if not np.all(np.isfinite(step_losses)):
+                r, s = _first_bad(step_losses)
+                raise NonFiniteLossError(
+                    f"Non-finite training loss ({step_losses[r, s]}) in run "
+                    f"{stack.runs[r].name} at epoch {epoch}, step {s} "
+                    f"(global step {epoch * steps + s}). Lower the learning "
+                    "rate or check the features for outliers; the last "
+                    "checkpoint is kept intact."
+                )
+            bar.set_postfix(
+                loss=f"{step_losses.mean():.4f}",
+                model_steps_per_s=f"{stack.num_runs * steps / seconds:.0f}",
+            )
+            done = epoch + 1
+            if manager is not None and (
+                done % cfg.train.checkpoint_every == 0 or done == epochs
+            ):
+                manager.save(done, args=ocp.args.StandardSave(state))
+                manager.wait_until_finished()
+            if stop_after_epoch is not None and done >= stop_after_epoch:
+                return None
+    finally:
+        bar.close()
+    return state
 
 
 def make_eval_fn(model: models.FairSERModel):
@@ -202,26 +611,36 @@ def make_eval_fn(model: models.FairSERModel):
     return jax.jit(jax.vmap(one_run, in_axes=(0, 0, None)))
 
 
-def runs_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh named "runs" over the given (default: all local) devices."""
-    devices = jax.local_devices() if devices is None else devices
-    return Mesh(np.asarray(devices), ("runs",))
-
-
-def _device_runs(arrays: RunArrays) -> dict[str, np.ndarray]:
-    return {
-        "key": arrays.key,
-        "emotion": arrays.emotion,
-        "alpha": arrays.alpha,
-        "train_idx": arrays.train_idx,
-        "n_train": arrays.n_train,
-    }
-
-
-def _first_bad(step_losses: np.ndarray) -> tuple[int, int]:
-    bad = np.argwhere(~np.isfinite(step_losses))
-    r, s = bad[0]
-    return int(r), int(s)
+def evaluate(
+    stack: Stack,
+    state: TrainState,
+    data: Dataset,
+    model: models.FairSERModel,
+) -> VariantOutput:
+    """Test-fold logits and embeddings of every run, and its final state."""
+    test_idx = stack.put(stack.arrays.test_idx)
+    logits, embeddings = make_eval_fn(model)(state.params, test_idx, data)
+    host = stack.get(
+        {
+            "logits": logits,
+            "embeddings": embeddings,
+            "loss_history": state.loss_history,
+            "params": state.params,
+            "trace": state.trace,
+        }
+    )
+    return VariantOutput(
+        runs=stack.runs,
+        arrays=stack.arrays,
+        logits=host["logits"],
+        embeddings=host["embeddings"],
+        loss_history=host["loss_history"],
+        params=host["params"],
+        trace={
+            name: values.reshape(stack.num_runs, -1)
+            for name, values in host["trace"].items()
+        },
+    )
 
 
 def train_variant(
@@ -231,6 +650,8 @@ def train_variant(
     fold: np.ndarray,
     cfg: ml_collections.ConfigDict,
     *,
+    init_params: PyTree | None = None,
+    refs: dict[str, PyTree] | None = None,
     checkpoint_dir: str | pathlib.Path | None = None,
     resume: bool = False,
     mesh: Mesh | None = None,
@@ -240,11 +661,16 @@ def train_variant(
     """Trains every run of `variant` together and evaluates its test folds.
 
     Args:
-      variant: "dnn", "fair_spk", "fair_rat" or "basic".
+      variant: a name of `fairser_jax.train.variants.REGISTRY`.
       runs: the runs to train (all of this variant).
       data: the device dataset.
       fold: [N] host fold index of every dataset row.
-      cfg: the full config (uses `model`, `loss`, `train`).
+      cfg: the full config (uses `model`, `loss`, `train`, `two_sided`).
+      init_params: parameters [R, ...] aligned with `runs` to start from
+        (the trained `Variant.init_from` of the same emotion, fold and
+        seed); None: random initialisation.
+      refs: for each of `Variant.references`, the trained parameters
+        [R, ...] aligned with `runs`, read frozen during training.
       checkpoint_dir: where orbax checkpoints go (every
         `cfg.train.checkpoint_every` epochs and at the end); None: none.
       resume: continue from the latest checkpoint in `checkpoint_dir`.
@@ -259,115 +685,42 @@ def train_variant(
     Raises:
       NonFiniteLossError: naming the run and step whose loss is not finite.
     """
-    objective = objectives.get(variant)
-    mesh = runs_mesh() if mesh is None else mesh
-    num_devices = mesh.devices.size
-    arrays = build_run_arrays(runs, fold)
-    num_runs = len(runs)
-    padded = math.ceil(num_runs / num_devices) * num_devices
-    pad_index = np.concatenate(
-        [np.arange(num_runs), np.zeros(padded - num_runs, np.int64)]
-    )
-    stacked = arrays.take(pad_index)  # padded runs repeat run 0; discarded
-
-    epochs = cfg.train.epochs
-    batch_size = cfg.train.batch_size
-    steps_per_epoch = max(1, math.ceil(int(arrays.n_train.max()) / batch_size))
-
-    shard = NamedSharding(mesh, PartitionSpec("runs"))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    data = jax.device_put(data, replicated)
-    device_runs = jax.device_put(_device_runs(stacked), shard)
-
+    stack = plan(variant, runs, fold, cfg, mesh)
+    if stack.variant.init_from is not None and init_params is None:
+        raise ValueError(
+            f"{variant} starts from the trained {stack.variant.init_from}; "
+            "pass its parameters (init_params=...)."
+        )
+    data = jax.device_put(data, stack.replicated)
+    run_inputs = _run_inputs(stack, refs)
     model = models.model_from_config(cfg.model)
     tx = make_optimizer(cfg)
-    feature_dim = data.features.shape[1]
-
-    def init_one(raw_key):
-        key = jax.random.fold_in(jax.random.wrap_key_data(raw_key), 0)
-        params = model.init(
-            {"params": key}, jnp.zeros((1, feature_dim)), train=False
-        )["params"]
-        return TrainState(
-            params,
-            tx.init(params),
-            jnp.full((epochs,), jnp.nan, jnp.float32),
-        )
-
-    init = jax.jit(jax.vmap(init_one), out_shardings=shard)
-    state = init(device_runs["key"])
-    start_epoch = 0
-
-    manager = None
-    if checkpoint_dir is not None:
-        manager = ocp.CheckpointManager(
-            pathlib.Path(checkpoint_dir).absolute(),
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=1, enable_async_checkpointing=False
-            ),
-        )
-        latest = manager.latest_step() if resume else None
-        if latest is not None:
-            abstract = jax.tree.map(
-                lambda x: jax.ShapeDtypeStruct(
-                    x.shape, x.dtype, sharding=x.sharding
-                ),
-                state,
-            )
-            state = manager.restore(
-                latest, args=ocp.args.StandardRestore(abstract)
-            )
-            start_epoch = int(latest)
-            logging.info(
-                "%s: resumed from epoch %d of %d", variant, start_epoch, epochs
-            )
-
-    epoch_fn = make_epoch_fn(model, tx, objective, cfg, steps_per_epoch, shard)
-    bar = tqdm.tqdm(
-        range(start_epoch, epochs),
-        desc=f"{variant} ({num_runs} runs)",
-        unit="epoch",
-        disable=not progress,
-        initial=start_epoch,
-        total=epochs,
+    manager = (
+        None if checkpoint_dir is None else _checkpoint_manager(checkpoint_dir)
     )
-    for epoch in bar:
-        tic = time.perf_counter()
-        state, step_losses = epoch_fn(
-            state, device_runs, data, jnp.asarray(epoch, jnp.int32)
-        )
-        step_losses = np.asarray(step_losses)[:num_runs]
-        seconds = time.perf_counter() - tic
-        if not np.all(np.isfinite(step_losses)):
-            r, s = _first_bad(step_losses)
-            raise NonFiniteLossError(
-                f"Non-finite training loss ({step_losses[r, s]}) in run "
-                f"{runs[r].name} at epoch {epoch}, step {s} (global step "
-                f"{epoch * steps_per_epoch + s}). Lower the learning rate or "
-                "check the features for outliers; the last checkpoint is "
-                "kept intact."
-            )
-        bar.set_postfix(
-            loss=f"{step_losses.mean():.4f}",
-            model_steps_per_s=f"{num_runs * steps_per_epoch / seconds:.0f}",
-        )
-        done = epoch + 1
-        if manager is not None and (
-            done % cfg.train.checkpoint_every == 0 or done == epochs
-        ):
-            manager.save(done, args=ocp.args.StandardSave(state))
-            manager.wait_until_finished()
-        if stop_after_epoch is not None and done >= stop_after_epoch:
-            bar.close()
-            return None
-    bar.close()
-
-    test_idx = jax.device_put(stacked.test_idx, shard)
-    logits, embeddings = make_eval_fn(model)(state.params, test_idx, data)
-    return VariantOutput(
-        runs=list(runs),
-        arrays=arrays,
-        logits=np.asarray(logits)[:num_runs],
-        embeddings=np.asarray(embeddings)[:num_runs],
-        loss_history=np.asarray(state.loss_history)[:num_runs],
+    state, start_epoch = init_or_restore(
+        stack,
+        cfg,
+        model,
+        tx,
+        data.features.shape[1],
+        init_params=init_params,
+        manager=manager,
+        resume=resume,
     )
+    state = fit(
+        stack,
+        state,
+        start_epoch,
+        run_inputs,
+        data,
+        cfg,
+        model,
+        tx,
+        manager=manager,
+        progress=progress,
+        stop_after_epoch=stop_after_epoch,
+    )
+    if state is None:
+        return None
+    return evaluate(stack, state, data, model)

@@ -1,6 +1,6 @@
 """Runs: one (variant, emotion, fold, seed[, alpha]) model each.
 
-All runs of one variant are trained together as one stacked pytree (SPEC §9).
+All runs of one variant are trained together as one stacked pytree.
 This module enumerates them and builds the per-run index arrays the runner
 gathers batches with.
 """
@@ -14,6 +14,7 @@ import jax
 import numpy as np
 
 from fairser_jax import constants
+from fairser_jax.train import variants
 
 
 @dataclasses.dataclass(frozen=True)
@@ -21,7 +22,7 @@ class RunSpec:
     """One model of the protocol.
 
     Attributes:
-      variant: one of `constants.VARIANTS`.
+      variant: a name of `fairser_jax.train.variants.REGISTRY`.
       emotion: one of `constants.EMOTIONS` (the binary detector's class).
       fold: leave-one-session-out fold index; the run tests on session
         `fold + 1` and trains on the other four.
@@ -53,11 +54,7 @@ def make_runs(
     alphas: Sequence[float | None] = (None,),
 ) -> list[RunSpec]:
     """All runs of one variant, ordered by (emotion, seed, alpha, fold)."""
-    if variant not in constants.VARIANTS:
-        raise ValueError(
-            f"Unknown variant {variant!r}; expected one of "
-            f"{constants.VARIANTS}."
-        )
+    variants.get(variant)  # raises on an unknown name
     for emotion in emotions:
         if emotion not in constants.EMOTIONS:
             raise ValueError(

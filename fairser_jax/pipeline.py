@@ -1,14 +1,18 @@
-"""Corpus → study sets → features → all variants → workdir files.
+"""Corpus → study sets → features → all variants → workdir files → report.
 
-`train(cfg, workdir)` is what `python -m fairser_jax.train` runs and the
-training half of `python -m fairser_jax.main`; a notebook can call it too.
+The whole pipeline, above the stages it orchestrates (`data`, `wav2vec2`,
+`train`, `report`). `train(cfg, workdir)` is what `python -m
+fairser_jax.train` runs and the training half of `python -m
+fairser_jax.main`; `run` is all of `main`; a notebook can call either.
 
-Workdir layout (SPEC §8)::
+Workdir layout::
 
     config.json           the resolved config of the run
-    results.json          study sets, per-result metrics, α traces
+    results.json          study sets, per-result metrics, α histograms
     predictions.csv       one row per (result, utterance), every variant
+    alpha_trace.npz       α of every batch of every Proposed run (Fig. 3b)
     predictions/<v>.csv   the same, per variant (written when <v> finishes)
+    params/<v>.npz        final parameters of <v>'s runs
     training/<v>.npz      run names and per-epoch training loss
     embeddings/*.npz      out-of-fold test embeddings (Fig. 2)
     checkpoints/<v>/      orbax checkpoints of the stacked runs
@@ -25,12 +29,13 @@ import ml_collections
 import numpy as np
 
 from fairser_jax import constants, report
+from fairser_jax import results as results_lib
 from fairser_jax.data import demo_corpus, iemocap, study_sets
 from fairser_jax.data import features as features_lib
-from fairser_jax.report import recompute
 from fairser_jax.train import dataset as dataset_lib
-from fairser_jax.train import objectives, outputs, runner
+from fairser_jax.train import outputs, runner
 from fairser_jax.train import runs as runs_lib
+from fairser_jax.train import variants as variants_lib
 from fairser_jax.wav2vec2 import extraction
 
 
@@ -59,7 +64,7 @@ def features_path(cfg: ml_collections.ConfigDict, workdir: pathlib.Path):
 
 
 def load_study(cfg: ml_collections.ConfigDict, corpus: pathlib.Path):
-    """Reads the corpus and builds S1/S2 (SPEC §2.2)."""
+    """Reads the corpus and builds S1/S2 (paper §2.1.1, Table 1)."""
     utterances = iemocap.read_corpus(corpus)
     path = rater_gender_path(cfg, corpus)
     rater_gender = {} if path is None else study_sets.load_rater_gender(path)
@@ -105,12 +110,7 @@ def make_training_table(
 
 def validate_config(cfg: ml_collections.ConfigDict) -> None:
     """Fails early, naming the field, on values the runner cannot train."""
-    bad = [v for v in cfg.variants if v not in objectives.OBJECTIVES]
-    if bad:
-        raise ValueError(
-            f"config.variants has {bad}; this trainer runs "
-            f"{sorted(objectives.OBJECTIVES)}."
-        )
+    variants_lib.validate(cfg)
     bad = [e for e in cfg.emotions if e not in constants.EMOTIONS]
     if bad:
         raise ValueError(
@@ -149,11 +149,13 @@ def train(
     progress: bool = True,
     mesh=None,
 ) -> dict:
-    """Trains every configured variant and writes the workdir (SPEC §8).
+    """Trains every configured variant and writes the workdir.
 
-    Expects the corpus and the feature store to exist (see
-    `python -m fairser_jax.extract`, or `python -m fairser_jax.main`, which
-    makes both).
+    The variants of `config.variants` are trained with their dependencies
+    (`variants.training_order`: Proposed and fixed α need the trained
+    Fair_spk and Fair_rat), each as one stacked set of runs. Expects the
+    corpus and the feature store to exist (see `python -m
+    fairser_jax.extract`, or `python -m fairser_jax.main`, which makes both).
 
     Args:
       cfg: the config (see `fairser_jax.config`).
@@ -173,7 +175,7 @@ def train(
     if resume:
         _check_resume_config(workdir, cfg_json)
     else:
-        for sub in ("checkpoints", "predictions", "training", "embeddings"):
+        for sub in WORK_SUBDIRS:
             shutil.rmtree(workdir / sub, ignore_errors=True)
     (workdir / "config.json").write_text(cfg_json)
 
@@ -188,50 +190,111 @@ def train(
         )
     feature_set = features_lib.load(feature_path)
     data, info = make_training_table(cfg, utterances, study, feature_set)
-    label = np.asarray(data.label)
 
-    for sub in ("predictions", "training", "embeddings"):
+    for sub in WORK_SUBDIRS[1:]:
         (workdir / sub).mkdir(exist_ok=True)
-    for variant in cfg.variants:
-        done = workdir / "predictions" / f"{variant}.csv"
-        if resume and done.exists():
-            logging.info("%s: already finished, kept.", variant)
-            continue
-        runs = runs_lib.make_runs(variant, cfg.emotions, cfg.folds, cfg.seeds)
-        out = runner.train_variant(
-            variant,
-            runs,
-            data,
-            info.fold,
-            cfg,
-            checkpoint_dir=workdir / "checkpoints" / variant,
-            resume=resume,
-            mesh=mesh,
-            progress=progress,
+    order = variants_lib.training_order(cfg.variants)
+    extra = [v for v in order if v not in cfg.variants]
+    if extra:
+        logging.info(
+            "Also training %s: %s need(s) them.",
+            ", ".join(extra),
+            ", ".join(v for v in cfg.variants if v not in extra),
         )
-        np.savez(
-            workdir / "training" / f"{variant}.npz",
-            run=np.array([r.name for r in runs]),
-            loss_history=out.loss_history,
+    trained: dict[str, tuple[list[runs_lib.RunSpec], dict]] = {}
+    for variant in order:
+        trained[variant] = _train_one(
+            variant, cfg, workdir, data, info, trained, resume, progress, mesh
         )
-        oof = outputs.out_of_fold(out, label, info)
-        for result in oof:
-            outputs.write_embeddings(workdir, result, info)
-        outputs.write_predictions(done, oof, info)
-
-    return assemble(workdir, cfg, study)
+    return assemble(workdir, order, study)
 
 
-def assemble(workdir: pathlib.Path, cfg, study) -> dict:
+WORK_SUBDIRS: tuple[str, ...] = (
+    "checkpoints",
+    "predictions",
+    "params",
+    "training",
+    "embeddings",
+)
+"""What `train` writes per variant (removed on a fresh, non-resumed run)."""
+
+
+def _train_one(
+    variant: str,
+    cfg: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    data,
+    info,
+    trained: dict,
+    resume: bool,
+    progress: bool,
+    mesh,
+) -> tuple[list[runs_lib.RunSpec], dict]:
+    """Trains one variant (or keeps it, resuming) and writes its files.
+
+    A variant is finished when both `predictions/<v>.csv` and
+    `params/<v>.npz` exist (each written atomically, parameters first).
+
+    Returns:
+      (runs, final parameters [R, ...]) for the variants that depend on it.
+    """
+    spec = variants_lib.get(variant)
+    done = workdir / "predictions" / f"{variant}.csv"
+    params_file = outputs.params_path(workdir, variant)
+    if resume and done.exists() and params_file.exists():
+        logging.info("%s: already finished, kept.", variant)
+        return outputs.load_params(params_file)
+    runs = runs_lib.make_runs(
+        variant, spec.emotions(cfg), cfg.folds, cfg.seeds, spec.alphas(cfg)
+    )
+    init_params = None
+    if spec.init_from is not None:
+        init_params = outputs.params_for(runs, *trained[spec.init_from])
+    refs = {
+        name: outputs.params_for(runs, *trained[name])
+        for name in spec.references
+    }
+    out = runner.train_variant(
+        variant,
+        runs,
+        data,
+        info.fold,
+        cfg,
+        init_params=init_params,
+        refs=refs,
+        checkpoint_dir=workdir / "checkpoints" / variant,
+        resume=resume,
+        mesh=mesh,
+        progress=progress,
+    )
+    np.savez(
+        workdir / "training" / f"{variant}.npz",
+        run=np.array([r.name for r in runs]),
+        loss_history=out.loss_history,
+    )
+    if "alpha" in out.trace:
+        outputs.write_alpha_trace(
+            workdir / "alpha_trace.npz", runs, out.trace["alpha"]
+        )
+    oof = outputs.out_of_fold(out, np.asarray(data.label), info)
+    for result in oof:
+        outputs.write_embeddings(workdir, result, info)
+    outputs.save_params(params_file, runs, out.params)
+    outputs.write_predictions(done, oof, info)
+    return runs, out.params
+
+
+def assemble(workdir: pathlib.Path, variants: tuple[str, ...], study) -> dict:
     """Joins the per-variant predictions into predictions.csv + results.json.
 
     Every metric in results.json is computed from predictions.csv by
-    `recompute.runs_from_predictions`, so the two cannot disagree.
+    `results.runs_from_predictions`, so the two cannot disagree; the α
+    histograms of Fig. 3b come from `alpha_trace.npz`.
     """
     combined = workdir / "predictions.csv"
     tmp = combined.with_suffix(".tmp")
     with open(tmp, "w", encoding="utf-8", newline="") as out:
-        for i, variant in enumerate(cfg.variants):
+        for i, variant in enumerate(variants):
             part = workdir / "predictions" / f"{variant}.csv"
             with part.open(encoding="utf-8", newline="") as lines:
                 header = next(lines)
@@ -239,10 +302,14 @@ def assemble(workdir: pathlib.Path, cfg, study) -> dict:
                     out.write(header)
                 shutil.copyfileobj(lines, out)
     tmp.replace(combined)
+    alpha_trace = {}
+    trace_path = workdir / "alpha_trace.npz"
+    if "proposed" in variants and trace_path.exists():
+        alpha_trace = outputs.summarize_alpha_trace(trace_path)
     results = {
         "study_sets": study.table1(),
-        "runs": recompute.runs_from_predictions(combined),
-        "alpha_trace": {},
+        "runs": results_lib.runs_from_predictions(combined),
+        "alpha_trace": alpha_trace,
     }
     (workdir / "results.json").write_text(json.dumps(results, indent=2))
     return results
