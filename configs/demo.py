@@ -22,4 +22,15 @@ def get_config() -> ml_collections.ConfigDict:
     config.train.epochs = 30
     config.train.checkpoint_every = 10
     config.seeds = (0, 1, 2)
+    # The whole story: the one-sided models (Table 2), the two-sided ones
+    # (Table 3) and a short fixed-α sweep of the Anger detector (Fig. 3a).
+    config.variants = (
+        "dnn",
+        "fair_spk",
+        "fair_rat",
+        "basic",
+        "proposed",
+        "fixed_alpha",
+    )
+    config.two_sided.fixed_alphas = (0.1, 0.3, 0.5, 0.7, 0.9)
     return config

@@ -19,4 +19,14 @@ def get_config() -> ml_collections.ConfigDict:
     config.emotions = ("anger", "sadness")
     config.seeds = (0, 1)
     config.report.tsne_samples = 200
+    # Every variant of the paper, the fixed-α sweep at two values.
+    config.variants = (
+        "dnn",
+        "fair_spk",
+        "fair_rat",
+        "basic",
+        "proposed",
+        "fixed_alpha",
+    )
+    config.two_sided.fixed_alphas = (0.25, 0.75)
     return config

@@ -33,9 +33,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from fairser_jax import config as config_lib
-from fairser_jax import metrics
+from fairser_jax import metrics, pipeline
 from fairser_jax.data import features as features_lib
-from fairser_jax.train import outputs, pipeline, runner
+from fairser_jax.train import outputs, runner
 from fairser_jax.train import runs as runs_lib
 
 # Parameters (the tests shrink them through environment variables).

@@ -17,7 +17,7 @@ pipeline (corpus → features → stacked training → out-of-fold metrics).
 import numpy as np
 import pytest
 
-from fairser_jax.train import pipeline
+from fairser_jax import pipeline
 
 _EMOTIONS = ("anger", "sadness")
 

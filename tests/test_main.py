@@ -13,6 +13,7 @@ from fairlearn.metrics import demographic_parity_difference
 from sklearn.metrics import f1_score
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
+VARIANTS = ("dnn", "fair_spk", "fair_rat", "basic", "proposed", "fixed_alpha")
 
 
 def _cli(module, *args):
@@ -50,14 +51,58 @@ def test_outputs_exist(workdir):
         "corpus/rater_gender.json",
     ):
         assert (workdir / name).is_file(), name
-    for variant in ("dnn", "fair_spk", "fair_rat"):
+    for variant in VARIANTS:
         assert (workdir / "predictions" / f"{variant}.csv").is_file()
+        assert (workdir / "params" / f"{variant}.npz").is_file()
         assert any((workdir / "checkpoints" / variant).iterdir())
     pngs = sorted(p.name for p in (workdir / "figures").glob("*.png"))
     assert any(p.startswith("fig2_tsne") for p in pngs), pngs
     assert "parity_bars.png" in pngs
+    assert "fig3a_fixed_alpha_anger.png" in pngs
+    assert {"fig3b_alpha_hist_anger.png", "fig3b_alpha_hist_sadness.png"} <= (
+        set(pngs)
+    )
     report = (workdir / "report.md").read_text()
-    assert "Table 1" in report and "Table 2" in report
+    for section in ("Table 1", "Table 2", "Table 3", "Fixed α sweep"):
+        assert f"## {section}" in report, section
+
+
+def test_alpha_trace(workdir):
+    """One α per training batch of every Proposed run, summarised per
+    emotion in results.json (what Fig. 3b draws)."""
+    config = json.loads((workdir / "config.json").read_text())
+    results = json.loads((workdir / "results.json").read_text())
+    with np.load(workdir / "alpha_trace.npz") as f:
+        trace = {k: f[k] for k in f.files}
+    want = {
+        f"{e}/seed{s}/fold{f}"
+        for e in config["emotions"]
+        for s in config["seeds"]
+        for f in config["folds"]
+    }
+    assert set(trace) == want
+    # Every run takes the largest training fold's steps per epoch.
+    folds = [
+        r["fold"]
+        for r in _rows(workdir)
+        if (r["variant"], r["emotion"], r["seed"]) == ("dnn", "anger", "0")
+    ]
+    s1_n = results["study_sets"]["S1"]["n"]
+    largest_train = max(s1_n - folds.count(str(f)) for f in config["folds"])
+    steps = -(-largest_train // config["train"]["batch_size"])
+    for values in trace.values():
+        assert values.dtype == np.float32
+        assert values.shape == (config["train"]["epochs"] * steps,)
+        assert np.all((values >= 0) & (values <= 1))
+    for emotion in config["emotions"]:
+        summary = results["alpha_trace"][emotion]
+        values = np.concatenate(
+            [v for k, v in trace.items() if k.startswith(emotion + "/")]
+        )
+        counts, _ = np.histogram(values, np.linspace(0, 1, 21))
+        assert summary["counts"] == counts.tolist()
+        assert summary["num_batches"] == values.size
+        assert summary["mean"] == pytest.approx(values.mean(), rel=1e-6)
 
 
 def _rows(workdir):
@@ -68,15 +113,19 @@ def _rows(workdir):
 def test_results_recompute_with_sklearn_and_fairlearn(workdir):
     results = json.loads((workdir / "results.json").read_text())
     rows = _rows(workdir)
-    assert len(results["runs"]) == 3 * 2 * 2  # variants × emotions × seeds
+    # 5 variants × emotions × seeds, and the fixed-α sweep on anger.
+    assert len(results["runs"]) == 5 * 2 * 2 + 2 * 1 * 2
+    assert {r["alpha"] for r in results["runs"]} == {None, 0.25, 0.75}
     s1_n = results["study_sets"]["S1"]["n"]
     for run in results["runs"]:
+        alpha = "" if run["alpha"] is None else repr(run["alpha"])
         mine = [
             r
             for r in rows
             if r["variant"] == run["variant"]
             and r["emotion"] == run["emotion"]
             and int(r["seed"]) == run["seed"]
+            and r["alpha"] == alpha
         ]
         # Out-of-fold: every S1 utterance predicted exactly once.
         assert len(mine) == s1_n

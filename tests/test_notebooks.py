@@ -11,6 +11,16 @@ NOTEBOOKS = sorted(
     (pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.py")
 )
 
+# Text each notebook prints once its last cell has run.
+EXPECTED_OUTPUT = {
+    "lambda_ablation": ("fair_spk", "dnn"),
+    "alpha_ablation": ("best fixed α", "ema_ratio", "saturating", "constant"),
+}
+
+
+def test_every_notebook_has_an_expectation():
+    assert {p.stem for p in NOTEBOOKS} == set(EXPECTED_OUTPUT)
+
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs(path, tmp_path, monkeypatch):
@@ -21,8 +31,9 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         "FAIRSER_NB_EPOCHS": "2",
         "FAIRSER_NB_SEEDS": "1",
         "FAIRSER_NB_LAMBDAS": "0,1",
+        "FAIRSER_NB_ALPHAS": "0.25,0.75",
+        "FAIRSER_NB_PROGRESS": "0",
         "JAX_PLATFORMS": "cpu",
-        "MPLBACKEND": "Agg",
     }
     for key, value in small.items():
         monkeypatch.setenv(key, value)
@@ -42,5 +53,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     ]
     assert not [o for o in outputs if o.get("output_type") == "error"]
     text = "".join(o.get("text", "") for o in outputs)
-    assert "fair_spk" in text and "dnn" in text
+    for expected in EXPECTED_OUTPUT[path.stem]:
+        assert expected in text, expected
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert images, "the notebook drew no figure"
     assert os.path.isdir(tmp_path / "work" / "corpus")

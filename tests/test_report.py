@@ -175,8 +175,17 @@ def make_workdir(
     }
     results = {"study_sets": study_sets, "runs": runs}
     if two_sided:
+        alphas = rng.beta(2, 2, 40 * len(SEEDS))
+        edges = np.linspace(0, 1, 21)
         results["alpha_trace"] = {
-            "anger": [rng.beta(2, 2, 40).tolist() for _ in SEEDS]
+            "anger": {
+                "bin_edges": edges.tolist(),
+                "counts": np.histogram(alphas, edges)[0].tolist(),
+                "mean": float(alphas.mean()),
+                "sd": float(alphas.std()),
+                "num_batches": alphas.size,
+                "num_runs": len(SEEDS),
+            }
         }
     (root / "results.json").write_text(json.dumps(results, indent=1))
     config = {
@@ -490,12 +499,13 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
         json.loads((tmp_path / "results.json").read_text()),
         tsne_sample_size=60,
     )
-    assert paths["alpha_histogram"] is None
-    assert paths["fixed_alpha"] is None
+    assert paths["alpha_histogram"] == []
+    assert paths["fixed_alpha"] == []
     # fair_rat lacks seed 0: the seed where both models exist is used.
-    assert paths["tsne"].name == "fig2_tsne_neutral_seed1.png"
-    _assert_png(paths["tsne"])
-    _assert_png(paths["parity_bars"])
+    (tsne,) = paths["tsne"]
+    assert tsne.name == "fig2_tsne_neutral_seed1.png"
+    _assert_png(tsne)
+    _assert_png(paths["parity_bars"][0])
     md = tables.write_report(tmp_path, figures=False).read_text()
     assert "## Table 2" in md
     assert "Table 3" not in md and "Fixed α" not in md
