@@ -44,5 +44,12 @@ setuptools.setup(
             "ipykernel>=6.29",
             "ruff>=0.4",
         ],
+        # Open the notebooks: `jupyter lab notebooks/` (the .ipynb files
+        # carry their outputs; jupytext pairs them with the .py sources).
+        "notebooks": [
+            "jupyterlab>=4",
+            "ipykernel>=6.29",
+            "jupytext>=1.16",
+        ],
     },
 )

@@ -45,6 +45,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import json
 import math
 import os
@@ -395,44 +396,38 @@ def _patched(impl: str):
 def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
     import jax
     import jax.numpy as jnp
-    from jax.sharding import NamedSharding, PartitionSpec
 
     from fairser_jax import config as config_lib
     from fairser_jax import constants, models
-    from fairser_jax.train import objectives, runner
+    from fairser_jax.train import runner
     from fairser_jax.train import runs as runs_lib
 
     cfg = config_lib.get_default_config()
+    cfg.train.epochs = repeats + 1
     data, info = _jax_dataset(synthetic_s1(_NUM_UTTERANCES.value))
     seeds = range(math.ceil(num_runs / 25))
-    specs = runs_lib.make_runs("fair_spk", constants.EMOTIONS, range(5), seeds)
-    arrays = runs_lib.build_run_arrays(specs[:num_runs], info.fold)
-    shard = NamedSharding(runner.runs_mesh(), PartitionSpec("runs"))
-    device_runs = jax.device_put(runner._device_runs(arrays), shard)
+    variant = "dnn" if impl == _FLOOR else "fair_spk"
+    specs = runs_lib.make_runs(variant, constants.EMOTIONS, range(5), seeds)
+    # As runner.train_variant, with the benchmark's own steps per epoch.
+    stack = dataclasses.replace(
+        runner.plan(variant, specs[:num_runs], info.fold, cfg),
+        steps_per_epoch=steps,
+    )
     model = models.model_from_config(cfg.model)
     tx = runner.make_optimizer(cfg)
-
-    # As in runner.train_variant: per-run init from stream 0 of its key.
-    def init_one(raw_key):
-        key = jax.random.fold_in(jax.random.wrap_key_data(raw_key), 0)
-        params = model.init(
-            {"params": key}, jnp.zeros((1, _FEATURE_DIM)), train=False
-        )["params"]
-        return runner.TrainState(
-            params, tx.init(params), jnp.full((repeats + 1,), jnp.nan)
-        )
-
-    state = jax.jit(jax.vmap(init_one), out_shardings=shard)(device_runs["key"])
-    objective = objectives.get("dnn" if impl == _FLOOR else "fair_spk")
-    epoch_fn = runner.make_epoch_fn(model, tx, objective, cfg, steps, shard)
+    state, _ = runner.init_or_restore(stack, cfg, model, tx, _FEATURE_DIM)
+    device_runs = runner.run_inputs(stack, None)
+    epoch_fn = runner.make_epoch_fn(
+        model, tx, stack.variant.objective, cfg, steps, stack.sharded
+    )
     times = []
     with _patched(impl):  # traced (once) in the first call
         for epoch in range(repeats + 1):
             tic = time.perf_counter()
-            state, step_losses = epoch_fn(
+            state, terms = epoch_fn(
                 state, device_runs, data, jnp.asarray(epoch, jnp.int32)
             )
-            step_losses = np.asarray(step_losses)
+            step_losses = np.asarray(terms["loss"])
             times.append(time.perf_counter() - tic)
             if not np.all(np.isfinite(step_losses)):
                 raise FloatingPointError(f"non-finite loss, epoch {epoch}")

@@ -1,4 +1,4 @@
-r"""Writes the built-in demo corpus in the IEMOCAP layout (SPEC §2.3).
+r"""Writes the built-in demo corpus in the IEMOCAP layout.
 
     python -m fairser_jax.make_demo_corpus --out=/tmp/demo_corpus \
         --num_utterances=600 --seed=0

@@ -1,7 +1,7 @@
 """Recognition and fairness metrics of the paper's Tables 2 and 3.
 
 Everything here runs in NumPy on the host, after the out-of-fold
-predictions have been pooled (SPEC §7). The functions take array-likes
+predictions have been pooled (paper §2.2.3). The functions take array-likes
 (lists, NumPy arrays, JAX arrays, pandas columns) and return Python-float
 compatible NumPy scalars or arrays.
 
@@ -69,7 +69,7 @@ def _as_binary(values: Any, name: str, func: str) -> np.ndarray:
     """Returns a 1-D int8 array of 0/1, or raises naming what was wrong.
 
     Accepts booleans and numbers that are exactly 0 or 1. Scores or
-    probabilities are rejected: threshold them first (SPEC §7: predict 1
+    probabilities are rejected: threshold them first (paper §2.2.3: predict 1
     iff sigmoid(logit) >= 0.5).
     """
     array = _as_1d(values, name, func)
@@ -127,7 +127,7 @@ def statistical_parity_difference(y_pred: Any, groups: Any) -> float:
     For two groups this is
     :math:`|P(\\hat y=1 \\mid M) - P(\\hat y=1 \\mid F)|`: ΔSP_spk with
     speaker gender over S1, ΔSP_rat with the rater-gender group over S2
-    (SPEC §7). Equals ``fairlearn.metrics.demographic_parity_difference``
+    (paper §2.2.3). Equals ``fairlearn.metrics.demographic_parity_difference``
     (``method="between_groups"``, no sample weights).
 
     Args:

@@ -1,7 +1,7 @@
 """The DNN of the paper's §2.2.2 and Fig. 1, as Flax linen modules.
 
 One architecture serves every variant (DNN, Fair_spk, Fair_rat, Basic,
-Proposed, fixed α); the variants differ only in their losses (SPEC §5-6)::
+Proposed, fixed α); the variants differ only in their losses (eqs. 1-3)::
 
     x [B, F] ─► Encoder: (Dense-ReLU-Dropout) × len(encoder_sizes) ─► z [B, D]
                   │
@@ -128,7 +128,7 @@ class AdversaryHead(nn.Module):
     on its own, e.g. to probe how much gender a frozen z still carries.
 
     Attributes:
-      hidden: width of the hidden layer (SPEC §4: 64).
+      hidden: width of the hidden layer (64; docs/DESIGN.md).
     """
 
     hidden: int = 64

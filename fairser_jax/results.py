@@ -41,7 +41,7 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "speaker_gender",
     "rater_gender",
 )
-"""Exact header of ``predictions.csv`` (SPEC §8)."""
+"""Exact header of ``predictions.csv``."""
 
 METRIC_KEYS: tuple[str, ...] = ("f1", "dsp_spk", "dsp_rat")
 
@@ -101,7 +101,7 @@ _RATER_GROUP = {**GENDER_CODE, "": -1}
 def _bad_value(where: str, column: str, value: str) -> ValueError:
     allowed = {
         "y_true": "0 or 1",
-        "y_pred": "0 or 1 (sigmoid(logit) >= 0.5, SPEC §7)",
+        "y_pred": "0 or 1 (sigmoid(logit) >= 0.5)",
         "speaker_gender": "'M' or 'F'",
         "rater_gender": "'M', 'F' or empty (outside S2)",
     }[column]
@@ -207,7 +207,7 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
 
 
 def run_metrics(run: RunPredictions) -> dict[str, Any]:
-    """F1, ΔSP_spk and ΔSP_rat of one run (SPEC §7, paper §2.2.3).
+    """F1, ΔSP_spk and ΔSP_rat of one run (paper §2.2.3).
 
     Args:
       run: pooled out-of-fold predictions, N rows.
@@ -250,7 +250,7 @@ def runs_from_predictions(csv_path: str | pathlib.Path) -> list[dict]:
     """Recomputes ``results.json``'s ``runs`` from ``predictions.csv``.
 
     Args:
-      csv_path: the ``predictions.csv`` of a workdir (SPEC §8).
+      csv_path: the ``predictions.csv`` of a workdir.
 
     Returns:
       One dict per (variant, emotion, seed, alpha) with keys variant,

@@ -138,6 +138,8 @@ for ax, key, title in zip(
     ax.set_title(f"{EMOTION}: {title}")
     ax.set_xlabel("λ (Wasserstein weight)")
     ax.set_xscale("symlog", linthresh=0.25)
+    ax.set_xticks(LAMBDAS, [f"{lam:g}" for lam in LAMBDAS])
+    ax.minorticks_off()
 axes[0].legend()
 fig.tight_layout()
 plt.show()

@@ -63,7 +63,7 @@ def test_spd_edge_cases_match_fairlearn(y_pred, groups):
 
 
 def test_spd_two_groups_is_absolute_rate_difference():
-    # SPEC §7: |P(ŷ=1 | M) − P(ŷ=1 | F)| counted by hand.
+    # Paper §2.2.3: |P(ŷ=1 | M) − P(ŷ=1 | F)| counted by hand.
     y_pred = np.array([1, 0, 1, 1, 0, 0, 0, 1, 0, 0])
     groups = np.array(["M"] * 4 + ["F"] * 6)
     assert metrics.statistical_parity_difference(y_pred, groups) == (

@@ -1,7 +1,7 @@
 """Tests of the report stage (tables, figures, recomputation, CLI).
 
 A synthetic workdir mimics what `python -m fairser_jax.train` writes
-(SPEC §8). Its results.json is computed here independently with sklearn
+(docs/DESIGN.md, Report). Its results.json is computed here independently with sklearn
 and fairlearn; the report's numbers and the recomputation from
 predictions.csv are checked against that reference.
 """

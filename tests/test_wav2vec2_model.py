@@ -1,4 +1,4 @@
-"""wav2vec2 Flax model vs HF PyTorch ``Wav2Vec2Model`` (SPEC §3, issue 4).
+"""wav2vec2 Flax model vs HF PyTorch ``Wav2Vec2Model``.
 
 Small random HF models of both families are saved with ``save_pretrained``,
 loaded with ``weights.load`` and run on the same waveforms. References:

@@ -1,4 +1,4 @@
-"""HF wav2vec2 checkpoint loading and conversion (SPEC §3, issue 4 item 2).
+"""HF wav2vec2 checkpoint loading and conversion.
 
 References: checkpoints written by transformers' own ``save_pretrained``
 (bare ``Wav2Vec2Model`` keys, prefixed ``Wav2Vec2ForPreTraining`` /

@@ -1,4 +1,4 @@
-r"""Built-in demo corpus: synthetic speech in the IEMOCAP layout (SPEC §2.3).
+r"""Built-in demo corpus: synthetic speech in the IEMOCAP layout.
 
 :func:`generate` writes, deterministically from a seed::
 

@@ -1,4 +1,4 @@
-"""Feature store, alignment and speaker-wise z-normalisation (SPEC §3).
+"""Feature store, alignment and speaker-wise z-normalisation (paper §2.2.1).
 
 A feature store is one ``.npz`` file, readable with ``allow_pickle=False``:
 

@@ -1,4 +1,4 @@
-"""Reader for corpora in the IEMOCAP layout (SPEC §2.1, paper §2.1).
+"""Reader for corpora in the IEMOCAP layout (paper §2.1).
 
 Layout::
 
@@ -58,7 +58,7 @@ __all__ = [
 _LOG = logging.getLogger(__name__)
 
 # Consensus codes of the header line and the 5-class name each maps to
-# (SPEC §2.2: exc is merged into happiness; the rest are outside the study).
+# (paper §2.1.1: exc is merged into happiness; the rest are outside the study).
 HEADER_CODES: dict[str, str | None] = {
     "neu": "neutral",
     "hap": "happiness",

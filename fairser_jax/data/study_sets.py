@@ -1,4 +1,4 @@
-"""Study sets S1 and S2, folds and binary targets (SPEC §2.2, paper §2.1.1).
+"""Study sets S1 and S2, folds and binary targets (paper §2.1.1, Table 1).
 
 * **S1** (speaker-side study): utterances whose header code is neu, hap,
   exc, ang, sad or fru (exc merged into happiness) and whose wav exists.

@@ -179,11 +179,11 @@ def verify_workdir(
 
 
 def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
-    """Reads and sanity-checks ``workdir/results.json`` (SPEC §8).
+    """Reads and sanity-checks ``workdir/results.json``.
 
     Raises:
       FileNotFoundError: no results.json (names the stage that writes it).
-      ValueError: the file is not the SPEC §8 schema.
+      ValueError: the file is not the results.json schema.
     """
     path = pathlib.Path(workdir) / "results.json"
     if not path.is_file():
@@ -203,13 +203,13 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
         results.get("runs", []), list
     ):
         raise ValueError(
-            f"{path}: expected an object with a 'runs' list (SPEC §8)."
+            f"{path}: expected an object with a 'runs' list."
         )
     for i, run in enumerate(results.get("runs", [])):
         missing = {"variant", "emotion", "seed"} - set(run)
         if missing:
             raise ValueError(
-                f"{path}: runs[{i}] lacks {sorted(missing)} (SPEC §8)."
+                f"{path}: runs[{i}] lacks {sorted(missing)}."
             )
         known = variants_lib.REGISTRY
         if run["variant"] not in known or run["emotion"] not in EMOTIONS:

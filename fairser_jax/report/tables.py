@@ -1,7 +1,7 @@
 """Markdown analogues of the paper's Tables 1-3 and the workdir report.
 
 :func:`write_report` turns a workdir (``config.json``, ``results.json``,
-``embeddings/``; SPEC §8) into ``report.md`` with
+``embeddings/``) into ``report.md`` with
 
 - Table 1: emotion distribution of the study sets S1 and S2,
 - Table 2: F1 (%), ΔSP_spk and ΔSP_rat of DNN, Fair_spk and Fair_rat per

@@ -1,7 +1,7 @@
 """The training table: S1 utterances with features and group codes.
 
 Everything a step needs, as arrays that live on the device for the whole run
-(SPEC §9): features, the 5-class consensus label, speaker gender, rater-gender
+: features, the 5-class consensus label, speaker gender, rater-gender
 group (S2 only) and the leave-one-session-out fold.
 """
 

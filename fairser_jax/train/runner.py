@@ -503,7 +503,14 @@ def init_or_restore(
     return state, int(latest)
 
 
-def _run_inputs(stack: Stack, refs: dict[str, PyTree] | None) -> RunInputs:
+def run_inputs(stack: Stack, refs: dict[str, PyTree] | None) -> RunInputs:
+    """The stack's per-run step inputs, padded and sharded.
+
+    Args:
+      stack: the plan.
+      refs: for each of the variant's references, its trained parameters
+        [R, ...] aligned with `stack.runs`.
+    """
     refs = refs or {}
     missing = [r for r in stack.variant.references if r not in refs]
     if missing:
@@ -534,7 +541,7 @@ def fit(
     stack: Stack,
     state: TrainState,
     start_epoch: int,
-    run_inputs: RunInputs,
+    inputs: RunInputs,
     data: Dataset,
     cfg: ml_collections.ConfigDict,
     model: models.FairSERModel,
@@ -569,7 +576,7 @@ def fit(
         for epoch in bar:
             tic = time.perf_counter()
             state, terms = epoch_fn(
-                state, run_inputs, data, jnp.asarray(epoch, jnp.int32)
+                state, inputs, data, jnp.asarray(epoch, jnp.int32)
             )
             step_losses = np.asarray(terms["loss"])[: stack.num_runs]
             seconds = time.perf_counter() - tic
@@ -692,7 +699,7 @@ def train_variant(
             "pass its parameters (init_params=...)."
         )
     data = jax.device_put(data, stack.replicated)
-    run_inputs = _run_inputs(stack, refs)
+    inputs = run_inputs(stack, refs)
     model = models.model_from_config(cfg.model)
     tx = make_optimizer(cfg)
     manager = (
@@ -712,7 +719,7 @@ def train_variant(
         stack,
         state,
         start_epoch,
-        run_inputs,
+        inputs,
         data,
         cfg,
         model,

@@ -2,7 +2,7 @@
 
 ``model`` holds the network for both HF checkpoint families ("base":
 group-norm feature encoder, post-LN; "stable": layer-norm encoder, pre-LN),
-``weights`` converts HF checkpoints (SPEC §3).
+``weights`` converts HF checkpoints.
 """
 
 from fairser_jax.wav2vec2.model import (

@@ -8,7 +8,7 @@ Every function here is host-side NumPy. The pipeline for one file is
 
 and the batch planner sorts utterances by length and pads them to a fixed
 ladder of lengths so that the number of compiled shapes stays small
-(SPEC §3, issue 4).
+(docs/DESIGN.md, wav2vec2).
 
 Resampling filter. ``scipy.signal.resample_poly`` with ``up/down`` the
 reduced ratio of the two rates runs a linear-phase FIR low-pass at the

@@ -66,7 +66,7 @@ def masked_mean(hidden: jax.Array, frame_mask: jax.Array) -> jax.Array:
 def select_layer(output: model_lib.Wav2Vec2Output, layer: int) -> jax.Array:
     """``[B, F, H]`` of the chosen layer.
 
-    ``layer == -1`` is ``last_hidden_state`` (SPEC §3 default); any other
+    ``layer == -1`` is ``last_hidden_state`` (the default); any other
     value indexes ``hidden_states`` in HF's convention: 0 = input of the
     first transformer layer, ``i`` = output of layer ``i``. For the
     "stable" family ``layer=num_hidden_layers`` is the last layer *before*

@@ -3,7 +3,7 @@
 The paper's features (§2.2.1) are the hidden states of wav2vec 2.0 *base*
 (Baevski et al., 2020). This module implements the network that HF
 transformers' PyTorch ``Wav2Vec2Model`` implements, for both layouts found
-on the hub (SPEC §3):
+on the hub (paper §2.2.1 uses wav2vec2-base):
 
 * ``"base"`` (``feat_extract_norm="group"``, ``do_stable_layer_norm=False``;
   e.g. facebook/wav2vec2-base): a per-channel normalisation over time after
@@ -19,7 +19,7 @@ dropout, layer drop and SpecAugment masking are identities.
 
 Padding. With ``attention_mask`` (right-padded, ``True`` = real sample) an
 utterance's valid frames do not depend on the padding or on the other
-utterances of the batch (SPEC §3, batch invariance):
+utterances of the batch (batch invariance, docs/DESIGN.md):
 
 * the padded input samples are zeroed;
 * convolutions are ``VALID`` and HF's length formula only counts output

@@ -1,4 +1,4 @@
-"""Hugging Face wav2vec2 checkpoints -> Flax parameters (SPEC §3).
+"""Hugging Face wav2vec2 checkpoints -> Flax parameters.
 
 A checkpoint is a directory holding ``config.json`` and the PyTorch state
 dict, either a local directory or a hub name (``facebook/wav2vec2-base``)

@@ -1,0 +1,267 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Balancing the two sides: an α ablation
+#
+# The paper's two-sided model (§3.1, eq. 3) trains
+# `0.5 · L_RAT + α · L_SPK` starting from the trained Fair_rat, with a
+# per-batch α derived from the Wasserstein distance D between the
+# speaker-debiased embedding (frozen Fair_spk) and the embedding of the model
+# being trained. This notebook asks the questions of the paper's Fig. 3 on
+# the built-in demo corpus:
+#
+# 1. Is a dynamic α better than any constant one? (Fig. 3a: the fixed-α
+#    sweep against Proposed.)
+# 2. What values does α take? (Fig. 3b: its histogram.)
+# 3. How does α move during training?
+# 4. Does the map D ↦ α matter? (`ema_ratio`, `saturating`, `constant`.)
+#
+# Everything runs through the library the command-line tools use, so the
+# same cells work on a real IEMOCAP copy: set `CORPUS` and `RATER_GENDER`.
+# The source of truth is this `.py` file (jupytext percent format).
+
+# %%
+import os
+import pathlib
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from fairser_jax import config as config_lib
+from fairser_jax import metrics, pipeline
+from fairser_jax.data import features as features_lib
+from fairser_jax.train import outputs, runner
+from fairser_jax.train import runs as runs_lib
+
+# Parameters (the tests shrink them through environment variables).
+WORKDIR = pathlib.Path(
+    os.environ.get("FAIRSER_NB_WORKDIR", "/tmp/fairser_alpha_nb")
+)
+CORPUS = os.environ.get("FAIRSER_NB_CORPUS", "")  # "" = demo corpus
+RATER_GENDER = os.environ.get("FAIRSER_NB_RATER_GENDER", "")
+NUM_UTTERANCES = int(os.environ.get("FAIRSER_NB_UTTERANCES", "600"))
+CHECKPOINT = os.environ.get("FAIRSER_NB_CHECKPOINT", "random-base")
+EPOCHS = int(os.environ.get("FAIRSER_NB_EPOCHS", "30"))
+SEEDS = tuple(range(int(os.environ.get("FAIRSER_NB_SEEDS", "5"))))
+EMOTION = os.environ.get("FAIRSER_NB_EMOTION", "anger")
+ALPHAS = tuple(
+    float(v)
+    for v in os.environ.get(
+        "FAIRSER_NB_ALPHAS", "0.1,0.2,0.3,0.4,0.5,0.6,0.7,0.8,0.9"
+    ).split(",")
+)
+PROGRESS = os.environ.get("FAIRSER_NB_PROGRESS", "1") == "1"
+
+# %% [markdown]
+# ## Train Proposed and the fixed-α sweep
+# One call of the pipeline: asking for `proposed` and `fixed_alpha` trains
+# Fair_spk and Fair_rat first (their trained models are Proposed's anchor
+# and reference). Every α of the sweep is a run inside ONE stacked set.
+
+# %%
+cfg = config_lib.get_default_config()
+cfg.data.corpus = CORPUS
+cfg.data.rater_gender = RATER_GENDER
+cfg.demo.num_utterances = NUM_UTTERANCES
+cfg.features.checkpoint = CHECKPOINT
+cfg.features.layer = 1 if CHECKPOINT.startswith("random") else -1
+cfg.train.epochs = EPOCHS
+cfg.train.checkpoint_every = EPOCHS
+cfg.seeds = SEEDS
+cfg.emotions = (EMOTION,)
+cfg.variants = ("proposed", "fixed_alpha")
+cfg.two_sided.fixed_alphas = ALPHAS
+cfg.two_sided.sweep_emotions = (EMOTION,)
+
+pipeline.prepare(cfg, WORKDIR, progress=PROGRESS)
+results = pipeline.train(cfg, WORKDIR, progress=PROGRESS)
+runs = results["runs"]
+print(f"{len(runs)} results:", sorted({r["variant"] for r in runs}))
+
+# %% [markdown]
+# ## Fig. 3a: fixed α against Proposed
+# ΔSP_spk × ΔSP_rat (lower is fairer on both sides at once) for every fixed
+# α (black, mean over seeds), each Proposed seed (dotted orange) and the
+# 95% bootstrap interval of Proposed's mean (grey).
+
+
+# %%
+def products(variant: str, alpha: float | None = None) -> np.ndarray:
+    """Per-seed ΔSP_spk × ΔSP_rat of one (variant, α) of EMOTION."""
+    return np.array(
+        [
+            r["dsp_spk"] * r["dsp_rat"]
+            for r in runs
+            if r["variant"] == variant
+            and r["emotion"] == EMOTION
+            and (alpha is None or abs(r["alpha"] - alpha) < 1e-9)
+        ]
+    )
+
+
+sweep = np.array([products("fixed_alpha", a).mean() for a in ALPHAS])
+proposed = products("proposed")
+fig, ax = plt.subplots(figsize=(6, 3.6))
+if proposed.size >= 2:
+    low, high = metrics.bootstrap_ci(proposed)
+    ax.axhspan(low, high, color="grey", alpha=0.3, label="Proposed 95% CI")
+for k, p in enumerate(proposed):
+    ax.axhline(
+        p,
+        color="tab:orange",
+        ls=":",
+        label="Proposed (one line per seed)" if k == 0 else None,
+    )
+ax.plot(ALPHAS, sweep, "k-o", ms=3, label="fixed α (mean over seeds)")
+ax.set_xticks(ALPHAS, [f"{a:g}" for a in ALPHAS])
+ax.set_xlabel("fixed α")
+ax.set_ylabel("ΔSP_spk × ΔSP_rat")
+ax.set_title(f"{EMOTION}: fixed α vs Proposed")
+ax.legend(fontsize=7)
+fig.tight_layout()
+plt.show()
+best = ALPHAS[int(np.argmin(sweep))]
+print(
+    f"best fixed α = {best:g}: {sweep.min():.4f}; Proposed: "
+    f"{proposed.mean():.4f} ± {metrics.mean_sd(proposed)[1]:.4f}"
+)
+
+# %% [markdown]
+# ## Fig. 3b: the batch-wise α of Proposed
+# `alpha_trace.npz` holds the α of every training batch of every Proposed
+# run (key `<emotion>/seed<k>/fold<f>`).
+
+# %%
+trace = outputs.read_alpha_trace(WORKDIR / "alpha_trace.npz")
+values = np.concatenate([t for k, t in trace.items() if k.startswith(EMOTION)])
+fig, ax = plt.subplots(figsize=(5, 3.2))
+ax.hist(values, bins=np.linspace(0, 1, 21), color="#4c72b0", ec="black")
+ax.set_xticks(np.linspace(0, 1, 11))
+ax.set_xlabel("α (batch-wise)")
+ax.set_ylabel("number of batches")
+ax.set_title(f"Proposed, {EMOTION}: {values.size} batches")
+fig.tight_layout()
+plt.show()
+print(f"α: mean {values.mean():.3f}, SD {values.std():.3f}")
+
+# %% [markdown]
+# ## α over training
+# A few runs, smoothed over one epoch's batches.
+
+# %%
+steps = len(next(iter(trace.values()))) // EPOCHS
+fig, ax = plt.subplots(figsize=(7, 3.2))
+for key in sorted(trace)[:4]:
+    t = trace[key]
+    smooth = np.convolve(t, np.ones(steps) / steps, mode="valid")
+    ax.plot(np.arange(t.size) / steps, t, alpha=0.25, lw=0.6)
+    ax.plot(
+        (np.arange(smooth.size) + steps - 1) / steps,
+        smooth,
+        lw=1.5,
+        label=key,
+    )
+ax.set_xlabel("epoch")
+ax.set_ylabel("α")
+ax.set_ylim(0, 1)
+ax.legend(fontsize=7)
+fig.tight_layout()
+plt.show()
+
+# %% [markdown]
+# ## Does the map D ↦ α matter?
+# The paper does not say how α follows from D. `fairser_jax.train.alpha`
+# has three readings: `ema_ratio` (the default: α = D / (D + EMA(D)), 0.5
+# when D equals its running mean), `saturating` (α = D / (D + κ), absolute)
+# and `constant` (α = 0.5, D ignored). Each trains here from the same
+# anchors and references the pipeline trained above.
+
+# %%
+utterances, study = pipeline.load_study(cfg, pipeline.corpus_dir(cfg, WORKDIR))
+feature_set = features_lib.load(pipeline.features_path(cfg, WORKDIR))
+data, info = pipeline.make_training_table(cfg, utterances, study, feature_set)
+trained = {
+    v: outputs.load_params(outputs.params_path(WORKDIR, v))
+    for v in ("fair_spk", "fair_rat")
+}
+proposed_runs = runs_lib.make_runs("proposed", cfg.emotions, cfg.folds, SEEDS)
+
+
+def train_proposed(alpha_fn: str) -> tuple[dict, np.ndarray]:
+    """Proposed with one α function: metrics per seed and its α trace."""
+    run_cfg = cfg.copy_and_resolve_references()
+    run_cfg.two_sided.alpha_fn = alpha_fn
+    out = runner.train_variant(
+        "proposed",
+        proposed_runs,
+        data,
+        info.fold,
+        run_cfg,
+        init_params=outputs.params_for(proposed_runs, *trained["fair_rat"]),
+        refs={
+            v: outputs.params_for(proposed_runs, *trained[v]) for v in trained
+        },
+        progress=PROGRESS,
+    )
+    per_seed = [
+        outputs.metrics_of(r, info)
+        for r in outputs.out_of_fold(out, np.asarray(data.label), info)
+    ]
+    stats = {
+        k: np.array([m[k] for m in per_seed])
+        for k in ("f1", "dsp_spk", "dsp_rat")
+    }
+    stats["product"] = stats["dsp_spk"] * stats["dsp_rat"]
+    return stats, out.trace["alpha"]
+
+
+compared = {
+    fn: train_proposed(fn) for fn in ("ema_ratio", "saturating", "constant")
+}
+
+# %%
+fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+for fn, (_, alpha_trace) in compared.items():
+    axes[0].hist(
+        alpha_trace.ravel(),
+        bins=np.linspace(0, 1, 21),
+        histtype="step",
+        lw=1.5,
+        label=fn,
+    )
+axes[0].set_xticks(np.linspace(0, 1, 11))
+axes[0].set_xlabel("α (batch-wise)")
+axes[0].set_ylabel("number of batches")
+axes[0].legend(fontsize=8)
+names = list(compared)
+means = [metrics.mean_sd(compared[fn][0]["product"]) for fn in names]
+axes[1].bar(
+    names,
+    [m for m, _ in means],
+    yerr=[s for _, s in means],
+    capsize=4,
+    color="#8da0cb",
+    ec="black",
+)
+axes[1].set_ylabel("ΔSP_spk × ΔSP_rat (mean ± SD over seeds)")
+axes[1].set_title(EMOTION)
+fig.tight_layout()
+plt.show()
+
+print(f"{'alpha_fn':11} {'F1':>6} {'ΔSP_spk':>8} {'ΔSP_rat':>8} {'product':>8}")
+for fn, (stats, _) in compared.items():
+    print(
+        f"{fn:11} {stats['f1'].mean():6.3f} {stats['dsp_spk'].mean():8.3f} "
+        f"{stats['dsp_rat'].mean():8.3f} {stats['product'].mean():8.4f}"
+    )
