@@ -1,8 +1,8 @@
 """Tests of the report stage (tables, figures, recomputation, CLI).
 
-A synthetic workdir mimics what `python -m fairser_jax.train` writes
-(docs/DESIGN.md, Report). Its results.json is computed here independently with sklearn
-and fairlearn; the report's numbers and the recomputation from
+A synthetic workdir mimics what `python -m fairser_jax.train` writes.
+Its results.json is computed here independently with sklearn and
+fairlearn; the report's numbers and the recomputation from
 predictions.csv are checked against that reference.
 """
 

@@ -202,15 +202,11 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
     if not isinstance(results, dict) or not isinstance(
         results.get("runs", []), list
     ):
-        raise ValueError(
-            f"{path}: expected an object with a 'runs' list."
-        )
+        raise ValueError(f"{path}: expected an object with a 'runs' list.")
     for i, run in enumerate(results.get("runs", [])):
         missing = {"variant", "emotion", "seed"} - set(run)
         if missing:
-            raise ValueError(
-                f"{path}: runs[{i}] lacks {sorted(missing)}."
-            )
+            raise ValueError(f"{path}: runs[{i}] lacks {sorted(missing)}.")
         known = variants_lib.REGISTRY
         if run["variant"] not in known or run["emotion"] not in EMOTIONS:
             raise ValueError(
