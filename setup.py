@@ -1,4 +1,4 @@
-"""fairser_jax: balancing speaker-rater fairness for gender-neutral SER, in JAX."""
+"""fairser_jax: speaker-rater fairness for gender-neutral SER, in JAX."""
 
 import setuptools
 

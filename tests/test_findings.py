@@ -1,9 +1,9 @@
 """The paper's qualitative findings, on the demo corpus's planted biases.
 
 The demo corpus (fairser_jax/data/demo_corpus.py) plants a speaker-gender
-bias and a rater-gender bias. At demo size and settings (configs/demo.py: 600 utterances,
-random-weight wav2vec2-base features, 30 epochs, three fixed seeds), on
-the anger and sadness detectors:
+bias and a rater-gender bias. At demo size and settings (configs/demo.py:
+600 utterances, random-weight wav2vec2-base features, 30 epochs, three fixed
+seeds), on the anger and sadness detectors:
 
 - intra-fairness: Fair_spk lowers ΔSP_spk and Fair_rat lowers ΔSP_rat
   relative to the unconstrained DNN (Table 2, bold cells);

@@ -6,8 +6,8 @@ r"""Writes a workdir's report.md and figures; optionally re-verifies results.
 ``results.json``, ``predictions.csv``, ``config.json`` and
 ``embeddings/``). With ``--recompute`` every run of ``results.json`` is
 first re-derived from ``predictions.csv`` (the definitions of
-``fairser_jax.results``) and the command exits with status 1 and a list of differences if any metric differs
-by more than ``--atol``.
+``fairser_jax.results``) and the command exits with status 1 and a list of
+differences if any metric differs by more than ``--atol``.
 """
 
 from absl import app, flags
