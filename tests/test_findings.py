@@ -35,6 +35,7 @@ def results(tmp_path_factory):
     spec.loader.exec_module(module)
     cfg = module.get_config()
     cfg.emotions = _EMOTIONS
+    cfg.variants = ("dnn", "fair_spk", "fair_rat")
     workdir = tmp_path_factory.mktemp("findings")
     pipeline.prepare(cfg, workdir, progress=False)
     return pipeline.train(cfg, workdir, progress=False)
