@@ -49,6 +49,7 @@ setuptools.setup(
         "notebooks": [
             "jupyterlab>=4",
             "ipykernel>=6.29",
+            "ipywidgets>=8",
             "jupytext>=1.16",
         ],
     },

@@ -141,6 +141,19 @@ def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
         )
 
 
+WORK_SUBDIRS: tuple[str, ...] = (
+    "checkpoints",
+    "predictions",
+    "params",
+    "training",
+    "embeddings",
+)
+"""What `train` writes per variant (removed on a fresh, non-resumed run)."""
+
+ALPHA_TRACE = "alpha_trace.npz"
+"""Proposed's α of every batch (also removed on a fresh run)."""
+
+
 def train(
     cfg: ml_collections.ConfigDict,
     workdir: str | pathlib.Path,
@@ -177,6 +190,7 @@ def train(
     else:
         for sub in WORK_SUBDIRS:
             shutil.rmtree(workdir / sub, ignore_errors=True)
+        (workdir / ALPHA_TRACE).unlink(missing_ok=True)
     (workdir / "config.json").write_text(cfg_json)
 
     corpus = corpus_dir(cfg, workdir)
@@ -191,7 +205,7 @@ def train(
     feature_set = features_lib.load(feature_path)
     data, info = make_training_table(cfg, utterances, study, feature_set)
 
-    for sub in WORK_SUBDIRS[1:]:
+    for sub in WORK_SUBDIRS:
         (workdir / sub).mkdir(exist_ok=True)
     order = variants_lib.training_order(cfg.variants)
     extra = [v for v in order if v not in cfg.variants]
@@ -207,16 +221,6 @@ def train(
             variant, cfg, workdir, data, info, trained, resume, progress, mesh
         )
     return assemble(workdir, order, study)
-
-
-WORK_SUBDIRS: tuple[str, ...] = (
-    "checkpoints",
-    "predictions",
-    "params",
-    "training",
-    "embeddings",
-)
-"""What `train` writes per variant (removed on a fresh, non-resumed run)."""
 
 
 def _train_one(
@@ -274,7 +278,7 @@ def _train_one(
     )
     if "alpha" in out.trace:
         outputs.write_alpha_trace(
-            workdir / "alpha_trace.npz", runs, out.trace["alpha"]
+            workdir / ALPHA_TRACE, runs, out.trace["alpha"]
         )
     oof = outputs.out_of_fold(out, np.asarray(data.label), info)
     for result in oof:
@@ -303,7 +307,7 @@ def assemble(workdir: pathlib.Path, variants: tuple[str, ...], study) -> dict:
                 shutil.copyfileobj(lines, out)
     tmp.replace(combined)
     alpha_trace = {}
-    trace_path = workdir / "alpha_trace.npz"
+    trace_path = workdir / ALPHA_TRACE
     if "proposed" in variants and trace_path.exists():
         alpha_trace = outputs.summarize_alpha_trace(trace_path)
     results = {

@@ -108,15 +108,6 @@ class RunArrays:
     def __len__(self) -> int:
         return len(self.emotion)
 
-    def take(self, index: np.ndarray) -> RunArrays:
-        """Rows `index` of every array (used to pad R to the device count)."""
-        return RunArrays(
-            **{
-                f.name: getattr(self, f.name)[index]
-                for f in dataclasses.fields(self)
-            }
-        )
-
 
 def _pad_rows(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     width = max(1, max(len(r) for r in rows))
