@@ -85,7 +85,9 @@ cfg.two_sided.fixed_alphas = ALPHAS
 cfg.two_sided.sweep_emotions = (EMOTION,)
 
 pipeline.prepare(cfg, WORKDIR, progress=PROGRESS)
-results = pipeline.train(cfg, WORKDIR, progress=PROGRESS)
+# resume=True: running the notebook again keeps the variants it trained
+# (a changed parameter is refused: use another WORKDIR then).
+results = pipeline.train(cfg, WORKDIR, resume=True, progress=PROGRESS)
 runs = results["runs"]
 print(f"{len(runs)} results:", sorted({r["variant"] for r in runs}))
 
@@ -165,13 +167,13 @@ fig, ax = plt.subplots(figsize=(7, 3.2))
 for key in sorted(trace)[:4]:
     t = trace[key]
     smooth = np.convolve(t, np.ones(steps) / steps, mode="valid")
-    ax.plot(np.arange(t.size) / steps, t, alpha=0.25, lw=0.6)
-    ax.plot(
+    (line,) = ax.plot(
         (np.arange(smooth.size) + steps - 1) / steps,
         smooth,
         lw=1.5,
         label=key,
     )
+    ax.plot(np.arange(t.size) / steps, t, color=line.get_color(), alpha=0.3)
 ax.set_xlabel("epoch")
 ax.set_ylabel("α")
 ax.set_ylim(0, 1)
@@ -182,10 +184,11 @@ plt.show()
 # %% [markdown]
 # ## Does the map D ↦ α matter?
 # The paper does not say how α follows from D. `fairser_jax.train.alpha`
-# has three readings: `ema_ratio` (the default: α = D / (D + EMA(D)), 0.5
-# when D equals its running mean), `saturating` (α = D / (D + κ), absolute)
-# and `constant` (α = 0.5, D ignored). Each trains here from the same
-# anchors and references the pipeline trained above.
+# has four readings: `ema_ratio` (the default: α = D / (D + EMA(D)), 0.5
+# when D equals its running mean), `ema_zscore` (α = sigmoid of D
+# standardised by its running mean and SD), `saturating` (α = D / (D + κ),
+# absolute) and `constant` (α = 0.5, D ignored). Each trains here from the
+# same anchors and references the pipeline trained above.
 
 # %%
 utterances, study = pipeline.load_study(cfg, pipeline.corpus_dir(cfg, WORKDIR))
@@ -226,12 +229,11 @@ def train_proposed(alpha_fn: str) -> tuple[dict, np.ndarray]:
     return stats, out.trace["alpha"]
 
 
-compared = {
-    fn: train_proposed(fn) for fn in ("ema_ratio", "saturating", "constant")
-}
+ALPHA_FNS = ("ema_ratio", "ema_zscore", "saturating", "constant")
+compared = {fn: train_proposed(fn) for fn in ALPHA_FNS}
 
 # %%
-fig, axes = plt.subplots(1, 2, figsize=(11, 3.4))
+fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
 for fn, (_, alpha_trace) in compared.items():
     axes[0].hist(
         alpha_trace.ravel(),
@@ -256,6 +258,13 @@ axes[1].bar(
 )
 axes[1].set_ylabel("ΔSP_spk × ΔSP_rat (mean ± SD over seeds)")
 axes[1].set_title(EMOTION)
+for fn, (_, alpha_trace) in compared.items():  # first run of each
+    smooth = np.convolve(alpha_trace[0], np.ones(steps) / steps, "valid")
+    axes[2].plot((np.arange(smooth.size) + steps - 1) / steps, smooth, label=fn)
+axes[2].set_xlabel("epoch")
+axes[2].set_ylabel("α (mean over one epoch's batches)")
+axes[2].set_ylim(0, 1)
+axes[2].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
 

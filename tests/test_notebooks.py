@@ -14,7 +14,13 @@ NOTEBOOKS = sorted(
 # Text each notebook prints once its last cell has run.
 EXPECTED_OUTPUT = {
     "lambda_ablation": ("fair_spk", "dnn"),
-    "alpha_ablation": ("best fixed α", "ema_ratio", "saturating", "constant"),
+    "alpha_ablation": (
+        "best fixed α",
+        "ema_ratio",
+        "ema_zscore",
+        "saturating",
+        "constant",
+    ),
 }
 
 

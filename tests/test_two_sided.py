@@ -323,3 +323,15 @@ def test_config_validation_names_the_field():
     cfg.emotions = ("anger",)
     with pytest.raises(ValueError, match="sweep_emotions"):
         variants_lib.validate(cfg)
+
+
+def test_params_file_round_trip(one_sided, tmp_path):
+    runs, params = one_sided["fair_rat"]
+    path = tmp_path / "params" / "fair_rat.npz"
+    outputs.save_params(path, runs, params)
+    loaded_runs, loaded = outputs.load_params(path)
+    assert loaded_runs == runs
+    assert jax.tree.structure(loaded) == jax.tree.structure(params)
+    jax.tree.map(np.testing.assert_array_equal, loaded, params)
+    with np.load(path, allow_pickle=False) as f:  # plain arrays, no pickle
+        assert all(f[k].dtype != object for k in f.files)
