@@ -66,7 +66,7 @@ def get_default_config() -> ml_collections.ConfigDict:
     # alpha_scale)) or "constant" (α = alpha_constant).
     config.two_sided.alpha_fn = "ema_ratio"
     config.two_sided.ema_decay = 0.9
-    config.two_sided.alpha_scale = 0.05
+    config.two_sided.alpha_scale = 1.0
     config.two_sided.alpha_constant = 0.5
     # μ_RAT of eq. (3): "trained" (the model being trained, the paper) or
     # "frozen" (the frozen trained Fair_rat).
