@@ -6,6 +6,7 @@ python -m fairser_jax.main --config=configs/test.py --workdir=/tmp/test
 import ml_collections
 
 from fairser_jax import config as config_lib
+from fairser_jax.train import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
@@ -20,13 +21,6 @@ def get_config() -> ml_collections.ConfigDict:
     config.seeds = (0, 1)
     config.report.tsne_samples = 200
     # Every variant of the paper, the fixed-α sweep at two values.
-    config.variants = (
-        "dnn",
-        "fair_spk",
-        "fair_rat",
-        "basic",
-        "proposed",
-        "fixed_alpha",
-    )
+    config.variants = variants.NAMES
     config.two_sided.fixed_alphas = (0.25, 0.75)
     return config

@@ -24,7 +24,7 @@ one reading of it, selected by ``config.two_sided.alpha_fn``:
   "if the two viewpoints' embeddings are close, [the model] already encodes
   the speech sample into a jointly fair space". κ has a fixed meaning
   because D is measured on the unit sphere (squared distances in [0, 4]);
-  the default κ = 1 puts α = 0.5 at D = 1 (on the demo corpus D ≈ 1.2).
+  the default κ = 1 puts α = 0.5 at D = 1 (on the demo corpus D ≈ 1.2–1.4).
 - ``constant``: α = c (``config.two_sided.alpha_constant``), D ignored:
   the fixed-α baseline of Fig. 3a expressed as an α function.
 
