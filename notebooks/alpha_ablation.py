@@ -62,6 +62,11 @@ ALPHAS = tuple(
     ).split(",")
 )
 PROGRESS = os.environ.get("FAIRSER_NB_PROGRESS", "1") == "1"
+ALPHA_FNS = tuple(
+    os.environ.get(
+        "FAIRSER_NB_ALPHA_FNS", "ema_ratio,ema_zscore,saturating,constant"
+    ).split(",")
+)
 
 # %% [markdown]
 # ## Train Proposed and the fixed-α sweep
@@ -229,7 +234,6 @@ def train_proposed(alpha_fn: str) -> tuple[dict, np.ndarray]:
     return stats, out.trace["alpha"]
 
 
-ALPHA_FNS = ("ema_ratio", "ema_zscore", "saturating", "constant")
 compared = {fn: train_proposed(fn) for fn in ALPHA_FNS}
 
 # %%
