@@ -50,10 +50,11 @@ PROPOSED_COLOR = "#ff7f0e"  # orange dotted lines of Fig. 3a
 
 DPI = 150
 
-PARITY_VARIANTS: tuple[str, ...] = variants_lib.in_table(
-    2
-) + variants_lib.in_table(3)
-"""Variants drawn in the parity bar chart (fixed-α runs have Fig. 3a)."""
+PARITY_VARIANTS: tuple[str, ...] = tuple(
+    v.name for v in variants_lib.REGISTRY.values() if v.table is not None
+)
+"""Variants of Tables 2 and 3, drawn in the parity bar chart (fixed-α runs
+have Fig. 3a)."""
 
 _EMBEDDING_FILE = re.compile(
     r"^(?P<variant>[a-z_]+)_(?P<emotion>[a-z]+)_seed(?P<seed>\d+)\.npz$"
