@@ -27,6 +27,7 @@ import shutil
 
 import ml_collections
 import numpy as np
+from jax.sharding import Mesh
 
 from fairser_jax import constants, report
 from fairser_jax import results as results_lib
@@ -160,7 +161,7 @@ def train(
     *,
     resume: bool = False,
     progress: bool = True,
-    mesh=None,
+    mesh: Mesh | None = None,
 ) -> dict:
     """Trains every configured variant and writes the workdir.
 
@@ -227,12 +228,12 @@ def _train_one(
     variant: str,
     cfg: ml_collections.ConfigDict,
     workdir: pathlib.Path,
-    data,
-    info,
-    trained: dict,
+    data: dataset_lib.Dataset,
+    info: dataset_lib.DatasetInfo,
+    trained: dict[str, tuple[list[runs_lib.RunSpec], dict]],
     resume: bool,
     progress: bool,
-    mesh,
+    mesh: Mesh | None,
 ) -> tuple[list[runs_lib.RunSpec], dict]:
     """Trains one variant (or keeps it, resuming) and writes its files.
 
