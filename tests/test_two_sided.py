@@ -1,6 +1,11 @@
 """Two-sided models (paper §3.1, eq. 3): Proposed, fixed α, α functions."""
 
 import dataclasses
+import os
+import pathlib
+import subprocess
+import sys
+import textwrap
 
 import jax
 import numpy as np
@@ -335,3 +340,55 @@ def test_params_file_round_trip(one_sided, tmp_path):
     jax.tree.map(np.testing.assert_array_equal, loaded, params)
     with np.load(path, allow_pickle=False) as f:  # plain arrays, no pickle
         assert all(f[k].dtype != object for k in f.files)
+
+
+_FOUR_DEVICES = textwrap.dedent(
+    """
+    import pathlib, sys
+    import numpy as np
+    import jax
+    sys.path.insert(0, {tests!r})
+    from test_two_sided import EMOTIONS, FOLDS, _train, _two_sided_cfg
+    from test_train import synthetic_table
+    from fairser_jax.train import outputs
+    from fairser_jax.train import runs as runs_lib
+    assert jax.local_device_count() == 4, jax.devices()
+    one_sided = {{
+        v: outputs.load_params(pathlib.Path({params!r}) / f"{{v}}.npz")
+        for v in ("fair_spk", "fair_rat")
+    }}
+    runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, [0, 1])[:3]
+    out = _train(synthetic_table(), one_sided, "proposed", runs,
+                 _two_sided_cfg())
+    np.save({out!r}, out.logits)
+    np.save({trace!r}, out.trace["alpha"])
+    """
+)
+
+
+def test_proposed_on_four_devices_equals_one(table, one_sided, tmp_path):
+    """Anchor and references are padded and sharded with their runs: 3
+    runs on 4 devices (padding path) give the 1-device results."""
+    runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, [0, 1])[:3]
+    one = _train(table, one_sided, "proposed", runs, _two_sided_cfg())
+    for variant, (v_runs, params) in one_sided.items():
+        outputs.save_params(tmp_path / f"{variant}.npz", v_runs, params)
+    paths = {k: tmp_path / f"{k}.npy" for k in ("logits", "trace")}
+    script = _FOUR_DEVICES.format(
+        tests=str(pathlib.Path(__file__).parent),
+        params=str(tmp_path),
+        out=str(paths["logits"]),
+        trace=str(paths["trace"]),
+    )
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
+    env["JAX_PLATFORMS"] = "cpu"
+    subprocess.run(
+        [sys.executable, "-c", script], check=True, env=env, timeout=600
+    )
+    np.testing.assert_allclose(
+        np.load(paths["logits"]), one.logits, rtol=1e-5, atol=1e-5
+    )
+    np.testing.assert_allclose(
+        np.load(paths["trace"]), one.trace["alpha"], rtol=1e-5, atol=1e-6
+    )
