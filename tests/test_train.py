@@ -1,14 +1,12 @@
 """The runner: stacking, sharding, resume, determinism, no retrace."""
 
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import jax
 import numpy as np
 import pytest
+from conftest import run_on_fake_devices
 
 from fairser_jax import config as config_lib
 from fairser_jax import constants
@@ -190,12 +188,7 @@ def test_four_devices_equal_one(stack, tmp_path):
     script = _FOUR_DEVICES.format(
         tests=str(pathlib.Path(__file__).parent), out=str(out)
     )
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
-    env["JAX_PLATFORMS"] = "cpu"
-    subprocess.run(
-        [sys.executable, "-c", script], check=True, env=env, timeout=600
-    )
+    run_on_fake_devices(script)
     np.testing.assert_allclose(
         np.load(out), one.logits[:7], rtol=1e-5, atol=1e-5
     )

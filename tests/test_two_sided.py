@@ -1,15 +1,13 @@
 """Two-sided models (paper §3.1, eq. 3): Proposed, fixed α, α functions."""
 
 import dataclasses
-import os
 import pathlib
-import subprocess
-import sys
 import textwrap
 
 import jax
 import numpy as np
 import pytest
+from conftest import run_on_fake_devices
 from ott.geometry import pointcloud
 from ott.tools import sinkhorn_divergence
 from test_train import _cfg, synthetic_table
@@ -380,12 +378,7 @@ def test_proposed_on_four_devices_equals_one(table, one_sided, tmp_path):
         out=str(paths["logits"]),
         trace=str(paths["trace"]),
     )
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = "--xla_force_host_platform_device_count=4"
-    env["JAX_PLATFORMS"] = "cpu"
-    subprocess.run(
-        [sys.executable, "-c", script], check=True, env=env, timeout=600
-    )
+    run_on_fake_devices(script)
     np.testing.assert_allclose(
         np.load(paths["logits"]), one.logits, rtol=1e-5, atol=1e-5
     )

@@ -472,7 +472,7 @@ def alpha_histogram_figure(
     return _save(fig, pathlib.Path(out_dir) / f"fig3b_alpha_hist_{emotion}.png")
 
 
-def _products(runs: Sequence[Mapping[str, Any]]) -> np.ndarray:
+def run_products(runs: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Per-run ΔSP_spk × ΔSP_rat of the runs that have both."""
     spk = [r["dsp_spk"] for r in runs if r.get("dsp_rat") is not None]
     rat = [r["dsp_rat"] for r in runs if r.get("dsp_rat") is not None]
@@ -524,14 +524,14 @@ def fixed_alpha_figure(
     curve = [
         float(
             np.mean(
-                _products(
+                run_products(
                     [r for r in fixed if round(float(r["alpha"]), 9) == a]
                 )
             )
         )
         for a in alphas
     ]
-    proposed = _products(
+    proposed = run_products(
         [r for r in runs if r["variant"] == "proposed" and r["emotion"] == emo]
     )
 

@@ -271,23 +271,21 @@ def seed_products(
 
     Runs without a ΔSP_rat (no S2 row) are left out.
     """
-    pairs = [
-        (r["dsp_spk"], r["dsp_rat"])
-        for r in runs
-        if r["variant"] == variant
-        and r["emotion"] == emotion
-        and r.get("dsp_rat") is not None
-        and (
-            alpha is None
-            or (
-                r.get("alpha") is not None
-                and round(float(r["alpha"]), 9) == round(alpha, 9)
+    return figures_lib.run_products(
+        [
+            r
+            for r in runs
+            if r["variant"] == variant
+            and r["emotion"] == emotion
+            and (
+                alpha is None
+                or (
+                    r.get("alpha") is not None
+                    and round(float(r["alpha"]), 9) == round(alpha, 9)
+                )
             )
-        )
-    ]
-    if not pairs:
-        return np.zeros(0)
-    return np.atleast_1d(metrics.parity_product(*np.asarray(pairs).T))
+        ]
+    )
 
 
 def _product_cell(
