@@ -400,3 +400,131 @@ def test_command_line(tmp_path):
     )
     assert again.returncode != 0
     assert "--overwrite" in again.stderr
+
+
+# --- Interrupted generation ----------------------------------------------
+# `pipeline.prepare` regenerates when `<corpus>/demo_corpus.json` is absent,
+# passing overwrite=corpus.exists(); these tests call `generate` that way.
+KILL_AFTER_WAVS = """
+import os, signal, sys
+from fairser_jax.data import demo_corpus
+real, written = demo_corpus._write_wav, []
+def write(path, audio):
+    real(path, audio)
+    written.append(path)
+    if len(written) == 5:
+        os.kill(os.getpid(), signal.SIGKILL)
+demo_corpus._write_wav = write
+demo_corpus.generate(sys.argv[1], num_utterances=12, seed=0)
+"""
+
+
+def _generate_as_prepare_does(root: pathlib.Path) -> dict | None:
+    if (root / "demo_corpus.json").exists():
+        return None
+    return demo_corpus.generate(
+        root, num_utterances=12, seed=0, overwrite=root.exists()
+    )
+
+
+def _files(root: pathlib.Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(root)): p.read_bytes()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_killed_generation_is_regenerated_on_rerun(tmp_path):
+    parent = tmp_path / "work"
+    root = parent / "corpus"
+    cwd = pathlib.Path(__file__).parents[1]
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_AFTER_WAVS, str(root)],
+        cwd=cwd,
+        capture_output=True,
+        check=False,
+    )
+    assert done.returncode == -9, done.stderr  # killed mid-way
+    assert not (root / "demo_corpus.json").exists()
+    summary = _generate_as_prepare_does(root)
+    assert summary is not None
+    assert len(iemocap.read_corpus(root)) == 12
+    assert (root / "demo_corpus.json").is_file()
+    # The killed run's temporary folder is gone; nothing else is left.
+    assert sorted(p.name for p in parent.iterdir()) == ["corpus"]
+    # Same bytes as an uninterrupted run.
+    demo_corpus.generate(tmp_path / "clean", num_utterances=12, seed=0)
+    assert _files(root) == _files(tmp_path / "clean")
+
+
+def _interrupt_after(monkeypatch, num_wavs: int) -> None:
+    real, written = demo_corpus._write_wav, []
+
+    def write(path, audio):
+        if len(written) == num_wavs:
+            raise KeyboardInterrupt
+        real(path, audio)
+        written.append(path)
+
+    monkeypatch.setattr(demo_corpus, "_write_wav", write)
+
+
+def test_interrupted_generation_leaves_nothing_behind(tmp_path, monkeypatch):
+    parent = tmp_path / "work"
+    root = parent / "corpus"
+    _interrupt_after(monkeypatch, 4)
+    with pytest.raises(KeyboardInterrupt):
+        _generate_as_prepare_does(root)
+    assert not root.exists()
+    assert list(parent.iterdir()) == []
+    monkeypatch.undo()
+    assert _generate_as_prepare_does(root) is not None
+    assert len(iemocap.read_corpus(root)) == 12
+
+
+def test_interrupted_overwrite_keeps_the_earlier_corpus(tmp_path, monkeypatch):
+    root = tmp_path / "corpus"
+    demo_corpus.generate(root, num_utterances=10, seed=1)
+    before = _files(root)
+    _interrupt_after(monkeypatch, 3)
+    with pytest.raises(KeyboardInterrupt):
+        demo_corpus.generate(root, num_utterances=12, seed=0, overwrite=True)
+    assert _files(root) == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["corpus"]
+
+
+def test_only_our_own_folders_are_ever_deleted(tmp_path):
+    # A real corpus passed by mistake: no marker, so never touched.
+    real = tmp_path / "iemocap"
+    emo = real / "Session1" / "dialog" / "EmoEvaluation"
+    emo.mkdir(parents=True)
+    (emo / "Ses01F_impro01.txt").write_text("% header\n")
+    for overwrite in (False, True):
+        with pytest.raises(ValueError, match="holds no demo corpus"):
+            demo_corpus.generate(
+                real, num_utterances=10, seed=0, overwrite=overwrite
+            )
+    assert (emo / "Ses01F_impro01.txt").read_text() == "% header\n"
+    # A demo corpus holding a file we did not write is not replaced either.
+    root = tmp_path / "corpus"
+    demo_corpus.generate(root, num_utterances=10, seed=0, write_audio=False)
+    (root / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="notes.txt"):
+        demo_corpus.generate(root, num_utterances=10, seed=0, overwrite=True)
+    assert (root / "notes.txt").read_text() == "mine"
+    assert (root / "demo_corpus.json").is_file()
+    # Siblings that merely look similar survive a generation.
+    (tmp_path / ".corpus.backup").mkdir()
+    (tmp_path / "corpus.old").mkdir()
+    demo_corpus.generate(tmp_path / "corpus2", num_utterances=10, seed=0)
+    assert (tmp_path / ".corpus.backup").is_dir()
+    assert (tmp_path / "corpus.old").is_dir()
+
+
+def test_generating_into_an_existing_empty_folder(tmp_path):
+    root = tmp_path / "empty"
+    root.mkdir()
+    demo_corpus.generate(root, num_utterances=10, seed=0, write_audio=False)
+    assert len(iemocap.read_corpus(root)) == 10
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]

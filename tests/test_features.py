@@ -91,7 +91,7 @@ def test_corrupted_files(store, tmp_path):
     # Truncated.
     truncated = tmp_path / "truncated.npz"
     truncated.write_bytes(path.read_bytes()[:200])
-    with pytest.raises(features.FeatureStoreError, match="corrupted"):
+    with pytest.raises(features.FeatureStoreError, match=r"or corrupted \("):
         features.load(truncated)
     # One flipped byte inside the stored features (zip CRC-32 catches it).
     raw = bytearray(path.read_bytes())
@@ -106,8 +106,9 @@ def test_corrupted_files(store, tmp_path):
     # Not a zip at all.
     text = tmp_path / "text.npz"
     text.write_text("hello")
-    with pytest.raises(features.FeatureStoreError, match="corrupted"):
+    with pytest.raises(features.FeatureStoreError) as err:
         features.load(text)
+    assert "is not a feature store" in str(err.value)
     with pytest.raises(FileNotFoundError, match="fairser_jax.extract"):
         features.load(tmp_path / "absent.npz")
 
@@ -129,7 +130,7 @@ def _write_raw(path, **arrays):
 @pytest.mark.parametrize(
     "arrays, message",
     [
-        ({"manifest": None}, "missing manifest"),
+        ({"manifest": None}, "no manifest array"),
         ({"features": np.zeros((2, 3), np.float64)}, "must be float32"),
         ({"features": np.zeros(2, np.float32)}, "shape"),
         ({"features": np.zeros((3, 3), np.float32)}, "shape"),
@@ -159,7 +160,7 @@ def test_object_arrays_are_never_unpickled(tmp_path):
     path = _write_raw(
         tmp_path / "pickled.npz", ids=np.array(["a", None], dtype=object)
     )
-    with pytest.raises(features.FeatureStoreError, match="corrupted"):
+    with pytest.raises(features.FeatureStoreError, match="Python objects"):
         features.load(path)
 
 
@@ -242,3 +243,65 @@ def test_corpus_fingerprint(tmp_path):
     wav.unlink()
     removed = features.corpus_fingerprint(iemocap.read_corpus(copy))
     assert removed not in (fp, changed)
+
+
+# --- Files that are not feature stores at all -----------------------------
+HOW_TO_MAKE = "python -m fairser_jax.extract --corpus="
+
+
+def _assert_not_a_store(path: pathlib.Path, what: str | None = None) -> None:
+    with pytest.raises(ValueError) as err:
+        features.load(path)
+    message = str(err.value)
+    assert isinstance(err.value, features.FeatureStoreError)
+    assert f"{path} is not a feature store" in message
+    assert HOW_TO_MAKE in message
+    assert "--checkpoint=" in message and "--out=" in message
+    assert "pickle" not in message.lower()
+    assert "\n" not in message
+    if what is not None:
+        assert what in message
+
+
+def test_random_bytes_are_not_a_feature_store(tmp_path, rng):
+    path = tmp_path / "random.npz"
+    data = rng.integers(0, 256, size=4096, dtype=np.uint8).tobytes()
+    assert not data.startswith((b"PK", b"\x93NUMPY"))
+    path.write_bytes(data)
+    _assert_not_a_store(path, "not a zip archive")
+    path.write_bytes(b"")
+    _assert_not_a_store(path, "empty")
+
+
+def test_zip_without_our_keys_is_not_a_feature_store(tmp_path):
+    other = tmp_path / "other.npz"
+    np.savez(other, x=np.zeros(3), y=np.ones((2, 2)))
+    _assert_not_a_store(other, "no features, format, ids, manifest")
+    plain = tmp_path / "plain.npz"
+    with zipfile.ZipFile(plain, "w") as z:
+        z.writestr("readme.txt", "hello")
+    _assert_not_a_store(plain, "no features, format, ids, manifest")
+
+
+def test_single_npy_is_not_a_feature_store(tmp_path):
+    path = tmp_path / "array.npz"
+    with path.open("wb") as f:
+        np.save(f, np.zeros((2, 3), np.float32))
+    _assert_not_a_store(path, ".npy")
+
+
+@pytest.mark.parametrize(
+    "arrays, what",
+    [
+        ({"ids": np.array(["a", None], dtype=object)}, "object"),
+        ({"features": np.array([[0, 1, 2], [0, 1, None]], object)}, "object"),
+        ({"manifest": np.array({"a": 1}, dtype=object)}, "object"),
+        ({"features": np.zeros((2, 3), np.float64)}, "must be float32"),
+        ({"ids": np.array([1, 2])}, "1-D str array"),
+        ({"format": np.array("one")}, "format"),
+        ({"format": np.array([1, 1])}, "format"),
+        ({"manifest": np.array(5)}, "manifest"),
+    ],
+)
+def test_wrong_dtypes_are_not_a_feature_store(tmp_path, arrays, what):
+    _assert_not_a_store(_write_raw(tmp_path / "bad.npz", **arrays), what)

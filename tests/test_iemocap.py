@@ -269,6 +269,13 @@ GOOD_HEADER = "[6.2901 - 8.2357]\tSes01F_impro01_F000\tneu\t[2.5, 2.5, 2.5]\n"
         ("C-E2:\t;\t()\n", "no label words"),
         ("C-E2:\tNeutral;\t(unclosed\n", "does not end with"),
         ("C-E3:\tAnger;\t()\n", "appears twice"),
+        # Words outside IEMOCAP's label set, e.g. a truncated "Excited".
+        ("C-E2:\tExc;\t()\n", "unknown label word 'Exc'"),
+        ("C-E2:\tNeutral; Boredom;\t()\n", "unknown label word 'Boredom'"),
+        ("C-F1:\tSurpr;\t()\n", "unknown label word 'Surpr'"),
+        # Every C- and A- line ends with its parenthesised comment.
+        ("C-E2:\tNeutral;\n", "C-E2 line does not end with"),
+        ("A-E2:\tval 3; act 2; dom  2;\n", "A-E2 line does not end with"),
     ],
 )
 def test_malformed_evaluator_lines(tmp_path, line, message):
@@ -319,3 +326,112 @@ def test_count_labels(tmp_path):
         "sad": 1,
         "xxx": 1,
     }
+
+
+# --- Truncated or incomplete EmoEvaluation files -------------------------
+# Line numbers of the fixture's Ses01F_impro01.txt: blocks start at lines
+# 3 (F000), 10 (M000), 18 (F001) and 23 (M001); the file has 27 lines.
+EMO_1 = pathlib.Path(
+    "Session1", "dialog", "EmoEvaluation", "Ses01F_impro01.txt"
+)
+
+
+def _cut_after(prefix: str):
+    """A transform that keeps Ses01F_impro01.txt up to ``prefix`` only."""
+
+    def cut(data: bytes) -> bytes:
+        text = data.decode("utf-8")
+        if "Ses01F_impro01_F000" not in text:  # the Session 2 file
+            return data
+        end = text.index(prefix) + len(prefix)
+        return text[:end].encode("utf-8")
+
+    return cut
+
+
+@pytest.mark.parametrize(
+    "prefix, line, message",
+    [
+        # "Excited" cut to "Exc", with the rest of the line.
+        ("C-E1:\tExc", 24, "C-E1 line does not end with"),
+        # A header line without its consensus code and [v, a, d].
+        ("[19.2900 - 20.7875]\tSes01F_impro01_M001", 23, "malformed header"),
+        ("[19.2900 - 20.7875]\tSes01F_impro01_M001\tex", 23, "malformed"),
+        # Cut inside a dimensional line (these were skipped unread).
+        ("A-E1:\tval 2; act", 15, "A-E1 line does not end with"),
+        # Cut inside a comment, and just before it.
+        ('(sarcastic; he says: "fi', 11, r"does not end with '\)'"),
+        ("C-E2:\tNeutral state;", 12, "C-E2 line does not end with"),
+        # A complete header line and nothing after it.
+        (
+            "Ses01F_impro01_M001\texc\t[4.0000, 4.0000, 3.0000]\n",
+            23,
+            "no C-E rater line",
+        ),
+    ],
+)
+def test_file_cut_mid_block_is_an_error(tmp_path, prefix, line, message):
+    root = make_corpus(tmp_path / "c", transform=_cut_after(prefix))
+    with pytest.raises(ValueError, match=message) as err:
+        iemocap.read_corpus(root)
+    text = str(err.value)
+    assert f"{root / EMO_1}:{line}:" in text
+    assert "re-copy" in text and "\n" not in text
+
+
+def test_file_cut_between_blocks_is_an_error(tmp_path):
+    """Cut at a line end: the lost utterances still have their wavs."""
+    end_of_block_1 = "(mildly aggravated but staying polite, attitude)\n"
+    root = make_corpus(tmp_path / "c", transform=_cut_after(end_of_block_1))
+    with pytest.raises(iemocap.CorpusFormatError) as err:
+        iemocap.read_corpus(root)
+    text = str(err.value)
+    assert f"{root / EMO_1}:8:" in text
+    assert "3 wav file(s)" in text and "Ses01F_impro01_F001.wav" in text
+    assert "re-copy" in text and "\n" not in text
+
+
+def test_wav_without_evaluation_is_an_error(tmp_path):
+    root = make_corpus(tmp_path / "a")
+    wav_dir = root / "Session1" / "sentences" / "wav" / "Ses01F_impro01"
+    (wav_dir / "Ses01F_impro01_F002.wav").write_bytes(b"RIFF")
+    with pytest.raises(iemocap.CorpusFormatError) as err:
+        iemocap.read_corpus(root)
+    assert f"{root / EMO_1}:27:" in str(err.value)
+    assert "1 wav file(s)" in str(err.value)
+    assert "Ses01F_impro01_F002.wav" in str(err.value)
+
+    # A dialog whose EmoEvaluation file is missing altogether.
+    root = make_corpus(tmp_path / "b")
+    other = root / "Session2" / "sentences" / "wav" / "Ses02F_impro03"
+    other.mkdir(parents=True)
+    (other / "Ses02F_impro03_M000.wav").write_bytes(b"RIFF")
+    with pytest.raises(iemocap.CorpusFormatError) as err:
+        iemocap.read_corpus(root)
+    missing = root / "Session2/dialog/EmoEvaluation/Ses02F_impro03.txt"
+    assert f"{missing} does not exist" in str(err.value)
+    assert "re-copy" in str(err.value)
+
+
+def test_non_wav_and_dot_files_beside_wavs_are_ignored(tmp_path):
+    root = make_corpus(tmp_path / "c")
+    wav_dir = root / "Session1" / "sentences" / "wav" / "Ses01F_impro01"
+    (wav_dir / "._Ses01F_impro01_F000.wav").write_bytes(b"\x00\x05")
+    (wav_dir / "notes.txt").write_text("mine")
+    (root / "Session1" / "sentences" / "wav" / ".DS_Store").write_bytes(b"")
+    assert len(iemocap.read_corpus(root)) == len(EXPECTED)
+
+
+def test_every_iemocap_label_word_is_accepted(tmp_path):
+    words = (
+        "Neutral; Neutral state; NEUTRAL  state; Happiness; Excited; Anger; "
+        "Sadness; Frustration; Surprise; Fear; Disgust; Other; "
+        "Other:confused; other: mocking;"
+    )
+    path = tmp_path / "Ses01F_impro01.txt"
+    path.write_text(
+        "% header\n\n" + GOOD_HEADER + f"C-E1:\t{words}\t()\n"
+        "A-E1:\tval 3; act 2; dom  ;\t()\n"
+    )
+    (block,) = iemocap.parse_emo_evaluation(path)
+    assert len(block["rater_labels"]["E1"]) == 14

@@ -88,6 +88,14 @@ Everything is a function of the seed: the plan (labels, panels, times)
 comes from one generator stream, each utterance's audio from its own
 (``default_rng([seed, 2, index])``), files are written with the standard
 ``wave`` module, so equal seeds give byte-identical files.
+
+**Atomic generation** (docs/DESIGN.md, Data).  The corpus is written into
+a temporary sibling folder ``.<name>.demo-partial-<random>`` (the marker
+``demo_corpus.json`` last) and renamed to ``OUT`` only when complete, so a
+killed run never leaves a half-written ``OUT``; a rerun deletes the
+leftover temporary folder.  Only folders recognisably ours are ever
+deleted: those temporary names, and an ``OUT`` that holds the marker and
+nothing but what the generator writes.
 """
 
 from __future__ import annotations
@@ -98,6 +106,7 @@ import json
 import math
 import os
 import pathlib
+import secrets
 import shutil
 import wave
 
@@ -676,26 +685,99 @@ def _by_id(utt: _Planned) -> str:
     return utt.id
 
 
-def _prepare_dir(root: pathlib.Path, overwrite: bool) -> None:
-    if root.exists() and not root.is_dir():
-        raise ValueError(f"{root} exists and is not a directory")
-    if not root.exists() or not any(root.iterdir()):
-        root.mkdir(parents=True, exist_ok=True)
+_MARKER = "demo_corpus.json"
+# Top-level entries of a demo corpus: all the generator ever writes there.
+_OWN_ENTRIES = frozenset(
+    {f"Session{k}" for k in range(1, NUM_SESSIONS + 1)}
+    | {"rater_gender.json", _MARKER}
+)
+
+
+def _temp_prefixes(target: pathlib.Path) -> tuple[str, str]:
+    """Names of our sibling folders: a corpus being written, one replaced."""
+    return (f".{target.name}.demo-partial-", f".{target.name}.demo-replaced-")
+
+
+def _new_sibling(target: pathlib.Path, prefix: str) -> pathlib.Path:
+    """A fresh (not yet existing) sibling path of ``target``."""
+    while True:
+        path = target.with_name(prefix + secrets.token_hex(4))
+        if not os.path.lexists(path):
+            return path
+
+
+def _remove_leftovers(target: pathlib.Path) -> None:
+    """Deletes the sibling folders an interrupted run left next to ``target``.
+
+    Only real folders named with :func:`_temp_prefixes` are deleted.  A run
+    still writing the same ``target`` would lose its folder: two concurrent
+    runs into one corpus are not supported (the later one then fails).
+    """
+    if not target.parent.is_dir():
         return
-    if not (root / "demo_corpus.json").is_file():
+    prefixes = _temp_prefixes(target)
+    for entry in target.parent.iterdir():
+        if entry.name.startswith(prefixes) and not entry.is_symlink():
+            if entry.is_dir():
+                shutil.rmtree(entry)
+
+
+def _check_target(target: pathlib.Path, overwrite: bool) -> None:
+    """Raises unless the corpus may be placed at ``target``.
+
+    Allowed: no such path, an empty folder, or (with ``overwrite``) an
+    earlier demo corpus: the marker present and nothing but
+    ``_OWN_ENTRIES``.  Nothing is deleted here.
+    """
+    if not os.path.lexists(target):
+        return
+    if not target.is_dir():
+        raise ValueError(f"{target} exists and is not a directory")
+    entries = sorted(e.name for e in target.iterdir())
+    if not entries:
+        return
+    if _MARKER not in entries:
         raise ValueError(
-            f"{root} is not empty and holds no demo corpus "
-            "(demo_corpus.json): choose a new or empty directory"
+            f"{target} is not empty and holds no demo corpus ({_MARKER}): "
+            "choose a new or empty directory (a folder left half-written by "
+            "an interrupted run of an earlier version holds no marker "
+            "either: delete it by hand if it is one)"
         )
     if not overwrite:
         raise ValueError(
-            f"{root} already holds a demo corpus: pass overwrite=True "
+            f"{target} already holds a demo corpus: pass overwrite=True "
             "(--overwrite) to replace it, or choose another directory"
         )
-    for session in range(1, NUM_SESSIONS + 1):
-        shutil.rmtree(root / f"Session{session}", ignore_errors=True)
-    for name in ("rater_gender.json", "demo_corpus.json"):
-        (root / name).unlink(missing_ok=True)
+    foreign = [e for e in entries if e not in _OWN_ENTRIES]
+    if foreign:
+        raise ValueError(
+            f"{target} holds a demo corpus and files the generator did not "
+            f"write ({', '.join(foreign[:5])}): move them elsewhere before "
+            "replacing it, or choose another directory"
+        )
+
+
+def _move_into_place(
+    partial: pathlib.Path, target: pathlib.Path, overwrite: bool
+) -> None:
+    """Renames the complete corpus ``partial`` to ``target``.
+
+    An earlier demo corpus at ``target`` is first renamed aside (to a name
+    a later run recognises and deletes) and deleted after the swap, so a
+    kill at any point leaves ``target`` either absent, the earlier corpus
+    or the new one.
+    """
+    _check_target(target, overwrite)  # nothing changed since the start?
+    if not os.path.lexists(target):
+        os.rename(partial, target)
+    elif not any(target.iterdir()):
+        target.rmdir()
+        os.rename(partial, target)
+    else:
+        replaced = _new_sibling(target, _temp_prefixes(target)[1])
+        os.rename(target, replaced)
+        os.rename(partial, target)
+        shutil.rmtree(replaced)
 
 
 def generate(
@@ -716,8 +798,9 @@ def generate(
       seed: everything is a deterministic function of it.
       mean_duration: mean utterance length in seconds; default
         :func:`default_mean_duration` of ``num_utterances``.
-      overwrite: replace an earlier demo corpus in ``out_dir`` (its
-        ``Session*`` folders and JSON files are deleted first).
+      overwrite: replace an earlier demo corpus in ``out_dir`` (only once
+        the new one is complete; a folder holding files the generator did
+        not write is never replaced).
       write_audio: ``False`` writes the annotations only (no wav files, so
         the reader reports every wav missing); the labels are the same as
         with audio.  For studying the annotation model at scale.
@@ -733,6 +816,10 @@ def generate(
     Raises:
       ValueError: ``num_utterances`` below 10, ``mean_duration`` not
         positive, or ``out_dir`` not empty (see ``overwrite``).
+
+    The corpus is written into a temporary sibling of ``out_dir`` and
+    renamed into place when complete (see "Atomic generation" above); an
+    interrupted call leaves ``out_dir`` as it was.
     """
     if num_utterances < MIN_UTTERANCES:
         raise ValueError(
@@ -744,8 +831,42 @@ def generate(
     if not mean_duration > 0:
         raise ValueError(f"mean_duration={mean_duration} must be positive")
     root = pathlib.Path(out_dir)
-    _prepare_dir(root, overwrite)
-    planned = _plan(num_utterances, seed, float(mean_duration))
+    # Work on the real path: a symlinked out_dir keeps pointing at it.
+    target = root.resolve()
+    _check_target(target, overwrite)
+    _remove_leftovers(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = _new_sibling(target, _temp_prefixes(target)[0])
+    partial.mkdir()
+    try:
+        summary = _write_corpus(
+            partial,
+            num_utterances=num_utterances,
+            seed=seed,
+            mean_duration=float(mean_duration),
+            write_audio=write_audio,
+        )
+        _move_into_place(partial, target, overwrite)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
+    return {"root": str(root), **summary}
+
+
+def _write_corpus(
+    root: pathlib.Path,
+    *,
+    num_utterances: int,
+    seed: int,
+    mean_duration: float,
+    write_audio: bool,
+) -> dict:
+    """Writes every file of the corpus into ``root``, the marker last.
+
+    Returns:
+      The summary written to the marker (see :func:`generate`).
+    """
+    planned = _plan(num_utterances, seed, mean_duration)
     speakers = _speakers(seed)
     by_dialog: dict[str, list[_Planned]] = collections.defaultdict(list)
     for utt in planned:
@@ -798,7 +919,7 @@ def generate(
         "rater_gender": dict(RATER_GENDER),
         "latent": {u.id: u.latent for u in sorted(planned, key=_by_id)},
     }
-    (root / "demo_corpus.json").write_text(
+    (root / _MARKER).write_text(
         json.dumps(summary, indent=2) + "\n", encoding="utf-8"
     )
-    return {"root": str(root), **summary}
+    return summary

@@ -16,6 +16,11 @@ authoritative one; the sidecar is never read back.
 Files are written to a temporary name and renamed, so an interrupted
 extraction never leaves a half-written store behind.  The zip container's
 CRC-32 of every member is checked on load, so flipped bytes are detected.
+
+:func:`load` tells a file that is no feature store at all (not a zip, a
+bare ``.npy``, other arrays, object or otherwise wrong dtypes: checked from
+the ``.npy`` headers before any data is read) from a damaged one, and says
+how to make one (docs/DESIGN.md, Data).  Object arrays are never read.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ __all__ = [
 FORMAT_VERSION = 1
 _KEYS = ("features", "format", "ids", "manifest")
 _FIX = "delete the file or re-run `python -m fairser_jax.extract`"
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")  # a member, or an empty zip
+_NPY_MAGIC = b"\x93NUMPY"
 _CHUNK = 1 << 20
 
 
@@ -198,6 +205,87 @@ def _corrupt(path: pathlib.Path, what: str) -> FeatureStoreError:
     return FeatureStoreError(f"{path}: {what}; {_FIX}")
 
 
+def _not_a_store(path: pathlib.Path, why: str) -> FeatureStoreError:
+    return FeatureStoreError(
+        f"{path} is not a feature store ({why}); a feature store is the "
+        ".npz written by the extractor: make one with `python -m "
+        "fairser_jax.extract --corpus=<IEMOCAP root> "
+        f"--checkpoint=<wav2vec2 checkpoint> --out={path}`"
+    )
+
+
+def _check_container(path: pathlib.Path) -> None:
+    """Raises unless ``path`` starts as a zip archive (every ``.npz`` does).
+
+    Without this, NumPy takes any other bytes for a pickle and complains
+    about ``allow_pickle``, which misleads.
+    """
+    with path.open("rb") as f:
+        head = f.read(len(_NPY_MAGIC))
+    if not head:
+        raise _not_a_store(path, "the file is empty")
+    if head.startswith(_NPY_MAGIC):
+        raise _not_a_store(path, "a single .npy array, not an .npz archive")
+    if not head.startswith(_ZIP_MAGIC):
+        raise _not_a_store(
+            path, f"not a zip archive, as every .npz is; it starts {head!r}"
+        )
+
+
+def _member_header(
+    zf: zipfile.ZipFile, key: str, path: pathlib.Path
+) -> tuple[tuple[int, ...], np.dtype]:
+    """Shape and dtype of the ``.npy`` member ``key``, from its header only.
+
+    Reading the header never unpickles, so object arrays are recognised
+    without being loaded.
+    """
+    name = f"{key}.npy" if f"{key}.npy" in zf.namelist() else key
+    try:
+        with zf.open(name) as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise ValueError(f".npy format version {version}")
+    except ValueError as err:
+        raise _not_a_store(path, f"{key} is not a .npy array: {err}") from err
+    return tuple(shape), np.dtype(dtype)
+
+
+def _check_members(zf: zipfile.ZipFile, path: pathlib.Path) -> None:
+    """Raises unless the stored arrays have the dtypes :func:`save` writes."""
+    headers = {k: _member_header(zf, k, path) for k in _KEYS}
+    for key, (_, dtype) in headers.items():
+        if dtype.hasobject:
+            raise _not_a_store(
+                path,
+                f"{key} is an array of Python objects ({dtype}), which the "
+                "extractor never writes; it was not read",
+            )
+    shape, dtype = headers["ids"]
+    if len(shape) != 1 or dtype.kind != "U":
+        raise _not_a_store(
+            path, f"ids must be a 1-D str array, got {dtype} {shape}"
+        )
+    if headers["features"][1] != np.float32:
+        raise _not_a_store(
+            path, f"features must be float32, got {headers['features'][1]}"
+        )
+    shape, dtype = headers["manifest"]
+    if shape != () or dtype.kind != "U":
+        raise _not_a_store(
+            path, f"manifest must be a 0-d str array, got {dtype} {shape}"
+        )
+    shape, dtype = headers["format"]
+    if shape != () or dtype.kind not in "iu":
+        raise _not_a_store(
+            path, f"format must be a 0-d integer, got {dtype} {shape}"
+        )
+
+
 def load(
     path: os.PathLike | str, *, expected: Mapping[str, Any] | None = None
 ) -> FeatureSet:
@@ -214,9 +302,11 @@ def load(
 
     Raises:
       FileNotFoundError: no file at ``path``.
-      FeatureStoreError: the file is corrupted or not a feature store
-        (unreadable zip, bad CRC, missing keys, wrong dtype or shape,
-        duplicate ids, non-finite values, manifest/data disagreement).
+      FeatureStoreError: the file is not a feature store (not a zip, a
+        bare ``.npy``, missing keys, object or wrong dtypes: the message
+        says how to make one) or is corrupted (unreadable zip, bad CRC,
+        wrong shape, duplicate ids, non-finite values, manifest/data
+        disagreement).
       StaleFeaturesError: a field of ``expected`` differs; the message
         names every differing field with both values, and the fix.
     """
@@ -227,12 +317,15 @@ def load(
             "fairser_jax.extract` first"
         )
     try:
+        _check_container(path)
         with np.load(path, allow_pickle=False) as npz:
             missing = [k for k in _KEYS if k not in npz.files]
             if missing:
-                raise _corrupt(
-                    path, f"not a feature store (missing {', '.join(missing)})"
+                held = ", ".join(sorted(npz.files)) or "nothing"
+                raise _not_a_store(
+                    path, f"no {', '.join(missing)} array(s); it holds {held}"
                 )
+            _check_members(npz.zip, path)
             data = {k: npz[k] for k in _KEYS}
     except FeatureStoreError:
         raise
@@ -251,13 +344,6 @@ def load(
             f"layout version {int(data['format'])}, this code reads "
             f"{FORMAT_VERSION}",
         )
-    if ids_arr.ndim != 1 or ids_arr.dtype.kind != "U":
-        raise _corrupt(
-            path,
-            f"ids must be a 1-D str array, got {ids_arr.dtype} {ids_arr.shape}",
-        )
-    if array.dtype != np.float32:
-        raise _corrupt(path, f"features must be float32, got {array.dtype}")
     if array.ndim != 2 or array.shape[0] != ids_arr.shape[0]:
         raise _corrupt(
             path,

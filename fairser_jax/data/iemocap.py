@@ -22,10 +22,26 @@ block per utterance, blocks separated by blank lines::
   ``:`` and parentheses.  The comment starts at the first ``(`` after the
   colon (label words never contain one) and runs to the end of the line.
 * ``C-F<n>`` / ``C-M<n>`` are the actors' self-evaluations: kept apart in
-  ``self_labels``, never raters.  ``A-`` lines (dimensional) are ignored.
+  ``self_labels``, never raters.  ``A-`` lines (dimensional) are checked
+  for their form and otherwise ignored.
+* Label words are IEMOCAP's ten categories as written in ``C-`` lines
+  (``LABEL_WORDS``: Neutral or "Neutral state", Happiness, Excited, Anger,
+  Sadness, Frustration, Surprise, Fear, Disgust, Other or
+  ``Other:<text>``), in any case.
 * CRLF line endings, a UTF-8 byte-order mark and trailing whitespace are
   accepted.  Anything else that is not one of these forms raises a
   :class:`CorpusFormatError` naming the file and line number.
+
+**Complete blocks.**  A file cut short (an interrupted copy or download)
+must not lose utterances silently (docs/DESIGN.md, Data).  Every line of a
+block ends in a known way: the header with its ``[v, a, d]`` field, each
+``C-``/``A-`` line with its parenthesised comment (``()`` when empty); a
+block holds at least one ``C-E`` rater line; a label word is one of
+``LABEL_WORDS`` (so "Exc" cut from "Excited" is caught).  A file cut
+exactly at a line end loses the blocks after it: their wav files are still
+there, and a ``sentences/wav`` file without an evaluation block is an error
+too (the release has one block per utterance wav).  All these errors name
+the file and line and say to re-copy the file.
 
 Speaker gender is the first letter of the last ``_`` token of the id
 (``Ses01F_impro01_M000`` is the *male* actor of session 1: the ``F`` in
@@ -45,6 +61,7 @@ from fairser_jax.constants import EMOTIONS
 
 __all__ = [
     "HEADER_CODES",
+    "LABEL_WORDS",
     "CorpusFormatError",
     "CorpusReport",
     "Utterance",
@@ -85,6 +102,18 @@ _WORD_CLASS: dict[str, str] = {
 }
 
 assert set(_WORD_CLASS.values()) == set(EMOTIONS)
+
+# Every rater label word of IEMOCAP's C- lines (lower-cased, single-spaced),
+# besides ``Other:<free text>``: the ten categories of the evaluation form.
+LABEL_WORDS: frozenset[str] = frozenset(
+    {*_WORD_CLASS, "surprise", "fear", "disgust", "other"}
+)
+
+# Appended to every message about a damaged EmoEvaluation file.
+_RECOPY = (
+    "the file looks cut short or damaged (e.g. an interrupted copy or "
+    "download): re-copy it from the IEMOCAP release"
+)
 
 _HEADER_RE = re.compile(
     r"^\[\s*(?P<start>\d+(?:\.\d*)?)\s*-\s*(?P<end>\d+(?:\.\d*)?)\s*\]"
@@ -186,29 +215,60 @@ def label_class(word: str) -> str | None:
 def _error(
     path: os.PathLike | str, line_no: int, message: str
 ) -> CorpusFormatError:
-    return CorpusFormatError(f"{path}:{line_no}: {message}")
+    return CorpusFormatError(f"{path}:{line_no}: {message}; {_RECOPY}")
+
+
+def _is_label_word(word: str) -> bool:
+    """Whether ``word`` is one of IEMOCAP's rater label words."""
+    folded = " ".join(word.split()).lower()
+    return folded in LABEL_WORDS or folded.startswith("other:")
+
+
+def _split_comment(
+    rest: str, path: os.PathLike | str, line_no: int, kind: str, who: str
+) -> str:
+    """Text of a ``C-``/``A-`` line before its ``(comment)``.
+
+    Every such line ends with a parenthesised comment (``()`` when empty),
+    so a line without one, or whose comment is not closed, was cut short.
+    """
+    paren = rest.find("(")
+    if paren < 0:
+        raise _error(
+            path,
+            line_no,
+            f"{kind}-{who} line does not end with its '(comment)' "
+            f"('()' when empty): {rest.strip()!r}",
+        )
+    comment = rest[paren:]
+    if not comment.endswith(")"):
+        raise _error(
+            path,
+            line_no,
+            f"comment of {kind}-{who} does not end with ')': {comment!r}",
+        )
+    return rest[:paren]
 
 
 def _parse_eval_rest(
     rest: str, path: os.PathLike | str, line_no: int, who: str
 ) -> tuple[str, ...]:
     """Label words of the text after ``C-<who>:``; the comment is dropped."""
-    paren = rest.find("(")
-    if paren >= 0:
-        labels_text, comment = rest[:paren], rest[paren:]
-        if not comment.endswith(")"):
-            raise _error(
-                path,
-                line_no,
-                f"comment of C-{who} does not end with ')': {comment!r}",
-            )
-    else:
-        labels_text = rest
+    labels_text = _split_comment(rest, path, line_no, "C", who)
     words = tuple(
         " ".join(w.split()) for w in labels_text.split(";") if w.strip()
     )
     if not words:
         raise _error(path, line_no, f"C-{who} line has no label words")
+    for word in words:
+        if not _is_label_word(word):
+            raise _error(
+                path,
+                line_no,
+                f"unknown label word {word!r} in C-{who} (IEMOCAP's are "
+                "Neutral, Neutral state, Happiness, Excited, Anger, Sadness, "
+                "Frustration, Surprise, Fear, Disgust, Other, Other:<text>)",
+            )
     return words
 
 
@@ -267,8 +327,26 @@ def parse_emo_evaluation(path: os.PathLike | str) -> list[dict]:
 
     Raises:
       CorpusFormatError: naming ``path`` and the line number of the first
-        line that is not one of the accepted forms.
+        line that is not one of the accepted forms, or of the header of a
+        block without a ``C-E`` rater line (see "Complete blocks" above).
     """
+    return _parse(path)[0]
+
+
+def _check_block_end(block: dict | None, path: os.PathLike | str) -> None:
+    """Raises unless ``block`` (just ended) holds a ``C-E`` rater line."""
+    if block is not None and not block["rater_labels"]:
+        raise _error(
+            path,
+            block["line"],
+            f"utterance {block['id']} has no C-E rater line (a block is "
+            "the header line, then C-E<n> rater lines, self-evaluations "
+            "and A- lines)",
+        )
+
+
+def _parse(path: os.PathLike | str) -> tuple[list[dict], int]:
+    """:func:`parse_emo_evaluation`, plus the number of lines of the file."""
     raw = pathlib.Path(path).read_bytes()
     try:
         text = raw.decode("utf-8-sig")
@@ -278,9 +356,11 @@ def parse_emo_evaluation(path: os.PathLike | str) -> list[dict]:
         ) from err
     blocks: list[dict] = []
     current: dict | None = None
-    for line_no, line in enumerate(text.splitlines(), start=1):
+    lines = text.splitlines()
+    for line_no, line in enumerate(lines, start=1):
         line = line.strip()
         if not line:
+            _check_block_end(current, path)
             current = None
             continue
         if line.startswith("%"):
@@ -295,6 +375,7 @@ def parse_emo_evaluation(path: os.PathLike | str) -> list[dict]:
                     "'[start - end]<TAB>id<TAB>code<TAB>[v, a, d]'): "
                     f"{line!r}",
                 )
+            _check_block_end(current, path)
             current = _parse_header(match, path, line_no)
             current["rater_labels"] = {}
             current["self_labels"] = {}
@@ -307,9 +388,10 @@ def parse_emo_evaluation(path: os.PathLike | str) -> list[dict]:
             raise _error(
                 path, line_no, "evaluation line outside an utterance block"
             )
-        if match["kind"] == "A":
-            continue
         who = match["who"]
+        if match["kind"] == "A":
+            _split_comment(match["rest"], path, line_no, "A", who)
+            continue
         letter = who[0]
         if letter == "E":
             target = current["rater_labels"]
@@ -325,7 +407,8 @@ def parse_emo_evaluation(path: os.PathLike | str) -> list[dict]:
         if who in target:
             raise _error(path, line_no, f"C-{who} appears twice in one block")
         target[who] = _parse_eval_rest(match["rest"], path, line_no, who)
-    return blocks
+    _check_block_end(current, path)
+    return blocks, len(lines)
 
 
 def _list_wavs(folder: pathlib.Path) -> set[str]:
@@ -336,18 +419,25 @@ def _list_wavs(folder: pathlib.Path) -> set[str]:
         return set()
 
 
-def _emo_files(root: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+def _session_dirs(root: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+    """``(session number, folder)`` of every ``Session<k>`` under ``root``."""
     if not root.is_dir():
         raise FileNotFoundError(
             f"corpus root {root} is not a directory (expected "
             "ROOT/Session1..5/dialog/EmoEvaluation/*.txt)"
         )
-    files = []
+    sessions = []
     for entry in sorted(root.iterdir()):
         match = _SESSION_DIR_RE.match(entry.name)
-        if match is None or not entry.is_dir():
-            continue
-        emo_dir = entry / "dialog" / "EmoEvaluation"
+        if match is not None and entry.is_dir():
+            sessions.append((int(match[1]), entry))
+    return sessions
+
+
+def _emo_files(root: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
+    files = []
+    for session, folder in _session_dirs(root):
+        emo_dir = folder / "dialog" / "EmoEvaluation"
         if not emo_dir.is_dir():
             continue
         # Sub-folders (Categorical/, Attribute/, Self-evaluation/) hold
@@ -355,7 +445,7 @@ def _emo_files(root: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
         # Dot files (macOS "._x.txt" resource forks) are not text.
         for txt in sorted(emo_dir.glob("*.txt")):
             if not txt.name.startswith("."):
-                files.append((int(match[1]), txt))
+                files.append((session, txt))
     if not files:
         raise FileNotFoundError(
             f"no EmoEvaluation files under {root} (expected "
@@ -364,11 +454,94 @@ def _emo_files(root: pathlib.Path) -> list[tuple[int, pathlib.Path]]:
     return files
 
 
+def _wav_ids(names: set[str]) -> set[str]:
+    """Utterance ids of the ``.wav`` names in a listing (dot files skipped)."""
+    return {
+        n[: -len(".wav")]
+        for n in names
+        if n.endswith(".wav") and not n.startswith(".")
+    }
+
+
+def _check_wavs_evaluated(
+    root: pathlib.Path,
+    evaluated: set[str],
+    emo_lines: Mapping[pathlib.Path, tuple[int, str | None]],
+    wav_dirs: dict[tuple[int, str], tuple[pathlib.Path, set[str]]],
+) -> None:
+    """Raises if a ``sentences/wav`` file has no evaluation block.
+
+    In the IEMOCAP release every utterance wav has a block in its dialog's
+    EmoEvaluation file, so a wav without one means that file was cut short
+    (or not copied) and its utterances would vanish without a word.
+
+    Args:
+      root: corpus root.
+      evaluated: ids of every block read.
+      emo_lines: EmoEvaluation file -> (its number of lines, id of its last
+        block or ``None``).
+      wav_dirs: the wav folder listings made so far, keyed by
+        ``(session, dialog)``; completed here.
+    """
+    orphans: list[tuple[int, str, list[str]]] = []
+    for session, folder in _session_dirs(root):
+        wav_root = folder / "sentences" / "wav"
+        for dialog in sorted(_list_wavs(wav_root)):
+            if dialog.startswith("."):
+                continue
+            key = (session, dialog)
+            if key not in wav_dirs:
+                wav_dirs[key] = (
+                    wav_root / dialog,
+                    _list_wavs(wav_root / dialog),
+                )
+            lost = sorted(_wav_ids(wav_dirs[key][1]) - evaluated)
+            if lost:
+                orphans.append((session, dialog, lost))
+    if not orphans:
+        return
+    session, dialog, lost = orphans[0]
+    wav = root / f"Session{session}" / "sentences" / "wav" / dialog
+    emo = (
+        root
+        / f"Session{session}"
+        / "dialog"
+        / "EmoEvaluation"
+        / f"{dialog}.txt"
+    )
+    if emo in emo_lines:
+        num_lines, last = emo_lines[emo]
+        where = (
+            f"{emo}:{num_lines}: {len(lost)} wav file(s) of dialog {dialog} "
+            f"have no evaluation block in this file, which ends at line "
+            f"{num_lines}" + (f" after utterance {last}" if last else "")
+        )
+        fix = _RECOPY
+    else:
+        where = (
+            f"{emo} does not exist, but {len(lost)} wav file(s) of dialog "
+            f"{dialog} need it"
+        )
+        fix = "re-copy the dialog's EmoEvaluation file from the IEMOCAP release"
+    others = sum(len(ids) for _, _, ids in orphans[1:])
+    more = (
+        f" (and {others} more in {len(orphans) - 1} other dialog(s))"
+        if others
+        else ""
+    )
+    raise CorpusFormatError(
+        f"{where} (first: {wav / (lost[0] + '.wav')}){more}; every wav of "
+        f"IEMOCAP has a block in its dialog's EmoEvaluation file, so {fix}"
+    )
+
+
 def read_corpus_with_report(root: os.PathLike | str) -> CorpusReport:
     """Reads a corpus and reports the utterances whose wav is missing.
 
     Missing wav files are not fatal: the records keep ``wav_exists=False``
     (they never enter S1), the count is logged as a warning and returned.
+    The reverse, a wav file without an evaluation block, is an error: the
+    EmoEvaluation file was cut short (see the module docstring).
 
     Args:
       root: corpus root holding ``Session1`` ... ``Session5``.
@@ -378,9 +551,10 @@ def read_corpus_with_report(root: os.PathLike | str) -> CorpusReport:
 
     Raises:
       FileNotFoundError: no EmoEvaluation file under ``root``.
-      CorpusFormatError: a malformed line (file and line number named), an
-        utterance id whose session differs from its folder, or an id that
-        appears twice.
+      CorpusFormatError: a malformed line or incomplete block (file and
+        line number named), an utterance id whose session differs from its
+        folder, an id that appears twice, or a wav file under
+        ``sentences/wav`` without an evaluation block.
     """
     root = pathlib.Path(root)
     utterances: list[Utterance] = []
@@ -388,8 +562,11 @@ def read_corpus_with_report(root: os.PathLike | str) -> CorpusReport:
     # (session, dialog) -> (wav folder, names in it): one listing per dialog.
     wav_dirs: dict[tuple[int, str], tuple[pathlib.Path, set[str]]] = {}
     emo_files = _emo_files(root)
+    emo_lines: dict[pathlib.Path, tuple[int, str | None]] = {}
     for session, path in emo_files:
-        for block in parse_emo_evaluation(path):
+        blocks, num_lines = _parse(path)
+        emo_lines[path] = (num_lines, blocks[-1]["id"] if blocks else None)
+        for block in blocks:
             source = f"{path}:{block['line']}"
             if block["session"] != session:
                 raise CorpusFormatError(
@@ -428,6 +605,7 @@ def read_corpus_with_report(root: os.PathLike | str) -> CorpusReport:
                     source=source,
                 )
             )
+    _check_wavs_evaluated(root, set(seen), emo_lines, wav_dirs)
     utterances.sort(key=lambda u: u.id)
     missing = [u.id for u in utterances if not u.wav_exists]
     if missing:
