@@ -94,10 +94,41 @@ def _run_list(two_sided: bool) -> list[tuple[str, str, int, float | None]]:
     return runs
 
 
+NUM_EPOCHS = 6
+NUM_FOLDS = 5
+
+
+def _write_training(
+    root: pathlib.Path, variants: list[str], rng: np.random.Generator
+) -> None:
+    """training/<variant>.npz as the pipeline writes it: `run` [R] and
+    `loss_history` [R, epochs]. DNN's loss decays over two decades (a
+    log axis), Fair_spk's goes negative (the logged −L_Adv)."""
+    (root / "training").mkdir()
+    for v in variants:
+        r = len(EMOS) * len(SEEDS) * NUM_FOLDS
+        decay = np.exp(-np.arange(NUM_EPOCHS) * (1.0 if v == "dnn" else 0.2))
+        loss = (1.0 + rng.random((r, 1))) * decay + 0.05 * rng.random(
+            (r, NUM_EPOCHS)
+        )
+        if v == "fair_spk":
+            loss -= 1.5
+        np.savez(
+            root / "training" / f"{v}.npz",
+            run=np.array([f"{v} run {i}" for i in range(r)]),
+            loss_history=loss.astype(np.float32),
+        )
+
+
 def make_workdir(
-    root: pathlib.Path, *, two_sided: bool = True, seed: int = 0
+    root: pathlib.Path,
+    *,
+    two_sided: bool = True,
+    seed: int = 0,
+    training: bool = True,
 ) -> dict:
-    """Writes config.json, results.json, predictions.csv, embeddings/."""
+    """Writes config.json, results.json, predictions.csv, embeddings/ and
+    (when `training`) training/."""
     rng = np.random.default_rng(seed)
     u = _utterances(rng)
     n = NUM_UTTERANCES
@@ -196,6 +227,8 @@ def make_workdir(
         "report": {"tsne_samples": 100},
     }
     (root / "config.json").write_text(json.dumps(config))
+    if training:
+        _write_training(root, config["variants"], rng)
     return results
 
 
@@ -333,50 +366,50 @@ def test_bad_predictions_name_file_and_line(tmp_path):
 # -------------------------------------------------------------- tables
 
 
-def test_table2_numbers_and_markers(workdir):
+METRICS = (
+    ("f1", "F1 (%)", 0.0051),
+    ("dsp_spk", "ΔSP_spk", 0.00051),
+    ("dsp_rat", "ΔSP_rat", 0.00051),
+)
+MODELS = (("dnn", "DNN"), ("fair_spk", "Fair_spk"), ("fair_rat", "Fair_rat"))
+INTRA = {("fair_spk", "dsp_spk"), ("fair_rat", "dsp_rat")}
+INTER = {("fair_spk", "dsp_rat"), ("fair_rat", "dsp_spk")}
+
+
+def test_table2_blocks_numbers_and_markers(workdir):
+    """One block per metric: rows = ours then the paper's, cols = emotions."""
     results = json.loads((workdir / "results.json").read_text())
     md = (workdir / "report.md").read_text()
-    ours, paper = section_tables(md, "Table 2")
-    rows = {r["Model"]: r for r in as_dicts(ours)}
-    assert list(rows) == ["DNN", "Fair_spk", "Fair_rat"]
-    assert list(ours[0][1:4]) == [
-        "Neutral F1 (%)",
-        "Neutral ΔSP_spk",
-        "Neutral ΔSP_rat",
-    ]
-    assert len(ours[0]) == 1 + 3 * len(EMOS)  # absent emotions omitted
-    for variant, name in (
-        ("dnn", "DNN"),
-        ("fair_spk", "Fair_spk"),
-        ("fair_rat", "Fair_rat"),
-    ):
-        for emotion in EMOS:
-            for metric, head, tol in (
-                ("f1", "F1 (%)", 0.0051),
-                ("dsp_spk", "ΔSP_spk", 0.00051),
-                ("dsp_rat", "ΔSP_rat", 0.00051),
-            ):
-                cell = rows[name][f"{emotion.capitalize()} {head}"]
+    blocks = section_tables(md, "Table 2")
+    assert len(blocks) == len(METRICS)
+    for block, (metric, head, tol) in zip(blocks, METRICS, strict=True):
+        assert f"### {head}" in md
+        assert block[0] == ["Model"] + [e.capitalize() for e in EMOS]
+        rows = {r["Model"]: r for r in as_dicts(block)}
+        assert list(rows) == [name for _, name in MODELS] + [
+            f"{name} (paper)" for _, name in MODELS
+        ]
+        for variant, name in MODELS:
+            for emotion in EMOS:
+                cell = rows[name][emotion.capitalize()]
                 mean, sd = parse_pm(cell)
                 ref_mean, ref_sd = _ref_cell(results, variant, emotion, metric)
                 assert mean == pytest.approx(ref_mean, abs=tol), cell
                 assert sd == pytest.approx(ref_sd, abs=tol), cell
-                intra = (variant, metric) in {
-                    ("fair_spk", "dsp_spk"),
-                    ("fair_rat", "dsp_rat"),
-                }
-                inter = (variant, metric) in {
-                    ("fair_spk", "dsp_rat"),
-                    ("fair_rat", "dsp_spk"),
-                }
-                assert cell.startswith("**") == intra, cell
-                assert cell.endswith("*†") == inter, cell
+                paper = rows[f"{name} (paper)"][emotion.capitalize()]
+                for c in (cell, paper):
+                    assert c.startswith("**") == ((variant, metric) in INTRA)
+                    assert c.endswith("*†") == ((variant, metric) in INTER)
     assert "**Bold**: intra-fairness" in md
     assert "Seeds per model: DNN: 2 (0–1)" in md
-    prow = {r["Model"]: r for r in as_dicts(paper)}
-    assert prow["Fair_spk (paper)"]["Anger ΔSP_spk"] == "**0.234**"
-    assert prow["Fair_rat (paper)"]["Neutral ΔSP_spk"] == "*0.403*†"
-    assert prow["DNN (paper)"]["Neutral F1 (%)"] == "77.73"
+    spk = {r["Model"]: r for r in as_dicts(blocks[1])}
+    assert spk["Fair_spk (paper)"]["Anger"] == "**0.234**"
+    assert spk["Fair_rat (paper)"]["Neutral"] == "*0.403*†"
+    f1 = {r["Model"]: r for r in as_dicts(blocks[0])}
+    assert f1["DNN (paper)"]["Neutral"] == "77.73"
+    assert f1["DNN (paper)"]["Anger"] == str(
+        tables.PAPER_TABLE2["dnn"]["anger"][0]
+    )
 
 
 def test_table1_counts(workdir):
@@ -456,8 +489,241 @@ def test_report_sections_and_config(workdir):
         "parity_bars.png",
         "fig3a_fixed_alpha_anger.png",
         "fig3b_alpha_hist_anger.png",
+        "loss_curves.png",
     ):
         assert f"](figures/{name})" in md
+
+
+# ------------------------------------------------------- CSV and LaTeX
+
+
+def read_csv(path: pathlib.Path) -> list[dict[str, str]]:
+    with path.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def _np_mean_sd(values) -> tuple[float, float]:
+    a = np.asarray(values, dtype=np.float64)
+    return float(np.mean(a)), float(np.std(a, ddof=1))
+
+
+def _np_cell(results, variant, emotion, metric) -> tuple[float, float]:
+    """Mean and sample SD over seeds with numpy, F1 in %."""
+    scale = 100.0 if metric == "f1" else 1.0
+    return _np_mean_sd(
+        [
+            scale * r[metric]
+            for r in results["runs"]
+            if r["variant"] == variant and r["emotion"] == emotion
+        ]
+    )
+
+
+def test_report_links_every_table_file(workdir):
+    md = (workdir / "report.md").read_text()
+    names = sorted(p.stem for p in (workdir / "tables").glob("*.csv"))
+    assert names == sorted(tables.TABLE_NAMES)
+    assert sorted(p.stem for p in (workdir / "tables").glob("*.tex")) == names
+    for name in names:
+        assert f"[CSV](tables/{name}.csv)" in md
+        assert f"[LaTeX](tables/{name}.tex)" in md
+    assert not list((workdir / "tables").glob("*.tmp"))
+
+
+def test_csv_tables_equal_numpy_over_seeds(workdir):
+    """Unrounded CSV numbers = numpy mean / SD (ddof=1) of results.json."""
+    results = json.loads((workdir / "results.json").read_text())
+    folder = workdir / "tables"
+    for metric, _, _ in METRICS:
+        rows = {
+            r["Model"]: r for r in read_csv(folder / f"table2_{metric}.csv")
+        }
+        k = list(tables.METRIC_HEADERS).index(metric)
+        for variant, name in MODELS:
+            for e in EMOS:
+                col = e.capitalize()
+                got = (
+                    float(rows[name][f"{col} mean"]),
+                    float(rows[name][f"{col} sd"]),
+                )
+                ref = _np_cell(results, variant, e, metric)
+                assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+                paper = rows[f"{name} (paper)"]
+                assert (
+                    float(paper[f"{col} mean"])
+                    == (tables.PAPER_TABLE2[variant][e][k])
+                )
+                assert paper[f"{col} sd"] == ""
+
+    t3 = {(r["Metric"], r["Model"]): r for r in read_csv(folder / "table3.csv")}
+    for variant, name in (("basic", "Basic"), ("proposed", "Proposed")):
+        for e in EMOS:
+            col = e.capitalize()
+            for metric, label, _ in METRICS:
+                row = t3[(label, name)]
+                got = (float(row[f"{col} mean"]), float(row[f"{col} sd"]))
+                ref = _np_cell(results, variant, e, metric)
+                assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+            spk = _np_cell(results, variant, e, "dsp_spk")[0]
+            rat = _np_cell(results, variant, e, "dsp_rat")[0]
+            product = t3[("ΔSP_spk × ΔSP_rat", name)]
+            gap = t3[("|ΔSP_spk − ΔSP_rat|", name)]
+            assert float(product[f"{col} mean"]) == pytest.approx(spk * rat)
+            assert float(gap[f"{col} mean"]) == pytest.approx(abs(spk - rat))
+            assert product[f"{col} sd"] == gap[f"{col} sd"] == ""
+            per_seed = t3[("ΔSP_spk × ΔSP_rat per seed", name)]
+            ref = _np_mean_sd(
+                [
+                    r["dsp_spk"] * r["dsp_rat"]
+                    for r in results["runs"]
+                    if r["variant"] == variant and r["emotion"] == e
+                ]
+            )
+            got = (float(per_seed[f"{col} mean"]), float(per_seed[f"{col} sd"]))
+            assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    paper3 = {
+        (r["Metric"], r["Model"]): r
+        for r in read_csv(folder / "table3_paper.csv")
+    }
+    assert paper3[("F1 (%)", "Basic (paper)")]["Anger mean"] == "69.7"
+    assert paper3[("F1 (%)", "Basic (paper)")]["Anger sd"] == "2.776"
+
+    sweep = {r["α"]: r for r in read_csv(folder / "fixed_alpha.csv")}
+    assert set(sweep) == {"0.25", "0.5", "0.75", "Proposed"}
+    col = "Anger ΔSP_spk × ΔSP_rat"
+    for key, variant, alpha in [(repr(a), "fixed_alpha", a) for a in ALPHAS] + [
+        ("Proposed", "proposed", None)
+    ]:
+        ref = _np_mean_sd(
+            [
+                r["dsp_spk"] * r["dsp_rat"]
+                for r in results["runs"]
+                if r["variant"] == variant
+                and r["emotion"] == "anger"
+                and r["alpha"] == alpha
+            ]
+        )
+        got = (float(sweep[key][f"{col} mean"]), float(sweep[key][f"{col} sd"]))
+        assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+
+    t1 = {r["Set"]: r for r in read_csv(folder / "table1.csv")}
+    for s in ("S1", "S2"):
+        ref = results["study_sets"][s]
+        assert int(t1[f"{s} (ours)"]["Overall"]) == ref["n"]
+        for e in EMOTIONS:
+            assert int(t1[f"{s} (ours)"][e.capitalize()]) == ref["per_class"][e]
+    assert t1["S2 (paper)"]["Happiness"] == "446"
+
+
+_UNESCAPED_AMP = re.compile(r"(?<!\\)&")
+_PM_CELL = re.compile(r"^\$\d+\.\d+ \\pm \d+\.\d+\$$")
+
+
+def parse_booktabs(text: str) -> tuple[str, list[list[str]], int]:
+    """(column spec, rows of cells, number of \\midrule) of a .tex file;
+    asserts the booktabs frame and one cell per column in every row."""
+    lines = [ln for ln in text.splitlines() if not ln.startswith("%")]
+    assert lines[0].startswith("\\begin{tabular}{") and lines[0].endswith("}")
+    spec = lines[0][len("\\begin{tabular}{") : -1]
+    assert set(spec) <= {"l", "r"}, spec
+    assert lines[1] == "\\toprule"
+    assert lines[3] == "\\midrule"  # below the header
+    assert lines[-2:] == ["\\bottomrule", "\\end{tabular}"]
+    rows, rules = [], 0
+    for ln in lines[2:-2]:
+        if ln == "\\midrule":
+            rules += 1
+            continue
+        assert ln.endswith(" \\\\"), ln
+        body = ln[: -len(" \\\\")]
+        assert len(_UNESCAPED_AMP.findall(body)) == len(spec) - 1, ln
+        cells = [c.strip() for c in _UNESCAPED_AMP.split(body)]
+        for c in cells:
+            # Specials are escaped (math cells hold only digits, \pm …).
+            assert not re.search(r"(?<!\\)[_%#]", c), c
+            assert "Δ" not in c and "±" not in c and "×" not in c, c
+        rows.append(cells)
+    return spec, rows, rules
+
+
+def test_latex_tables_are_booktabs(workdir):
+    folder = workdir / "tables"
+    for name in tables.TABLE_NAMES:
+        spec, rows, _ = parse_booktabs((folder / f"{name}.tex").read_text())
+        data = read_csv(folder / f"{name}.csv")
+        assert len(rows) == 1 + len(data), name  # header + one per CSV row
+    spec, rows, rules = parse_booktabs(
+        (folder / "table2_dsp_spk.tex").read_text()
+    )
+    assert spec == "l" + "r" * len(EMOS)
+    assert rules == 2  # below the header, between ours and the paper's
+    assert rows[0] == ["Model", "Neutral", "Anger"]
+    by_model = {r[0]: r[1:] for r in rows[1:]}
+    assert set(by_model) >= {"DNN", "Fair\\_spk", "Fair\\_rat (paper)"}
+    assert all(_PM_CELL.match(c) for c in by_model["DNN"]), by_model["DNN"]
+    # Intra-fairness bold, inter-fairness italic with a dagger.
+    assert all(c.startswith("$\\mathbf{") for c in by_model["Fair\\_spk"])
+    assert all(
+        c.startswith("$\\mathit{") and c.endswith("^{\\dagger}$")
+        for c in by_model["Fair\\_rat"]
+    )
+    assert by_model["Fair\\_spk (paper)"][1] == "$\\mathbf{0.234}$"
+    # The rounded LaTeX numbers are the CSV's.
+    csv_rows = {r["Model"]: r for r in read_csv(folder / "table2_dsp_spk.csv")}
+    mean = float(csv_rows["DNN"]["Neutral mean"])
+    sd = float(csv_rows["DNN"]["Neutral sd"])
+    assert by_model["DNN"][0] == f"${mean:.3f} \\pm {sd:.3f}$"
+    _, rows, _ = parse_booktabs((folder / "table2_f1.tex").read_text())
+    assert rows[1][0] == "DNN"
+    header = parse_booktabs((folder / "table3.tex").read_text())[1][0]
+    assert header[:2] == ["Metric", "Model"]
+    labels = [
+        r[0] for r in parse_booktabs((folder / "table3.tex").read_text())[1]
+    ]
+    assert "F1 (\\%)" in labels
+    assert (
+        "\\ensuremath{|}\\ensuremath{\\Delta}SP\\_spk \\ensuremath{-} "
+        "\\ensuremath{\\Delta}SP\\_rat\\ensuremath{|}"
+    ) in labels
+
+
+def test_latex_escape_and_a_table_with_specials():
+    assert tables.latex_escape("a_b 50% & #1 $x {y} ~ ^ \\") == (
+        "a\\_b 50\\% \\& \\#1 \\$x \\{y\\} \\textasciitilde{} "
+        "\\textasciicircum{} \\textbackslash{}"
+    )
+    assert tables.latex_escape("ΔSP × α ± 1") == (
+        "\\ensuremath{\\Delta}SP \\ensuremath{\\times} "
+        "\\ensuremath{\\alpha} \\ensuremath{\\pm} 1"
+    )
+    cell = tables.Cell
+    table = tables.Table(
+        name="t",
+        title="100% of R&D #1",
+        header=("a_b", "c & d"),
+        rows=(
+            (cell("x_1 & #2"), cell(0.5, 0.25, digits=2)),
+            (cell("y"), cell(None)),
+        ),
+        paired=(False, True),
+        align=("l", "r"),
+    )
+    tex = table.latex()
+    assert tex.splitlines()[0] == "% 100\\% of R\\&D \\#1"
+    _, rows, _ = parse_booktabs(tex)
+    assert rows == [
+        ["a\\_b", "c \\& d"],
+        ["x\\_1 \\& \\#2", "$0.50 \\pm 0.25$"],
+        ["y", "---"],
+    ]
+    assert table.csv_rows() == [
+        ["a_b", "c & d mean", "c & d sd"],
+        ["x_1 & #2", 0.5, 0.25],
+        ["y", "", ""],
+    ]
+    assert table.markdown().splitlines()[2] == "| x_1 & #2 | 0.50 ± 0.25 |"
+    with pytest.raises(ValueError, match="2 columns"):
+        tables.Table("t", "t", ("a", "b"), (), (False,), ("l", "r"))
 
 
 # ------------------------------------------------------------- figures
@@ -481,6 +747,7 @@ def test_figures_are_valid_pngs(workdir):
         "fig2_tsne_anger_seed0.png",
         "fig3a_fixed_alpha_anger.png",
         "fig3b_alpha_hist_anger.png",
+        "loss_curves.png",
         "parity_bars.png",
     ]
     sizes = {p.name: _assert_png(p) for p in found}
@@ -488,8 +755,99 @@ def test_figures_are_valid_pngs(workdir):
     assert h > 0.8 * w  # 2 x 2 panels
 
 
+def test_every_png_has_a_pdf(workdir):
+    md = (workdir / "report.md").read_text()
+    pngs = sorted((workdir / "figures").glob("*.png"))
+    pdfs = sorted((workdir / "figures").glob("*.pdf"))
+    assert [p.stem for p in pdfs] == [p.stem for p in pngs]
+    for pdf in pdfs:
+        data = pdf.read_bytes()
+        assert data.startswith(b"%PDF-"), pdf
+        assert data.rstrip().endswith(b"%%EOF"), pdf
+        assert b"/Type3" not in data, f"{pdf} embeds Type 3 fonts"
+        assert f"([PDF](figures/{pdf.name}))" in md
+    assert not list((workdir / "figures").glob("*.tmp"))
+
+
+def test_loss_curves_equal_numpy(workdir):
+    curves = figures.loss_curves(workdir)
+    assert list(curves) == [
+        "dnn",
+        "fair_spk",
+        "fair_rat",
+        "basic",
+        "proposed",
+        "fixed_alpha",
+    ]
+    fig = figures.draw_loss_curves(curves)
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    assert len(axes) == len(curves)
+    for ax, (variant, curve) in zip(axes, curves.items(), strict=True):
+        with np.load(workdir / "training" / f"{variant}.npz") as f:
+            history = f["loss_history"].astype(np.float64)
+            assert curve.num_runs == len(f["run"]) == history.shape[0]
+        mean = np.mean(history, axis=0)
+        sd = np.std(history, axis=0, ddof=1)
+        np.testing.assert_allclose(curve.mean, mean, rtol=1e-12)
+        np.testing.assert_allclose(curve.sd, sd, rtol=1e-12)
+        x, y = ax.lines[0].get_data()
+        np.testing.assert_array_equal(x, np.arange(1, NUM_EPOCHS + 1))
+        np.testing.assert_allclose(y, mean, rtol=1e-12)
+        # The band spans mean ± SD.
+        (band,) = ax.collections
+        ys = band.get_paths()[0].vertices[:, 1]
+        assert ys.min() == pytest.approx(np.min(mean - sd))
+        assert ys.max() == pytest.approx(np.max(mean + sd))
+        assert ax.get_title().startswith(
+            tables.variants_lib.display_name(variant)
+        )
+        assert ax.get_xlabel() == "epoch" and ax.get_ylabel()
+    scales = {v: ax.get_yscale() for ax, v in zip(axes, curves, strict=True)}
+    assert scales["dnn"] == "log"  # two decades
+    assert scales["fair_spk"] == "linear"  # negative loss
+    assert scales["fair_rat"] == "linear"  # a narrow range
+    assert "±" in fig.get_suptitle()
+    _assert_png(workdir / "figures" / "loss_curves.png")
+
+
+def test_summarize_loss_skips_epochs_not_run():
+    history = np.array([[3.0, 2.0, np.nan], [1.0, np.nan, np.nan]])
+    mean, sd = figures.summarize_loss(history)
+    np.testing.assert_allclose(mean[:2], [2.0, 2.0])
+    np.testing.assert_allclose(sd[:2], [np.std([3.0, 1.0], ddof=1), 0.0])
+    assert np.isnan(mean[2]) and np.isnan(sd[2])
+
+
+def test_load_training_names_bad_file(tmp_path):
+    path = tmp_path / "dnn.npz"
+    np.savez(path, run=np.array(["a", "b"]), loss_history=np.zeros((3, 4)))
+    with pytest.raises(ValueError, match=r"dnn\.npz: 'loss_history' must be"):
+        figures.load_training(path)
+    np.savez(path, run=np.array(["a"]))
+    with pytest.raises(
+        ValueError, match=r"missing array\(s\) \['loss_history'\]"
+    ):
+        figures.load_training(path)
+
+
+def test_parity_bars_have_a_title(workdir, tmp_path, monkeypatch):
+    drawn = []
+    monkeypatch.setattr(
+        figures, "_save", lambda fig, path: drawn.append(fig) or path
+    )
+    results = json.loads((workdir / "results.json").read_text())
+    path = figures.parity_bars_figure(results, tmp_path)
+    assert path == tmp_path / "parity_bars.png"
+    title = drawn[0].get_suptitle()
+    assert "ΔSP_spk" in title and "ΔSP_rat" in title and "SD" in title
+
+
 def test_one_sided_workdir_omits_absent_parts(tmp_path):
-    make_workdir(tmp_path, two_sided=False, seed=1)
+    make_workdir(tmp_path, two_sided=False, seed=1, training=False)
+    # A table file of an earlier, two-sided report is removed.
+    (tmp_path / "tables").mkdir()
+    (tmp_path / "tables" / "table3.csv").write_text("stale")
+    (tmp_path / "tables" / "notes.txt").write_text("mine")
     # Only the neutral embeddings: t-SNE falls back from anger.
     for p in (tmp_path / "embeddings").glob("*_anger_*.npz"):
         p.unlink()
@@ -501,6 +859,9 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
     )
     assert paths["alpha_histogram"] == []
     assert paths["fixed_alpha"] == []
+    # No training/ folder: no loss curves, no error.
+    assert paths["loss_curves"] == []
+    assert figures.loss_curves(tmp_path) == {}
     # fair_rat lacks seed 0: the seed where both models exist is used.
     (tsne,) = paths["tsne"]
     assert tsne.name == "fig2_tsne_neutral_seed1.png"
@@ -510,6 +871,15 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
     assert "## Table 2" in md
     assert "Table 3" not in md and "Fixed α" not in md
     assert "fig3" not in md and "fig2_tsne_neutral_seed1.png" in md
+    assert "loss_curves" not in md
+    assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(
+        [
+            f"{n}.{x}"
+            for n in ("table1", "table2_f1", "table2_dsp_spk", "table2_dsp_rat")
+            for x in ("csv", "tex")
+        ]
+        + ["notes.txt"]
+    )
 
 
 def test_tsne_absent_inputs_return_none(tmp_path):

@@ -1,9 +1,11 @@
 """Report stage: workdir (results, predictions, embeddings) → tables, figures.
 
 - :func:`write_report`: ``report.md`` with the Table 1-3 analogues and
-  links to the figures (:mod:`fairser_jax.report.tables`).
-- :func:`make_figures`: the Fig. 2 / Fig. 3 analogues and the parity bar
-  chart as PNGs (:mod:`fairser_jax.report.figures`).
+  links to the figures, and every table as ``tables/<name>.csv`` and
+  booktabs ``.tex`` (:mod:`fairser_jax.report.tables`).
+- :func:`make_figures`: the Fig. 2 / Fig. 3 analogues, the parity bar
+  chart and the training-loss curves as PNG and PDF
+  (:mod:`fairser_jax.report.figures`).
 - :func:`runs_from_predictions`, :func:`verify_workdir`: recompute every
   run's F1 / ΔSP_spk / ΔSP_rat from ``predictions.csv`` and check them
   against ``results.json`` (:mod:`fairser_jax.report.recompute`).

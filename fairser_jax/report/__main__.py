@@ -1,4 +1,4 @@
-r"""Writes a workdir's report.md and figures; optionally re-verifies results.
+r"""Writes a workdir's report.md, tables/ and figures; optionally re-verifies.
 
     python -m fairser_jax.report --workdir=DIR [--recompute]
 
@@ -27,7 +27,7 @@ _ATOL = flags.DEFINE_float(
     "atol", 1e-9, "Tolerance of the --recompute comparison."
 )
 _FIGURES = flags.DEFINE_bool(
-    "figures", True, "Draw the figures (False: link existing PNGs)."
+    "figures", True, "Draw the figures (False: link existing PNGs/PDFs)."
 )
 _TSNE_SAMPLES = flags.DEFINE_integer(
     "tsne_samples",

@@ -1,9 +1,10 @@
 """Figures of a workdir: the paper's Fig. 2 and Fig. 3 analogues.
 
 Every function reads what the training stage wrote (``results.json``,
-``embeddings/*.npz``), draws with Matplotlib's Agg canvas (no pyplot, no
-global state, no display needed), writes one PNG into ``<workdir>/figures``
-and returns its path, or ``None`` when its inputs are absent.
+``embeddings/*.npz``, ``training/*.npz``), draws with Matplotlib's Agg
+canvas (no pyplot, no display needed), writes one PNG into
+``<workdir>/figures`` and a PDF of the same stem beside it, and returns the
+PNG's path, or ``None`` when its inputs are absent.
 
 - :func:`tsne_figure`: Fig. 2 — t-SNE of Fair_spk and Fair_rat test
   embeddings of one detector (Anger in the paper), each coloured by speaker
@@ -18,6 +19,9 @@ and returns its path, or ``None`` when its inputs are absent.
 - :func:`fixed_alpha_figure`: Fig. 3a — ΔSP_spk × ΔSP_rat of fixed-α
   models against α, with each Proposed seed as a dotted orange line and the
   95% bootstrap CI of Proposed as a grey band.
+- :func:`loss_curves_figure`: the training loss per epoch of each variant,
+  mean ± 1 SD over its runs (from ``training/<variant>.npz``; not in the
+  paper, a check that training converged).
 
 Variant names and which variants have a parity panel come from the variant
 registry (:mod:`fairser_jax.train.variants`).
@@ -25,6 +29,7 @@ registry (:mod:`fairser_jax.train.variants`).
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
 import re
 from collections.abc import Mapping, Sequence
@@ -32,6 +37,7 @@ from typing import Any
 
 import numpy as np
 from absl import logging
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -69,8 +75,26 @@ def figures_dir(workdir: str | pathlib.Path) -> pathlib.Path:
 
 
 def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
+    """Writes ``fig`` as ``path`` (PNG) and as a PDF of the same stem.
+
+    Each file is written to ``<name>.tmp`` and renamed, so a reader never
+    sees half a figure. The PDF embeds TrueType (Type 42) fonts, not Type 3
+    (conference PDF checkers such as IEEE PDF eXpress reject Type 3), and
+    carries no creation date, so redrawing the same data gives the same
+    bytes.
+
+    Returns:
+      ``path``.
+    """
     FigureCanvasAgg(fig)
-    fig.savefig(path, dpi=DPI)
+    for target, fmt, meta in (
+        (path, "png", None),
+        (path.with_suffix(".pdf"), "pdf", {"CreationDate": None}),
+    ):
+        tmp = target.with_name(target.name + ".tmp")
+        with rc_context({"pdf.fonttype": 42}):
+            fig.savefig(tmp, dpi=DPI, format=fmt, metadata=meta)
+        tmp.replace(target)
     return path
 
 
@@ -343,7 +367,11 @@ def parity_bars_figure(
     ncols = min(3, len(variants))
     nrows = -(-len(variants) // ncols)
     fig = Figure(
-        figsize=(1.2 + 0.9 * len(emotions) * ncols, 3.2 * nrows),
+        # At least 6 in wide so that the two-line suptitle fits.
+        figsize=(
+            max(6.0, 1.2 + 0.9 * len(emotions) * ncols),
+            0.6 + 3.2 * nrows,
+        ),
         layout="constrained",
     )
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True).ravel()
@@ -394,6 +422,12 @@ def parity_bars_figure(
         loc="outside lower center",
         ncols=2,
         fontsize=8,
+    )
+    fig.suptitle(
+        "Demographic parity: ΔSP_spk (speaker gender) vs ΔSP_rat (rater "
+        "gender)\nper emotion and model, mean ± SD over seeds (lower is "
+        "fairer)",
+        fontsize=10,
     )
     return _save(fig, pathlib.Path(out_dir) / "parity_bars.png")
 
@@ -587,6 +621,180 @@ def fixed_alpha_figure(
     return _save(fig, pathlib.Path(out_dir) / f"fig3a_fixed_alpha_{emo}.png")
 
 
+# ----------------------------------------------------------- loss curves
+
+
+LOSS_CURVES_FILE = "loss_curves.png"
+
+# Log y-axis when the band spans more than this factor (and stays > 0).
+_LOG_RATIO = 30.0
+
+
+@dataclasses.dataclass(frozen=True)
+class LossCurve:
+    """Training loss of one variant, summarised over its runs.
+
+    Attributes:
+      variant: the variant's name.
+      mean: [E] mean over runs of the loss per epoch (NaN where no run
+        recorded that epoch).
+      sd: [E] sample SD over runs (ddof=1, 0 with one run), as
+        :func:`fairser_jax.metrics.mean_sd` defines it.
+      num_runs: R, the runs of the variant (folds × seeds × α).
+    """
+
+    variant: str
+    mean: np.ndarray
+    sd: np.ndarray
+    num_runs: int
+
+
+def load_training(path: str | pathlib.Path) -> tuple[np.ndarray, np.ndarray]:
+    """Reads one ``training/<variant>.npz``.
+
+    Returns:
+      ``run`` str [R] and ``loss_history`` float64 [R, E] (NaN for epochs
+      not run).
+
+    Raises:
+      ValueError: a missing array or mismatched shapes; names the file.
+    """
+    path = pathlib.Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        missing = [k for k in ("run", "loss_history") if k not in data.files]
+        if missing:
+            raise ValueError(
+                f"{path}: missing array(s) {missing}; the training stage "
+                "writes 'run' [R] and 'loss_history' [R, epochs]."
+            )
+        run = np.asarray(data["run"]).astype(str)
+        history = np.asarray(data["loss_history"], dtype=np.float64)
+    if run.ndim != 1 or history.ndim != 2 or history.shape[0] != run.size:
+        raise ValueError(
+            f"{path}: 'loss_history' must be [R, epochs] with R = "
+            f"len('run'); got {history.shape} and {run.shape}."
+        )
+    return run, history
+
+
+def summarize_loss(history: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-epoch mean and sample SD over runs, ignoring NaN (epochs not run).
+
+    Args:
+      history: [R, E] loss per run and epoch.
+
+    Returns:
+      ``(mean, sd)``, each [E]: NaN where no run has a finite value; SD 0
+      where only one has.
+    """
+    history = np.asarray(history, dtype=np.float64)
+    ok = np.isfinite(history)
+    count = ok.sum(axis=0)
+    filled = np.where(ok, history, 0.0)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = filled.sum(axis=0) / count
+        dev = np.where(ok, history - mean, 0.0)
+        var = (dev**2).sum(axis=0) / (count - 1)
+    sd = np.where(count > 1, np.sqrt(var), 0.0)
+    return mean, np.where(count > 0, sd, np.nan)
+
+
+def loss_curves(workdir: str | pathlib.Path) -> dict[str, LossCurve]:
+    """The loss curve of every ``<workdir>/training/<variant>.npz``.
+
+    Returns:
+      variant → :class:`LossCurve`, registry order first, then any other
+      file names sorted; empty when there is no ``training/`` folder.
+    """
+    folder = pathlib.Path(workdir) / "training"
+    if not folder.is_dir():
+        return {}
+    paths = {p.stem: p for p in folder.glob("*.npz")}
+    order = [v for v in variants_lib.REGISTRY if v in paths]
+    order += sorted(set(paths) - set(order))
+    out = {}
+    for v in order:
+        run, history = load_training(paths[v])
+        if not run.size or not history.shape[1]:
+            continue
+        mean, sd = summarize_loss(history)
+        out[v] = LossCurve(variant=v, mean=mean, sd=sd, num_runs=run.size)
+    return out
+
+
+def _use_log(curve: LossCurve) -> bool:
+    low = curve.mean - curve.sd
+    high = curve.mean + curve.sd
+    ok = np.isfinite(low)
+    if not ok.any() or (low[ok] <= 0).any():
+        return False
+    return bool(high[ok].max() / low[ok].min() > _LOG_RATIO)
+
+
+def draw_loss_curves(curves: Mapping[str, LossCurve]) -> Figure:
+    """One panel per variant: the mean loss per epoch and a ±1 SD band.
+
+    Epochs are numbered from 1. A panel's y-axis is logarithmic when its
+    band is positive and spans more than a factor of 30, else linear (the
+    logged loss of eq. (1) carries −L_Adv and can be negative).
+
+    Args:
+      curves: variant → curve, as :func:`loss_curves` returns (not empty).
+
+    Returns:
+      The figure; each panel's first line is the mean curve.
+    """
+    ncols = min(3, len(curves))
+    nrows = -(-len(curves) // ncols)
+    fig = Figure(
+        figsize=(max(6.0, 3.6 * ncols), 0.6 + 2.8 * nrows),
+        layout="constrained",
+    )
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    for ax, (v, curve) in zip(axes, curves.items(), strict=False):
+        epochs = np.arange(1, curve.mean.size + 1)
+        ax.plot(epochs, curve.mean, color="black", linewidth=1.3)
+        ax.fill_between(
+            epochs,
+            curve.mean - curve.sd,
+            curve.mean + curve.sd,
+            color="#4c72b0",
+            alpha=0.3,
+            linewidth=0,
+        )
+        if _use_log(curve):
+            ax.set_yscale("log")
+        ax.set_title(
+            f"{variants_lib.display_name(v)} ({curve.num_runs} runs)",
+            fontsize=10,
+        )
+        ax.set_xlabel("epoch", fontsize=8)
+        ax.set_ylabel("training loss", fontsize=8)
+        ax.grid(alpha=0.3)
+    for ax in axes[len(curves) :]:
+        ax.set_visible(False)
+    fig.suptitle(
+        "Training loss per epoch: mean (line) ± 1 SD (band) over runs",
+        fontsize=11,
+    )
+    return fig
+
+
+def loss_curves_figure(workdir: str | pathlib.Path) -> pathlib.Path | None:
+    """Draws :func:`draw_loss_curves` of a workdir's ``training/``.
+
+    Returns:
+      Path of ``figures/loss_curves.png``, or None when there is no
+      ``training/*.npz`` with a run.
+    """
+    curves = loss_curves(workdir)
+    if not curves:
+        return None
+    return _save(
+        draw_loss_curves(curves), figures_dir(workdir) / LOSS_CURVES_FILE
+    )
+
+
 # ------------------------------------------------------------------- all
 
 
@@ -603,14 +811,16 @@ def make_figures(
     α trace, the preferred one first.
 
     Args:
-      workdir: the run directory; PNGs go to ``<workdir>/figures``.
+      workdir: the run directory; PNGs and PDFs go to
+        ``<workdir>/figures``.
       results: parsed ``results.json``.
       tsne_sample_size: utterances in the Fig. 2 t-SNE (paper: 1500).
       emotion: preferred detector of Figs. 2 and 3 (paper: Anger).
 
     Returns:
-      ``{"tsne", "parity_bars", "alpha_histogram", "fixed_alpha"}`` → the
-      paths drawn (empty when the inputs are absent).
+      ``{"tsne", "parity_bars", "alpha_histogram", "fixed_alpha",
+      "loss_curves"}`` → the PNG paths drawn (empty when the inputs are
+      absent); each has a PDF of the same stem beside it.
     """
     out = figures_dir(workdir)
     emotions = _emotion_order(emotion, EMOTIONS)
@@ -625,5 +835,6 @@ def make_figures(
         "fixed_alpha": [
             fixed_alpha_figure(results, out, emotion=e) for e in emotions
         ],
+        "loss_curves": [loss_curves_figure(workdir)],
     }
     return {k: [p for p in v if p is not None] for k, v in drawn.items()}

@@ -1,23 +1,31 @@
-"""Markdown analogues of the paper's Tables 1-3 and the workdir report.
+"""Analogues of the paper's Tables 1-3 and the workdir report.
 
 :func:`write_report` turns a workdir (``config.json``, ``results.json``,
-``embeddings/``) into ``report.md`` with
+``embeddings/``, ``training/``) into ``report.md`` with
 
 - Table 1: emotion distribution of the study sets S1 and S2,
 - Table 2: F1 (%), ΔSP_spk and ΔSP_rat of DNN, Fair_spk and Fair_rat per
-  emotion, mean ± SD over seeds, intra-fairness in bold and
-  inter-fairness in italics with a dagger (paper §2.2.3),
+  emotion, one block per metric, mean ± SD over seeds, intra-fairness in
+  bold and inter-fairness in italics with a dagger (paper §2.2.3),
 - Table 3 (when Basic / Proposed runs exist): F1, ΔSP_spk, ΔSP_rat
   (mean ± SD), the product and |difference| of the mean parities,
 - the fixed-α sweep behind Fig. 3a (when fixed-α runs exist),
-- links to the figures of :mod:`fairser_jax.report.figures`,
+- links to the figures of :mod:`fairser_jax.report.figures` (PNG and PDF),
 
 each next to the paper's published numbers for reference. Only variants and
 emotions that have runs appear; nothing is filled in for absent ones.
+
+Every table is a :class:`Table` of :class:`Cell` s, rendered three ways:
+Markdown in ``report.md``, and ``tables/<name>.csv`` (plain numbers, mean
+and SD in separate columns) and ``tables/<name>.tex`` (booktabs) for
+pasting into a paper.
 """
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import io
 import json
 import pathlib
 from collections.abc import Iterable, Mapping, Sequence
@@ -195,9 +203,196 @@ def markdown_table(
     return "\n".join(lines)
 
 
-def format_mean_sd(mean: float, sd: float, digits: int) -> str:
-    """``"mean ± sd"`` with ``digits`` decimals."""
-    return f"{mean:.{digits}f} ± {sd:.{digits}f}"
+# LaTeX: the ten special characters, then the non-ASCII symbols the tables
+# use, as commands that work in text mode with pdflatex.
+_LATEX_ESCAPES: dict[str, str] = {
+    "\\": r"\textbackslash{}",
+    "&": r"\&",
+    "%": r"\%",
+    "$": r"\$",
+    "#": r"\#",
+    "_": r"\_",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "<": r"\ensuremath{<}",
+    ">": r"\ensuremath{>}",
+    "|": r"\ensuremath{|}",
+    "Δ": r"\ensuremath{\Delta}",
+    "α": r"\ensuremath{\alpha}",
+    "×": r"\ensuremath{\times}",
+    "−": r"\ensuremath{-}",
+    "±": r"\ensuremath{\pm}",
+    "†": r"\ensuremath{^\dagger}",
+    "—": "---",
+    "–": "--",
+    "§": r"\S{}",
+}
+
+
+def latex_escape(text: str) -> str:
+    """``text`` safe in LaTeX text mode (pdflatex, no extra packages).
+
+    Escapes ``\\ & % $ # _ { } ~ ^ < > |`` and spells the symbols the
+    tables use (Δ α × − ± † — – §) as LaTeX commands, in one pass so that
+    nothing is escaped twice.
+    """
+    return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
+
+
+@dataclasses.dataclass(frozen=True)
+class Cell:
+    """One table cell: a label, a number, a mean ± SD, or missing.
+
+    Attributes:
+      value: text, a number (a mean when ``sd`` is set), or None (missing:
+        "—" in Markdown, "---" in LaTeX, empty in CSV).
+      sd: the SD over seeds, or None for a single value.
+      digits: decimals of ``value``; None prints ints as they are and
+        floats with ``:g``.
+      sd_digits: decimals of ``sd``; default ``digits``.
+      view: ``"intra"`` (bold) or ``"inter"`` (italic with a dagger), the
+        cross-reference scheme of paper §2.2.3; None for plain.
+    """
+
+    value: str | float | int | None
+    sd: float | None = None
+    digits: int | None = None
+    sd_digits: int | None = None
+    view: str | None = None
+
+    def _number(self, x: float | int, digits: int | None) -> str:
+        if digits is not None:
+            return f"{x:.{digits}f}"
+        return str(x) if isinstance(x, int | np.integer) else f"{x:g}"
+
+    def _numbers(self, pm: str) -> str:
+        text = self._number(self.value, self.digits)  # type: ignore[arg-type]
+        if self.sd is None:
+            return text
+        sd_digits = self.digits if self.sd_digits is None else self.sd_digits
+        return f"{text}{pm}{self._number(self.sd, sd_digits)}"
+
+    def markdown(self) -> str:
+        """The cell as Markdown (``|`` escaped in labels)."""
+        if self.value is None:
+            return MISSING
+        if isinstance(self.value, str):
+            return self.value.replace("|", "\\|")
+        text = self._numbers(" ± ")
+        if self.view == "intra":
+            return f"**{text}**"
+        if self.view == "inter":
+            return f"*{text}*†"
+        return text
+
+    def latex(self) -> str:
+        """The cell as LaTeX: ``$0.61 \\pm 0.02$``, ``$\\mathbf{…}$``…"""
+        if self.value is None:
+            return "---"
+        if isinstance(self.value, str):
+            return latex_escape(self.value)
+        text = self._numbers(r" \pm ")
+        if self.view == "intra":
+            return f"$\\mathbf{{{text}}}$"
+        if self.view == "inter":
+            return f"$\\mathit{{{text}}}^{{\\dagger}}$"
+        return f"${text}$" if self.sd is not None else text
+
+    def csv(self, paired: bool) -> list[str | float | int]:
+        """Plain values: ``[value]``, or ``[value, sd]`` in a paired column.
+
+        Missing values and a single value's SD are empty strings.
+        """
+        value = "" if self.value is None else self.value
+        if not paired:
+            return [value]
+        return [value, "" if self.sd is None else self.sd]
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A report table, rendered as Markdown, CSV and booktabs LaTeX.
+
+    Attributes:
+      name: file stem of ``tables/<name>.csv`` and ``.tex``.
+      title: what the table shows (the LaTeX file's first comment line).
+      header: column titles, [C].
+      rows: [N] rows of C cells.
+      paired: [C] whether a column holds mean ± SD, i.e. is two CSV
+        columns ``"<title> mean"`` and ``"<title> sd"``.
+      align: [C] ``"l"`` or ``"r"``.
+      breaks: row indices before which the LaTeX has a ``\\midrule``
+        (e.g. between our rows and the paper's).
+    """
+
+    name: str
+    title: str
+    header: tuple[str, ...]
+    rows: tuple[tuple[Cell, ...], ...]
+    paired: tuple[bool, ...]
+    align: tuple[str, ...]
+    breaks: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        width = len(self.header)
+        if len(self.paired) != width or len(self.align) != width:
+            raise ValueError(
+                f"Table {self.name}: {width} columns but {len(self.paired)} "
+                f"paired flags and {len(self.align)} alignments."
+            )
+        for row in self.rows:
+            if len(row) != width:
+                raise ValueError(
+                    f"Table {self.name}: a row has {len(row)} cells, the "
+                    f"header {width}."
+                )
+
+    def markdown(self) -> str:
+        """GitHub-flavoured Markdown, mean ± SD in one cell."""
+        return markdown_table(
+            [h.replace("|", "\\|") for h in self.header],
+            [[c.markdown() for c in row] for row in self.rows],
+            align=self.align,
+        )
+
+    def csv_rows(self) -> list[list[str | float | int]]:
+        """Header then data rows; floats unrounded, in the table's units."""
+        header: list[str | float | int] = []
+        for title, paired in zip(self.header, self.paired, strict=True):
+            header += [f"{title} mean", f"{title} sd"] if paired else [title]
+        return [header] + [
+            [
+                v
+                for c, paired in zip(row, self.paired, strict=True)
+                for v in c.csv(paired)
+            ]
+            for row in self.rows
+        ]
+
+    def csv(self) -> str:
+        """The CSV text (``csv`` module quoting, ``\\n`` line ends)."""
+        out = io.StringIO()
+        csv.writer(out, lineterminator="\n").writerows(self.csv_rows())
+        return out.getvalue()
+
+    def latex(self) -> str:
+        """A booktabs ``tabular`` (``\\usepackage{booktabs}``), no float."""
+        lines = [
+            f"% {latex_escape(self.title)}",
+            "% Written by fairser_jax.report; needs \\usepackage{booktabs}.",
+            f"\\begin{{tabular}}{{{''.join(self.align)}}}",
+            r"\toprule",
+            " & ".join(latex_escape(h) for h in self.header) + r" \\",
+            r"\midrule",
+        ]
+        for i, row in enumerate(self.rows):
+            if i in self.breaks and i > 0:
+                lines.append(r"\midrule")
+            lines.append(" & ".join(c.latex() for c in row) + r" \\")
+        lines += [r"\bottomrule", r"\end{tabular}"]
+        return "\n".join(lines) + "\n"
 
 
 def _digits(metric: str) -> int:
@@ -293,21 +488,27 @@ def _product_cell(
     variant: str,
     emotion: str,
     alpha: float | None = None,
-) -> str:
+) -> Cell:
     """Mean ± SD over seeds of the per-seed ΔSP_spk × ΔSP_rat."""
     products = seed_products(runs, variant, emotion, alpha=alpha)
     if not products.size:
-        return MISSING
-    return format_mean_sd(*metrics.mean_sd(products), 3)
+        return Cell(None)
+    mean, sd = metrics.mean_sd(products)
+    return Cell(mean, sd, digits=3)
 
 
 def _cell(
-    runs: Sequence[Mapping[str, Any]], variant: str, emotion: str, metric: str
-) -> str:
+    runs: Sequence[Mapping[str, Any]],
+    variant: str,
+    emotion: str,
+    metric: str,
+    *,
+    view: str | None = None,
+) -> Cell:
     s = summarize(runs, variant, emotion, metric)
     if s is None:
-        return MISSING
-    return format_mean_sd(s[0], s[1], _digits(metric))
+        return Cell(None)
+    return Cell(s[0], s[1], digits=_digits(metric), view=view)
 
 
 def _seed_note(
@@ -337,7 +538,7 @@ def _ranges(values: Sequence[int]) -> str:
 # ----------------------------------------------------------------- Table 1
 
 
-def table1(study_sets: Mapping[str, Any]) -> str | None:
+def table1(study_sets: Mapping[str, Any]) -> Table | None:
     """Table 1 analogue: S1/S2 sizes and per-class counts, plus the paper's.
 
     Args:
@@ -345,7 +546,8 @@ def table1(study_sets: Mapping[str, Any]) -> str | None:
         ``{"S1": {"n": int, "per_class": {emotion: int}}, "S2": ...}``.
 
     Returns:
-      Markdown, or None when ``study_sets`` is empty.
+      Rows "S1 (ours)", "S2 (ours)", then "S1 (paper)", "S2 (paper)";
+      None when ``study_sets`` is empty.
     """
     sets = [s for s in ("S1", "S2") if s in study_sets]
     if not sets:
@@ -355,35 +557,33 @@ def table1(study_sets: Mapping[str, Any]) -> str | None:
         for e in EMOTIONS
         if any(e in study_sets[s].get("per_class", {}) for s in sets)
     ]
-    header = ["Set", "Overall"] + [e.capitalize() for e in emotions]
+    header = ("Set", "Overall") + tuple(e.capitalize() for e in emotions)
     rows = []
     for s in sets:
         per_class = study_sets[s].get("per_class", {})
         rows.append(
-            [f"{s} (ours)", study_sets[s].get("n", MISSING)]
-            + [per_class.get(e, MISSING) for e in emotions]
+            (Cell(f"{s} (ours)"), Cell(study_sets[s].get("n")))
+            + tuple(Cell(per_class.get(e)) for e in emotions)
         )
     for s in sets:
         paper = PAPER_TABLE1[s]
         rows.append(
-            [f"{s} (paper)", paper["n"]]
-            + [paper["per_class"][e] for e in emotions]
+            (Cell(f"{s} (paper)"), Cell(paper["n"]))
+            + tuple(Cell(paper["per_class"][e]) for e in emotions)
         )
-    return markdown_table(header, rows)
+    return Table(
+        name="table1",
+        title="Table 1: emotion distribution of the study sets S1 and S2 "
+        "(ours, then the paper's)",
+        header=header,
+        rows=tuple(rows),
+        paired=(False,) * len(header),
+        align=("l",) + ("r",) * (len(header) - 1),
+        breaks=(len(sets),),
+    )
 
 
 # ----------------------------------------------------------------- Table 2
-
-
-def _mark(variant: str, metric: str, text: str) -> str:
-    if text == MISSING:
-        return text
-    view = fairness_view(variant, metric)
-    if view == "intra":
-        return f"**{text}**"
-    if view == "inter":
-        return f"*{text}*†"
-    return text
 
 
 TABLE2_LEGEND = (
@@ -395,55 +595,76 @@ TABLE2_LEGEND = (
     "lower is fairer (ideal 0)."
 )
 
+TABLE2_BLOCK_TITLES: dict[str, str] = {
+    "f1": "F1 (%)",
+    "dsp_spk": "ΔSP_spk (S1, by speaker gender)",
+    "dsp_rat": "ΔSP_rat (S2, by rater-gender group)",
+}
+"""Table 2 is shown as one block per metric: rows = models (ours, then the
+paper's), columns = emotions."""
 
-def _table2_columns(emotions: Sequence[str]) -> list[tuple[str, str]]:
-    return [(e, m) for e in emotions for m in METRIC_HEADERS]
 
+def paper_table2_rows(
+    variants: Sequence[str], emotions: Sequence[str], metric: str
+) -> list[tuple[Cell, ...]]:
+    """The paper's Table 2 values of one metric, one row per variant.
 
-def _table2_header(emotions: Sequence[str]) -> list[str]:
-    return ["Model"] + [
-        f"{e.capitalize()} {METRIC_HEADERS[m]}"
-        for e, m in _table2_columns(emotions)
+    Rows are labelled ``"<model> (paper)"`` and carry the same intra/inter
+    marks as ours; F1 in % with 2 decimals, ΔSP with 3 (as printed).
+    """
+    k = list(METRIC_HEADERS).index(metric)
+    return [
+        (Cell(f"{variants_lib.display_name(v)} (paper)"),)
+        + tuple(
+            Cell(
+                PAPER_TABLE2[v][e][k],
+                digits=_digits(metric),
+                view=fairness_view(v, metric),
+            )
+            for e in emotions
+        )
+        for v in variants
     ]
 
 
-def table2(runs: Sequence[Mapping[str, Any]]) -> str | None:
-    """Table 2 analogue: one-sided models, mean ± SD over seeds.
+def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
+    """One metric of the Table 2 analogue: one-sided models per emotion.
 
-    Rows: DNN, Fair_spk, Fair_rat (those with runs). Columns: for each
-    emotion with runs, F1 (%), ΔSP_spk and ΔSP_rat. Intra-fairness cells
-    are bold, inter-fairness cells italic with a dagger (paper §2.2.3).
+    Rows: DNN, Fair_spk, Fair_rat (those with runs) as mean ± SD over
+    seeds, then the paper's published values of the same cells. Columns:
+    the emotions with runs. Intra-fairness cells are bold, inter-fairness
+    cells italic with a dagger (paper §2.2.3).
+
+    Args:
+      runs: ``results.json["runs"]``.
+      metric: ``"f1"`` (in %), ``"dsp_spk"`` or ``"dsp_rat"``.
 
     Returns:
-      Markdown, or None when none of the three variants has runs.
+      Table ``table2_<metric>``, or None when none of the three variants
+      has runs.
     """
     variants, emotions = _present(runs, TABLE2_VARIANTS)
     if not variants:
         return None
-    rows = [
-        [variants_lib.display_name(v)]
-        + [
-            _mark(v, m, _cell(runs, v, e, m))
-            for e, m in _table2_columns(emotions)
-        ]
+    ours = [
+        (Cell(variants_lib.display_name(v)),)
+        + tuple(
+            _cell(runs, v, e, metric, view=fairness_view(v, metric))
+            for e in emotions
+        )
         for v in variants
     ]
-    return markdown_table(_table2_header(emotions), rows)
-
-
-def paper_table2(runs: Sequence[Mapping[str, Any]]) -> str | None:
-    """The paper's Table 2 for the variants and emotions we have."""
-    variants, emotions = _present(runs, TABLE2_VARIANTS)
-    if not variants:
-        return None
-    rows = []
-    for v in variants:
-        cells = [f"{variants_lib.display_name(v)} (paper)"]
-        for e, m in _table2_columns(emotions):
-            value = PAPER_TABLE2[v][e][list(METRIC_HEADERS).index(m)]
-            cells.append(_mark(v, m, f"{value:.{_digits(m)}f}"))
-        rows.append(cells)
-    return markdown_table(_table2_header(emotions), rows)
+    header = ("Model",) + tuple(e.capitalize() for e in emotions)
+    return Table(
+        name=f"table2_{metric}",
+        title=f"Table 2, {TABLE2_BLOCK_TITLES[metric]}: one-sided models, "
+        "mean ± SD over seeds (ours), then the paper's values",
+        header=header,
+        rows=tuple(ours + paper_table2_rows(variants, emotions, metric)),
+        paired=(False,) + (True,) * len(emotions),
+        align=("l",) + ("r",) * len(emotions),
+        breaks=(len(ours),),
+    )
 
 
 # ----------------------------------------------------------------- Table 3
@@ -454,14 +675,14 @@ TABLE3_ROWS: tuple[tuple[str, str], ...] = (
     ("dsp_spk", "ΔSP_spk"),
     ("dsp_rat", "ΔSP_rat"),
     ("product", "ΔSP_spk × ΔSP_rat"),
-    ("gap", "\\|ΔSP_spk − ΔSP_rat\\|"),
+    ("gap", "|ΔSP_spk − ΔSP_rat|"),
     ("seed_product", "ΔSP_spk × ΔSP_rat per seed"),
 )
 
 
 def _table3_value(
     runs: Sequence[Mapping[str, Any]], variant: str, emotion: str, row: str
-) -> str:
+) -> Cell:
     if row in METRIC_HEADERS:
         return _cell(runs, variant, emotion, row)
     if row == "seed_product":
@@ -469,12 +690,30 @@ def _table3_value(
     spk = summarize(runs, variant, emotion, "dsp_spk")
     rat = summarize(runs, variant, emotion, "dsp_rat")
     if spk is None or rat is None:
-        return MISSING
+        return Cell(None)
     fn = metrics.parity_product if row == "product" else metrics.parity_gap
-    return f"{float(fn(spk[0], rat[0])):.3f}"
+    return Cell(float(fn(spk[0], rat[0])), digits=3)
 
 
-def table3(runs: Sequence[Mapping[str, Any]]) -> str | None:
+def _table3_layout(
+    name: str,
+    title: str,
+    emotions: Sequence[str],
+    rows: Sequence[tuple[Cell, ...]],
+    breaks: Sequence[int],
+) -> Table:
+    return Table(
+        name=name,
+        title=title,
+        header=("Metric", "Model") + tuple(e.capitalize() for e in emotions),
+        rows=tuple(rows),
+        paired=(False, False) + (True,) * len(emotions),
+        align=("l", "l") + ("r",) * len(emotions),
+        breaks=tuple(breaks),
+    )
+
+
+def table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     """Table 3 analogue: Basic vs Proposed, per emotion.
 
     Rows: F1 (%), ΔSP_spk, ΔSP_rat as mean ± SD over seeds, then
@@ -484,60 +723,70 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> str | None:
     paper's §3.2 discusses; not published).
 
     Returns:
-      Markdown, or None when neither Basic nor Proposed has runs.
+      Table ``table3``, or None when neither Basic nor Proposed has runs.
     """
     variants, emotions = _present(runs, TABLE3_VARIANTS)
     if not variants:
         return None
-    header = ["Metric", "Model"] + [e.capitalize() for e in emotions]
     rows = [
-        [label, variants_lib.display_name(v)]
-        + [_table3_value(runs, v, e, key) for e in emotions]
+        (Cell(label), Cell(variants_lib.display_name(v)))
+        + tuple(_table3_value(runs, v, e, key) for e in emotions)
         for key, label in TABLE3_ROWS
         for v in variants
     ]
-    return markdown_table(
-        header, rows, align=["l", "l"] + ["r"] * len(emotions)
+    return _table3_layout(
+        "table3",
+        "Table 3: two-sided models, Basic vs Proposed (ours); F1 and ΔSP "
+        "mean ± SD over seeds, product and |difference| of the means",
+        emotions,
+        rows,
+        range(0, len(rows), len(variants)),
     )
 
 
-def paper_table3(runs: Sequence[Mapping[str, Any]]) -> str | None:
+def paper_table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     """The paper's Table 3 for the variants and emotions we have."""
     variants, emotions = _present(runs, TABLE3_VARIANTS)
     if not variants:
         return None
-    header = ["Metric", "Model"] + [e.capitalize() for e in emotions]
     rows = []
     published = PAPER_TABLE3["basic"]["neutral"]
     for key, label in TABLE3_ROWS:
         if key not in published:
             continue
         for v in variants:
-            cells = [label, f"{variants_lib.display_name(v)} (paper)"]
+            cells = [
+                Cell(label),
+                Cell(f"{variants_lib.display_name(v)} (paper)"),
+            ]
             for e in emotions:
                 value = PAPER_TABLE3[v][e][key]
                 cells.append(
-                    f"{value[0]:.{_digits(key)}f} ± {value[1]:.3f}"
+                    Cell(value[0], value[1], digits=_digits(key), sd_digits=3)
                     if isinstance(value, tuple)
-                    else f"{value:.3f}"
+                    else Cell(value, digits=3)
                 )
-            rows.append(cells)
-    return markdown_table(
-        header, rows, align=["l", "l"] + ["r"] * len(emotions)
+            rows.append(tuple(cells))
+    return _table3_layout(
+        "table3_paper",
+        "Table 3 as published (ten models per cell)",
+        emotions,
+        rows,
+        range(0, len(rows), len(variants)),
     )
 
 
 # --------------------------------------------------------- fixed-α sweep
 
 
-def fixed_alpha_table(runs: Sequence[Mapping[str, Any]]) -> str | None:
+def fixed_alpha_table(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     """The numbers behind Fig. 3a: ΔSP_spk × ΔSP_rat per fixed α.
 
     Each cell is the mean ± SD over seeds of the per-seed product; the last
     row is Proposed, summarised the same way, for comparison.
 
     Returns:
-      Markdown, or None when there are no fixed-α runs.
+      Table ``fixed_alpha``, or None when there are no fixed-α runs.
     """
     fixed = [
         r
@@ -550,17 +799,28 @@ def fixed_alpha_table(runs: Sequence[Mapping[str, Any]]) -> str | None:
     alphas = sorted({round(float(r["alpha"]), 9) for r in fixed})
 
     rows = [
-        [f"{a:g}"]
-        + [_product_cell(runs, "fixed_alpha", e, a) for e in emotions]
+        (Cell(a),)
+        + tuple(_product_cell(runs, "fixed_alpha", e, a) for e in emotions)
         for a in alphas
     ]
     if any(r["variant"] == "proposed" for r in runs):
         rows.append(
-            ["Proposed"]
-            + [_product_cell(runs, "proposed", e) for e in emotions]
+            (Cell("Proposed"),)
+            + tuple(_product_cell(runs, "proposed", e) for e in emotions)
         )
-    header = ["α"] + [f"{e.capitalize()} ΔSP_spk × ΔSP_rat" for e in emotions]
-    return markdown_table(header, rows)
+    header = ("α",) + tuple(
+        f"{e.capitalize()} ΔSP_spk × ΔSP_rat" for e in emotions
+    )
+    return Table(
+        name="fixed_alpha",
+        title="Fixed α sweep (data of Fig. 3a): ΔSP_spk × ΔSP_rat, mean ± "
+        "SD over seeds of the per-seed product",
+        header=header,
+        rows=tuple(rows),
+        paired=(False,) + (True,) * len(emotions),
+        align=("l",) + ("r",) * len(emotions),
+        breaks=(len(alphas),),
+    )
 
 
 # ------------------------------------------------------------------ report
@@ -632,6 +892,12 @@ FIGURE_CAPTIONS: dict[str, str] = {
         "each Proposed seed (dotted orange) and the 95% bootstrap CI of "
         "Proposed (grey)."
     ),
+    "loss_curves": (
+        "Training loss (the value each variant's objective logs) per "
+        "epoch: mean ± 1 SD over the variant's runs (folds × seeds; every "
+        "α of the fixed-α sweep pooled); log y-axis where it spans more "
+        "than a factor of 30."
+    ),
 }
 
 _FIGURE_GLOBS: dict[str, str] = {
@@ -639,6 +905,7 @@ _FIGURE_GLOBS: dict[str, str] = {
     "parity_bars": "parity_bars.png",
     "alpha_histogram": "fig3b_alpha_hist_*.png",
     "fixed_alpha": "fig3a_fixed_alpha_*.png",
+    "loss_curves": figures_lib.LOSS_CURVES_FILE,
 }
 
 RECOMPUTE_NOTE = """\
@@ -655,8 +922,19 @@ alpha):
 
 `python -m fairser_jax.report --workdir=<this dir> --recompute` does
 exactly this and stops with a list of differences if `results.json`
-disagrees by more than 1e-9; it then rewrites this report and the
-figures."""
+disagrees by more than 1e-9; it then rewrites this report, its tables and
+the figures."""
+
+TABLES_DIR = "tables"
+
+TABLES_NOTE = (
+    "Every table is also in `tables/` as `<name>.csv` (plain numbers, "
+    "unrounded, in the units shown: a mean ± SD column is two columns "
+    "`<column> mean` and `<column> sd`; a single value, such as a "
+    "published number or a product of two means, has an empty `sd`) and "
+    "as `<name>.tex` (a booktabs `tabular`; bold and italic† marks as in "
+    "the Markdown)."
+)
 
 
 def _existing_figures(
@@ -669,6 +947,26 @@ def _existing_figures(
     }
 
 
+def report_tables(results: Mapping[str, Any]) -> dict[str, Table]:
+    """Every table of ``report.md``, by name, in report order.
+
+    Names: ``table1``; ``table2_f1``, ``table2_dsp_spk``,
+    ``table2_dsp_rat``; ``table3``, ``table3_paper``; ``fixed_alpha`` —
+    those whose inputs exist.
+    """
+    runs = list(results.get("runs", []))
+    built = [table1(results.get("study_sets", {}))]
+    built += [table2(runs, m) for m in METRIC_HEADERS]
+    built += [table3(runs), paper_table3(runs), fixed_alpha_table(runs)]
+    return {t.name: t for t in built if t is not None}
+
+
+def _table_block(table: Table) -> str:
+    """The Markdown table and a line linking its CSV and LaTeX files."""
+    stem = f"{TABLES_DIR}/{table.name}"
+    return table.markdown() + f"\n\n[CSV]({stem}.csv) · [LaTeX]({stem}.tex)"
+
+
 def render_report(
     results: Mapping[str, Any],
     config: Mapping[str, Any] | None,
@@ -676,8 +974,14 @@ def render_report(
     *,
     workdir: pathlib.Path,
 ) -> str:
-    """The text of ``report.md`` (see :func:`write_report`)."""
+    """The text of ``report.md`` (see :func:`write_report`).
+
+    Links ``tables/<name>.csv`` / ``.tex`` of every table
+    (:func:`report_tables`, written by :func:`write_tables`) and, next to
+    each figure, its PDF when that exists.
+    """
     runs = list(results.get("runs", []))
+    tabs = report_tables(results)
     parts = [
         f"# fairser_jax report: `{workdir.name}`",
         f"Reproduction of {PAPER} on the data and settings below. Numbers "
@@ -685,39 +989,45 @@ def render_report(
         "pooled over the five leave-one-session-out folds. Published "
         "numbers are shown for reference only; they come from the real "
         "IEMOCAP corpus, ours from whatever corpus the config names.",
-        "## Configuration",
-        config_section(config),
     ]
-    t1 = table1(results.get("study_sets", {}))
-    if t1:
-        parts += ["## Table 1: emotion distribution of the study sets", t1]
-    t2 = table2(runs)
-    if t2:
+    if tabs:
+        parts.append(TABLES_NOTE)
+    parts += ["## Configuration", config_section(config)]
+    if "table1" in tabs:
+        parts += [
+            "## Table 1: emotion distribution of the study sets",
+            _table_block(tabs["table1"]),
+        ]
+    blocks = [
+        tabs[f"table2_{m}"] for m in METRIC_HEADERS if f"table2_{m}" in tabs
+    ]
+    if blocks:
         variants, _ = _present(runs, TABLE2_VARIANTS)
         parts += [
             "## Table 2: one-sided models, recognition and fairness",
-            t2,
-            TABLE2_LEGEND + " " + _seed_note(runs, variants),
-            "Paper (Table 2), same cells:",
-            paper_table2(runs),
+            "One block per metric: our models (mean ± SD over seeds), then "
+            "the paper's Table 2 values of the same cells. "
+            + TABLE2_LEGEND
+            + " "
+            + _seed_note(runs, variants),
         ]
-    t3 = table3(runs)
-    if t3:
+        for metric, block in zip(METRIC_HEADERS, blocks, strict=True):
+            parts += [f"### {TABLE2_BLOCK_TITLES[metric]}", _table_block(block)]
+    if "table3" in tabs:
         variants, _ = _present(runs, TABLE3_VARIANTS)
         parts += [
             "## Table 3: two-sided models, Basic vs Proposed",
-            t3,
+            _table_block(tabs["table3"]),
             "F1 and ΔSP are mean ± SD over seeds; the product and the "
             "absolute difference are of the two mean parities. "
             + _seed_note(runs, variants),
             "Paper (Table 3, ten models per cell):",
-            paper_table3(runs),
+            _table_block(tabs["table3_paper"]),
         ]
-    ta = fixed_alpha_table(runs)
-    if ta:
+    if "fixed_alpha" in tabs:
         parts += [
             "## Fixed α sweep (data of Fig. 3a)",
-            ta,
+            _table_block(tabs["fixed_alpha"]),
             "Mean ± SD over seeds of the per-seed ΔSP_spk × ΔSP_rat.",
         ]
     shown = {k: list(p) for k, p in figure_paths.items() if p}
@@ -725,13 +1035,64 @@ def render_report(
         parts.append("## Figures")
         for name in FIGURE_CAPTIONS:
             for path in shown.get(name, []):
-                rel = pathlib.Path(path).relative_to(workdir)
+                path = pathlib.Path(path)
+                rel = path.relative_to(workdir).as_posix()
+                pdf = path.with_suffix(".pdf")
+                link = (
+                    f" ([PDF]({pdf.relative_to(workdir).as_posix()}))"
+                    if pdf.is_file()
+                    else ""
+                )
                 parts += [
-                    f"![{name}]({rel.as_posix()})",
-                    f"*{FIGURE_CAPTIONS[name]}*",
+                    f"![{name}]({rel})",
+                    f"*{FIGURE_CAPTIONS[name]}*{link}",
                 ]
     parts += ["## How to recompute", RECOMPUTE_NOTE]
     return "\n\n".join(parts) + "\n"
+
+
+def _write_atomic(path: pathlib.Path, text: str) -> None:
+    """Writes ``text`` to ``path.tmp`` and renames it over ``path``."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def write_tables(
+    workdir: str | pathlib.Path, tables: Mapping[str, Table]
+) -> list[pathlib.Path]:
+    """Writes ``<workdir>/tables/<name>.csv`` and ``.tex`` of each table.
+
+    Each file is written atomically. Files of report tables that are no
+    longer produced (e.g. ``table3.csv`` after Basic/Proposed runs left
+    ``results.json``) are removed, so the folder matches ``report.md``;
+    other files in the folder are left alone.
+
+    Returns:
+      The paths written, CSV then LaTeX per table.
+    """
+    folder = pathlib.Path(workdir) / TABLES_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for table in tables.values():
+        for suffix, text in ((".csv", table.csv()), (".tex", table.latex())):
+            path = folder / f"{table.name}{suffix}"
+            _write_atomic(path, text)
+            written.append(path)
+    for stale in set(TABLE_NAMES) - set(tables):
+        for suffix in (".csv", ".tex"):
+            (folder / f"{stale}{suffix}").unlink(missing_ok=True)
+    return written
+
+
+TABLE_NAMES: tuple[str, ...] = (
+    "table1",
+    *(f"table2_{m}" for m in METRIC_HEADERS),
+    "table3",
+    "table3_paper",
+    "fixed_alpha",
+)
+"""Every name :func:`report_tables` can produce."""
 
 
 def _tsne_default(config: Mapping[str, Any] | None) -> int:
@@ -747,13 +1108,14 @@ def write_report(
     figures: bool = True,
     tsne_sample_size: int | None = None,
 ) -> pathlib.Path:
-    """Writes ``<workdir>/report.md`` (and, by default, the figures).
+    """Writes ``<workdir>/report.md``, ``tables/`` and (default) the figures.
 
     Args:
-      workdir: directory with ``results.json`` (required), ``config.json``
-        and ``embeddings/`` (optional) from ``python -m fairser_jax.train``.
+      workdir: directory with ``results.json`` (required), ``config.json``,
+        ``embeddings/`` and ``training/`` (optional) from ``python -m
+        fairser_jax.train``.
       figures: draw the figures first (:func:`figures.make_figures`);
-        False links the PNGs already in ``<workdir>/figures``.
+        False links the PNGs (and PDFs) already in ``<workdir>/figures``.
       tsne_sample_size: utterances in the t-SNE; default
         ``config.report.tsne_samples`` or 1500 (paper).
 
@@ -779,7 +1141,8 @@ def write_report(
         )
     else:
         figure_paths = _existing_figures(workdir)
+    write_tables(workdir, report_tables(results))
     text = render_report(results, config, figure_paths, workdir=workdir)
     path = workdir / "report.md"
-    path.write_text(text, encoding="utf-8")
+    _write_atomic(path, text)
     return path
