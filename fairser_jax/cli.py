@@ -1,13 +1,29 @@
-"""Shared behaviour of the absl entry points."""
+"""Shared behaviour of the absl entry points.
 
+Every entry point reports a user's mistake (a bad flag, a mistyped
+``--config.*`` field, bad input, a workdir in use) as one line naming the
+fix, not as a traceback, and keeps backend chatter that is not the user's
+concern out of its output.
+"""
+
+from __future__ import annotations
+
+import ast
+import dataclasses
 import logging
-from collections.abc import Callable
-from typing import TypeVar
+import sys
+from collections.abc import Callable, Sequence
+from typing import Any, TypeVar
+
+import ml_collections
+from absl import app, flags
+from ml_collections import config_flags
 
 T = TypeVar("T")
 
 # Errors that describe bad input or a failed run in words a user can act
-# on (file, line, fix): shown as one line, not a traceback.
+# on (file, line, fix): shown as one line, not a traceback. Every error
+# class of the package that a user can cause derives from ValueError.
 USER_ERRORS = (ValueError, FileNotFoundError, FloatingPointError)
 
 
@@ -28,10 +44,133 @@ def run_or_exit(program: str, fn: Callable[[], T]) -> T:
 
 
 def configure_logging() -> None:
-    """Our INFO messages on; orbax's per-checkpoint INFO chatter off.
+    """Our INFO messages on; other libraries' INFO chatter off.
 
     Orbax logs every save through absl at INFO, which would bury the
-    progress bars; its warnings still show.
+    progress; JAX logs at INFO each accelerator backend it tried and did
+    not find ("Unable to initialize backend 'tpu'"), which is expected on
+    a CPU or GPU machine. Their warnings still show.
     """
     logging.getLogger().setLevel(logging.INFO)
     logging.getLogger("absl").setLevel(logging.WARNING)
+    logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+
+@dataclasses.dataclass(frozen=True)
+class RunFlags:
+    """The flags shared by `main` and `train`."""
+
+    config: flags.FlagHolder
+    workdir: flags.FlagHolder
+    resume: flags.FlagHolder
+    overwrite: flags.FlagHolder
+    config_help: flags.FlagHolder
+
+
+def define_run_flags(example: str) -> RunFlags:
+    """Defines --config, --workdir, --resume, --overwrite, --config_help.
+
+    Args:
+      example: a config file to name in the help, e.g. configs/demo.py.
+    """
+    return RunFlags(
+        config=config_flags.DEFINE_config_file(
+            "config",
+            None,
+            f"Config file, e.g. {example}. Override any field with "
+            "--config.<section>.<field>=VALUE; --config_help lists them.",
+            lock_config=True,
+        ),
+        workdir=flags.DEFINE_string(
+            "workdir",
+            None,
+            "Output directory. It must be new or empty of results, unless "
+            "--resume or --overwrite is given.",
+        ),
+        resume=flags.DEFINE_bool(
+            "resume",
+            False,
+            "Continue the run in --workdir (same config): finished variants "
+            "are kept, the interrupted one restarts from its checkpoint.",
+        ),
+        overwrite=flags.DEFINE_bool(
+            "overwrite",
+            False,
+            "Discard the previous run in --workdir (its config, results, "
+            "checkpoints, report) and start afresh. The corpus and feature "
+            "store are kept (they are checked before use).",
+        ),
+        config_help=flags.DEFINE_bool(
+            "config_help",
+            False,
+            "List every --config.* field of --config with its value and "
+            "type, then exit.",
+        ),
+    )
+
+
+def _flatten(
+    config: ml_collections.ConfigDict, prefix: str
+) -> list[tuple[str, Any]]:
+    items = []
+    for key in sorted(config.keys()):
+        value = config[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, ml_collections.ConfigDict):
+            items.extend(_flatten(value, f"{name}."))
+        else:
+            items.append((name, value))
+    return items
+
+
+def describe_config(config: ml_collections.ConfigDict) -> str:
+    """Every field as `--config.<path>=<value>  (<type>)`, one per line."""
+    items = _flatten(config, "--config.")
+    width = max(len(f"{k}={v!r}") for k, v in items)
+    return "\n".join(
+        f"  {f'{k}={v!r}':<{width}}  ({type(v).__name__})" for k, v in items
+    )
+
+
+def _one_line(error: BaseException) -> str:
+    """`error`'s message on one line (a KeyError's repr quotes unwrapped)."""
+    text = str(error).strip()
+    if isinstance(error, AttributeError | KeyError) and text[:1] in "'\"":
+        try:
+            text = str(ast.literal_eval(text))
+        except (ValueError, SyntaxError):
+            pass
+    return "; ".join(line.strip() for line in text.splitlines() if line)
+
+
+def flags_parser(program: str) -> Callable[[Sequence[str]], list[str]]:
+    """An `app.run` flags parser whose errors are one line, not tracebacks.
+
+    A mistyped `--config.*` field keeps ml_collections' "did you mean"
+    hint and points at `--config_help`.
+    """
+
+    def parse(argv: Sequence[str]) -> list[str]:
+        try:
+            return flags.FLAGS(argv)
+        except (flags.Error, AttributeError, KeyError, TypeError) as e:
+            overrides = [a for a in argv[1:] if a.startswith("--config.")]
+            hint = (
+                "; --config_help lists the fields"
+                if overrides or isinstance(e, AttributeError | KeyError)
+                else "; --help lists the flags"
+            )
+            if isinstance(e, AttributeError | KeyError):
+                message = f"unknown config field {_one_line(e)}"
+            else:
+                message = _one_line(e)
+            sys.stderr.write(f"{program}: error: {message}{hint}\n")
+            raise SystemExit(2) from None
+
+    return parse
+
+
+def run_entry(program: str, main: Callable[[list[str]], None]) -> None:
+    """`app.run(main)` with `flags_parser(program)`."""
+    app.run(main, flags_parser=flags_parser(program))

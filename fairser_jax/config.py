@@ -33,6 +33,9 @@ def get_default_config() -> ml_collections.ConfigDict:
     # Empty: <workdir>/features.npz (reused when its manifest matches).
     config.features.path = ""
     config.features.allow_pickle = False
+    # Leave out (and list in the store's manifest) unreadable, empty, too
+    # short or non-finite audio instead of stopping at the first such file.
+    config.features.skip_bad_audio = False
     config.features.znorm = True
 
     config.model = ml_collections.ConfigDict()

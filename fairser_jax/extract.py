@@ -17,7 +17,6 @@ lines starting with ``#`` are skipped; relative paths are relative to the
 list file); ids are the file stems.
 """
 
-import logging
 import pathlib
 
 from absl import app, flags
@@ -85,7 +84,7 @@ def main(argv: list[str]) -> None:
         raise app.UsageError("pass exactly one of --corpus and --wav_list")
     if _OUT.value is None or _CHECKPOINT.value is None:
         raise app.UsageError("--out and --checkpoint are required")
-    logging.getLogger("fairser_jax").setLevel(logging.INFO)
+    cli.configure_logging()
 
     def run():
         source = (
@@ -115,4 +114,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_entry("fairser_jax.extract", main)

@@ -22,15 +22,21 @@ from __future__ import annotations
 
 import json
 import logging
+import math
+import os
 import pathlib
 import shutil
+from collections.abc import Callable
+from typing import Any
 
+import jax
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
 from fairser_jax import constants, report
 from fairser_jax import results as results_lib
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import demo_corpus, iemocap, study_sets
 from fairser_jax.data import features as features_lib
 from fairser_jax.train import dataset as dataset_lib
@@ -109,8 +115,48 @@ def make_training_table(
     )
 
 
+# (field, test, what it must be): checked before any work, so a value the
+# losses cannot use fails in a second, naming the field, not after DNN.
+_BOUNDS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("train.epochs", lambda v: v >= 1, "an int >= 1"),
+    ("train.batch_size", lambda v: v >= 1, "an int >= 1"),
+    ("train.learning_rate", lambda v: v > 0, "> 0"),
+    ("train.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("train.checkpoint_every", lambda v: v >= 1, "an int >= 1"),
+    ("model.dropout_rate", lambda v: 0 <= v < 1, "in [0, 1)"),
+    (
+        "model.encoder_sizes",
+        lambda v: len(v) > 0 and min(v) >= 1,
+        "a non-empty tuple of widths >= 1",
+    ),
+    ("model.adversary_hidden", lambda v: v >= 1, "an int >= 1"),
+    ("loss.temperature", lambda v: v > 0, "> 0 (τ of L_cl, eq. 2)"),
+    ("loss.epsilon", lambda v: v > 0, "> 0 (the Sinkhorn ε of L_D)"),
+    ("loss.sinkhorn_iterations", lambda v: v >= 1, "an int >= 1"),
+    ("loss.lambda_s", lambda v: v >= 0, ">= 0 (λ_S of eq. 2)"),
+    ("loss.lambda_r", lambda v: v >= 0, ">= 0 (λ_R of eq. 2)"),
+    ("loss.grl_scale", lambda v: v >= 0, ">= 0"),
+    ("features.batch_seconds", lambda v: v > 0, "> 0"),
+)
+
+
+def _field(cfg: ml_collections.ConfigDict, dotted: str) -> Any:
+    value = cfg
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
 def validate_config(cfg: ml_collections.ConfigDict) -> None:
-    """Fails early, naming the field, on values the runner cannot train."""
+    """Fails early, naming the field, on values the runner cannot train.
+
+    Checks what needs no data: the variants, emotions, folds, seeds, the
+    numeric bounds of `_BOUNDS`, and that a batch can hold a pair of
+    utterances whenever a variant has a group term (L_cl and L_D compare
+    utterances of a batch: with one utterance per batch they vanish and
+    Fair_spk would silently equal DNN). `check_fits` checks what needs
+    the data (fold sizes, memory).
+    """
     variants_lib.validate(cfg)
     bad = [e for e in cfg.emotions if e not in constants.EMOTIONS]
     if bad:
@@ -122,8 +168,154 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(f"config.folds has {bad}; folds are 0..4.")
     if not cfg.seeds:
         raise ValueError("config.seeds is empty.")
-    if cfg.train.epochs < 1 or cfg.train.batch_size < 1:
-        raise ValueError("config.train.epochs and batch_size must be >= 1.")
+    for name, ok, must in _BOUNDS:
+        value = _field(cfg, name)
+        try:
+            good = bool(ok(value))
+        except TypeError:
+            good = False
+        if not good:
+            raise ValueError(f"config.{name} is {value!r}; it must be {must}.")
+    grouped = [v for v in cfg.variants if v != "dnn"]
+    if grouped and cfg.train.batch_size < 2:
+        raise ValueError(
+            f"config.train.batch_size is {cfg.train.batch_size}, but "
+            f"{', '.join(grouped)} compare(s) utterances within a batch "
+            "(L_cl, L_D): with fewer than 2 per batch their fairness terms "
+            "are zero and the model is a plain DNN. Use a batch of at least "
+            "2 (the paper uses 32)."
+        )
+
+
+def load_features(
+    cfg: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    corpus: pathlib.Path,
+    utterances,
+) -> features_lib.FeatureSet:
+    """The feature store, checked against what the config and corpus ask.
+
+    The store's manifest must name the config's checkpoint and layer and
+    the corpus's current audio (its fingerprint); otherwise the message
+    names each differing field and the command that makes a matching
+    store.
+
+    Raises:
+      FileNotFoundError: no store.
+      features.FeatureStoreError: the store is damaged, not a store, or
+        does not match (`StaleFeaturesError`).
+    """
+    path = features_path(cfg, workdir)
+    fix = (
+        f"python -m fairser_jax.extract --corpus={corpus} "
+        f"--checkpoint={cfg.features.checkpoint} "
+        f"--layer={cfg.features.layer} --out={path}"
+        + (" --skip_bad_audio" if cfg.features.skip_bad_audio else "")
+    )
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No feature store at {path}. Extract it first: {fix}"
+        )
+    present = [u for u in utterances if u.wav_path.exists()]
+    expected = extraction.expected_manifest(
+        cfg.features.checkpoint,
+        features_lib.corpus_fingerprint(present),
+        layer=cfg.features.layer,
+    )
+    try:
+        return features_lib.load(path, expected=expected)
+    except features_lib.StaleFeaturesError as e:
+        raise features_lib.StaleFeaturesError(
+            f"the feature store {path} does not match the config and corpus "
+            f"({'; '.join(e.diffs)}). Make a matching store with: {fix}",
+            e.diffs,
+        ) from None
+
+
+def _available_bytes(device) -> tuple[int, str] | None:
+    """Memory one device can give the trainer, and where it was read."""
+    stats = None
+    try:
+        stats = device.memory_stats()
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        pass
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{device.platform} memory limit"
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available host RAM"
+    except OSError:
+        pass
+    return None
+
+
+def batch_memory_lower_bound(
+    cfg: ml_collections.ConfigDict, variant: str, runs_per_device: int
+) -> int:
+    """Bytes a training step of `variant` needs at least, per device.
+
+    A lower bound, so it never refuses a config that fits: the [B, B]
+    float32 matrices that must coexist per run, times the runs stacked on
+    one device. L_D (debiased Sinkhorn, ott-jax) builds the x–y, x–x and
+    y–y cost matrices; L_cl one similarity matrix. DNN has none.
+    """
+    matrices = 0 if variant == "dnn" else 3
+    return runs_per_device * matrices * cfg.train.batch_size**2 * 4
+
+
+def check_fits(
+    cfg: ml_collections.ConfigDict,
+    info: dataset_lib.DatasetInfo,
+    feature_dim: int,
+    mesh: Mesh | None,
+) -> None:
+    """Checks what needs the data, before any training.
+
+    Raises:
+      ValueError: a batch is larger than a fold's training set, or a
+        variant's batches cannot fit in the device's memory; the message
+        names `config.train.batch_size` and the figures.
+    """
+    del feature_dim  # the [B, B] terms dominate; see batch_memory_lower_bound
+    folds = np.asarray(info.fold)
+    smallest = min(int(np.sum(folds != f)) for f in cfg.folds)
+    if cfg.train.batch_size > smallest:
+        raise ValueError(
+            f"config.train.batch_size is {cfg.train.batch_size}, larger "
+            f"than the {smallest} training utterances of the smallest "
+            "fold: every batch would repeat utterances. Use a batch of at "
+            f"most {smallest}."
+        )
+    devices = list(mesh.devices.flat) if mesh is not None else jax.devices()
+    available = _available_bytes(devices[0])
+    if available is None:
+        return
+    limit, where = available
+    for variant in variants_lib.training_order(cfg.variants):
+        spec = variants_lib.get(variant)
+        runs = len(
+            runs_lib.make_runs(
+                variant,
+                spec.emotions(cfg),
+                cfg.folds,
+                cfg.seeds,
+                spec.alphas(cfg),
+            )
+        )
+        per_device = math.ceil(runs / len(devices))
+        need = batch_memory_lower_bound(cfg, variant, per_device)
+        if need > limit:
+            raise ValueError(
+                f"config.train.batch_size={cfg.train.batch_size} cannot fit: "
+                f"{variant} needs at least {need / 2**30:.1f} GiB per "
+                f"device for its [batch, batch] loss matrices ({per_device} "
+                f"run(s) x 3 x {cfg.train.batch_size}^2 float32), and the "
+                f"{where} is {limit / 2**30:.1f} GiB. Use a smaller batch "
+                "or fewer runs per device (seeds/folds/emotions, or more "
+                "devices)."
+            )
 
 
 def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
@@ -149,10 +341,10 @@ WORK_SUBDIRS: tuple[str, ...] = (
     "training",
     "embeddings",
 )
-"""What `train` writes per variant (removed on a fresh, non-resumed run)."""
+"""What `train` writes per variant."""
 
 ALPHA_TRACE = "alpha_trace.npz"
-"""Proposed's α of every batch (also removed on a fresh run)."""
+"""Proposed's α of every batch (Fig. 3b)."""
 
 
 def train(
@@ -160,6 +352,7 @@ def train(
     workdir: str | pathlib.Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
     mesh: Mesh | None = None,
 ) -> dict:
@@ -169,42 +362,48 @@ def train(
     (`variants.training_order`: Proposed and fixed α need the trained
     Fair_spk and Fair_rat), each as one stacked set of runs. Expects the
     corpus and the feature store to exist (see `python -m
-    fairser_jax.extract`, or `python -m fairser_jax.main`, which makes both).
+    fairser_jax.extract`, or `python -m fairser_jax.main`, which makes both)
+    and checks the store against the config and the corpus first.
 
     Args:
       cfg: the config (see `fairser_jax.config`).
-      workdir: output directory.
+      workdir: output directory (see `fairser_jax.workdir` for its rules).
       resume: continue a killed run: finished variants are kept, the
         interrupted one restarts from its latest checkpoint.
+      overwrite: discard the previous run held in `workdir`.
       progress: show tqdm bars.
       mesh: 1-D "runs" mesh (default: all local devices).
 
     Returns:
       The `results.json` content.
+
+    Raises:
+      workdir.WorkdirError: a previous run is in `workdir` and neither
+        `resume` nor `overwrite` is set, or another process uses it.
     """
     validate_config(cfg)
-    workdir = pathlib.Path(workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
+    with workdir_lib.claim(
+        workdir, command="train", resume=resume, overwrite=overwrite
+    ) as workdir:
+        return _train_claimed(cfg, workdir, resume, progress, mesh)
+
+
+def _train_claimed(
+    cfg: ml_collections.ConfigDict,
+    workdir: pathlib.Path,
+    resume: bool,
+    progress: bool,
+    mesh: Mesh | None,
+) -> dict:
     cfg_json = cfg.to_json_best_effort(sort_keys=True, indent=2)
     if resume:
         _check_resume_config(workdir, cfg_json)
-    else:
-        for sub in WORK_SUBDIRS:
-            shutil.rmtree(workdir / sub, ignore_errors=True)
-        (workdir / ALPHA_TRACE).unlink(missing_ok=True)
-    (workdir / "config.json").write_text(cfg_json)
-
     corpus = corpus_dir(cfg, workdir)
     utterances, study = load_study(cfg, corpus)
-    feature_path = features_path(cfg, workdir)
-    if not feature_path.exists():
-        raise FileNotFoundError(
-            f"No feature store at {feature_path}. Extract it first: python "
-            f"-m fairser_jax.extract --corpus={corpus} --checkpoint="
-            f"{cfg.features.checkpoint} --out={feature_path}"
-        )
-    feature_set = features_lib.load(feature_path)
+    feature_set = load_features(cfg, workdir, corpus, utterances)
     data, info = make_training_table(cfg, utterances, study, feature_set)
+    check_fits(cfg, info, feature_set.feature_dim, mesh)
+    _atomic_write(workdir / "config.json", cfg_json)
 
     for sub in WORK_SUBDIRS:
         (workdir / sub).mkdir(exist_ok=True)
@@ -221,7 +420,7 @@ def train(
         trained[variant] = _train_one(
             variant, cfg, workdir, data, info, trained, resume, progress, mesh
         )
-    return assemble(workdir, order, study)
+    return assemble(workdir, order, study, workdir_lib.config_digest(cfg_json))
 
 
 def _train_one(
@@ -272,11 +471,14 @@ def _train_one(
         mesh=mesh,
         progress=progress,
     )
+    training = workdir / "training" / f"{variant}.npz"
+    tmp = training.with_name(f".{training.stem}.tmp.npz")
     np.savez(
-        workdir / "training" / f"{variant}.npz",
+        tmp,
         run=np.array([r.name for r in runs]),
         loss_history=out.loss_history,
     )
+    tmp.replace(training)
     if "alpha" in out.trace:
         outputs.write_alpha_trace(
             workdir / ALPHA_TRACE, runs, out.trace["alpha"]
@@ -289,12 +491,19 @@ def _train_one(
     return runs, out.params
 
 
-def assemble(workdir: pathlib.Path, variants: tuple[str, ...], study) -> dict:
+def assemble(
+    workdir: pathlib.Path,
+    variants: tuple[str, ...],
+    study,
+    config_sha256: str,
+) -> dict:
     """Joins the per-variant predictions into predictions.csv + results.json.
 
     Every metric in results.json is computed from predictions.csv by
     `results.runs_from_predictions`, so the two cannot disagree; the α
-    histograms of Fig. 3b come from `alpha_trace.npz`.
+    histograms of Fig. 3b come from `alpha_trace.npz`. `config_sha256`
+    (`workdir.config_digest` of `config.json`) stamps results.json so a
+    reader can tell it belongs to the workdir's config.
     """
     combined = workdir / "predictions.csv"
     tmp = combined.with_suffix(".tmp")
@@ -312,12 +521,34 @@ def assemble(workdir: pathlib.Path, variants: tuple[str, ...], study) -> dict:
     if "proposed" in variants and trace_path.exists():
         alpha_trace = outputs.summarize_alpha_trace(trace_path)
     results = {
+        "config_sha256": config_sha256,
         "study_sets": study.table1(),
         "runs": results_lib.runs_from_predictions(combined),
         "alpha_trace": alpha_trace,
     }
-    (workdir / "results.json").write_text(json.dumps(results, indent=2))
+    _atomic_write(workdir / "results.json", json.dumps(results, indent=2))
     return results
+
+
+def _atomic_write(path: pathlib.Path, text: str) -> None:
+    """Writes `text` to `path` so that readers see the old or the new file."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    tmp.replace(path)
+
+
+def _demo_corpus_matches(
+    corpus: pathlib.Path, cfg: ml_collections.ConfigDict
+) -> bool:
+    """Whether `corpus` is a complete demo corpus of `cfg.demo`'s size/seed."""
+    try:
+        summary = json.loads((corpus / "demo_corpus.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (
+        summary.get("num_utterances") == cfg.demo.num_utterances
+        and summary.get("seed") == cfg.demo.seed
+    )
 
 
 def prepare(
@@ -339,7 +570,7 @@ def prepare(
     workdir = pathlib.Path(workdir)
     corpus = corpus_dir(cfg, workdir)
     if not cfg.data.corpus:
-        if not (corpus / "demo_corpus.json").exists():
+        if not _demo_corpus_matches(corpus, cfg):
             logging.info("Generating the demo corpus in %s", corpus)
             demo_corpus.generate(
                 corpus,
@@ -358,6 +589,7 @@ def prepare(
         features_path(cfg, workdir),
         layer=cfg.features.layer,
         batch_seconds=cfg.features.batch_seconds,
+        skip_bad_audio=cfg.features.skip_bad_audio,
         allow_pickle=cfg.features.allow_pickle,
         progress=progress,
     )
@@ -369,15 +601,26 @@ def run(
     workdir: str | pathlib.Path,
     *,
     resume: bool = False,
+    overwrite: bool = False,
     progress: bool = True,
 ) -> dict:
     """The whole pipeline: corpus → features → train → report.md + figures.
+
+    Args:
+      cfg: the config.
+      workdir: output directory (see `fairser_jax.workdir` for its rules).
+      resume: continue the run in `workdir`.
+      overwrite: discard the previous run in `workdir` first.
+      progress: show progress bars.
 
     Returns:
       The `results.json` content.
     """
     validate_config(cfg)
-    prepare(cfg, workdir, progress=progress)
-    results = train(cfg, workdir, resume=resume, progress=progress)
-    report.write_report(workdir)
+    with workdir_lib.claim(
+        workdir, command="main", resume=resume, overwrite=overwrite
+    ) as workdir:
+        prepare(cfg, workdir, progress=progress)
+        results = train(cfg, workdir, resume=resume, progress=progress)
+        report.write_report(workdir)
     return results

@@ -30,15 +30,28 @@ def _cli(module, *args):
     return proc
 
 
+_LOGS: dict[str, str] = {}
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     out = tmp_path_factory.mktemp("main")
-    _cli(
+    proc = _cli(
         "fairser_jax.main",
         "--config=configs/test.py",
         f"--workdir={out}",
     )
+    _LOGS["main"] = proc.stderr
     return out
+
+
+def test_log_is_plain_lines_without_backend_chatter(workdir):
+    """Not on a terminal, progress is log lines: no carriage returns, and no
+    'Unable to initialize backend' notes about absent accelerators."""
+    log = _LOGS["main"]
+    assert "\r" not in log
+    assert "Unable to initialize backend" not in log
+    assert "dnn (20 runs): 4/4 epoch" in log
 
 
 def test_outputs_exist(workdir):
@@ -177,6 +190,8 @@ def test_train_cli_is_deterministic(workdir, tmp_path):
     )
     first = json.loads((workdir / "results.json").read_text())
     second = json.loads((tmp_path / "results.json").read_text())
+    # The stamps differ (the configs name other paths); nothing else does.
+    assert first.pop("config_sha256") != second.pop("config_sha256")
     assert first == second
     assert (workdir / "predictions.csv").read_bytes() == (
         tmp_path / "predictions.csv"

@@ -47,6 +47,7 @@ __all__ = [
     "FeatureSet",
     "FeatureStoreError",
     "MissingFeaturesError",
+    "NotAFeatureStoreError",
     "StaleFeaturesError",
     "align",
     "corpus_fingerprint",
@@ -67,8 +68,20 @@ class FeatureStoreError(ValueError):
     """A feature file is corrupted, inconsistent or of the wrong layout."""
 
 
+class NotAFeatureStoreError(FeatureStoreError):
+    """The file is something else than a store written by the extractor."""
+
+
 class StaleFeaturesError(FeatureStoreError):
-    """A feature file's manifest does not match what the caller expects."""
+    """A feature file's manifest does not match what the caller expects.
+
+    Attributes:
+      diffs: one "field: file has X, expected Y" string per differing field.
+    """
+
+    def __init__(self, message: str, diffs: Sequence[str] = ()):
+        super().__init__(message)
+        self.diffs = tuple(diffs)
 
 
 class MissingFeaturesError(FeatureStoreError):
@@ -206,7 +219,7 @@ def _corrupt(path: pathlib.Path, what: str) -> FeatureStoreError:
 
 
 def _not_a_store(path: pathlib.Path, why: str) -> FeatureStoreError:
-    return FeatureStoreError(
+    return NotAFeatureStoreError(
         f"{path} is not a feature store ({why}); a feature store is the "
         ".npz written by the extractor: make one with `python -m "
         "fairser_jax.extract --corpus=<IEMOCAP root> "
@@ -379,7 +392,7 @@ def load(
         ]
         if diffs:
             raise StaleFeaturesError(
-                f"{path} is stale; " + "; ".join(diffs) + f"; {_FIX}"
+                f"{path} is stale; " + "; ".join(diffs) + f"; {_FIX}", diffs
             )
     return FeatureSet(ids=ids, features=array, manifest=manifest)
 

@@ -12,6 +12,8 @@ differences if any metric differs by more than ``--atol``.
 
 from absl import app, flags
 
+from fairser_jax import cli
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.report import recompute, tables
 
 _WORKDIR = flags.DEFINE_string(
@@ -41,24 +43,31 @@ flags.mark_flag_as_required("workdir")
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    try:
-        if _RECOMPUTE.value:
-            runs = recompute.verify_workdir(_WORKDIR.value, atol=_ATOL.value)
-            print(
-                f"recompute: {len(runs)} run(s) of results.json match "
-                f"predictions.csv (atol {_ATOL.value:g})."
+    cli.configure_logging()
+
+    def run():
+        # The report rewrites report.md, tables/ and figures/: not while a
+        # run (or another report) writes the same workdir.
+        with workdir_lib.lock(_WORKDIR.value, "report", create=False):
+            if _RECOMPUTE.value:
+                runs = recompute.verify_workdir(
+                    _WORKDIR.value, atol=_ATOL.value
+                )
+                print(
+                    f"recompute: {len(runs)} run(s) of results.json match "
+                    f"predictions.csv (atol {_ATOL.value:g})."
+                )
+            return tables.write_report(
+                _WORKDIR.value,
+                figures=_FIGURES.value,
+                tsne_sample_size=_TSNE_SAMPLES.value,
             )
-        path = tables.write_report(
-            _WORKDIR.value,
-            figures=_FIGURES.value,
-            tsne_sample_size=_TSNE_SAMPLES.value,
-        )
-    except (FileNotFoundError, ValueError) as e:
-        # ResultsMismatchError is a ValueError. A one-line cause beats a
-        # traceback for a user who pointed at the wrong directory.
-        raise SystemExit(f"fairser_jax.report: error: {e}") from None
+
+    # ResultsMismatchError is a ValueError: one line, not a traceback, for a
+    # user who pointed at the wrong directory.
+    path = cli.run_or_exit("fairser_jax.report", run)
     print(f"wrote {path}")
 
 
 if __name__ == "__main__":
-    app.run(main)
+    cli.run_entry("fairser_jax.report", main)

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.constants import EMOTIONS
 from fairser_jax.results import (
     METRIC_KEYS,
@@ -203,6 +204,16 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
         results.get("runs", []), list
     ):
         raise ValueError(f"{path}: expected an object with a 'runs' list.")
+    config_path = path.with_name("config.json")
+    stamp = results.get("config_sha256")
+    if stamp is not None and config_path.is_file():
+        digest = workdir_lib.config_digest(config_path.read_text("utf-8"))
+        if digest != stamp:
+            raise ValueError(
+                f"{path} was made under another config than {config_path} "
+                "(a newer run started here and has not finished): finish it "
+                "with --resume, or start over with --overwrite."
+            )
     for i, run in enumerate(results.get("runs", [])):
         missing = {"variant", "emotion", "seed"} - set(run)
         if missing:

@@ -39,9 +39,9 @@ import numpy as np
 import optax
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from tqdm import auto as tqdm
 
 from fairser_jax import models
+from fairser_jax import progress as progress_lib
 from fairser_jax.train import objectives
 from fairser_jax.train import variants as variants_lib
 from fairser_jax.train.dataset import Dataset
@@ -446,6 +446,10 @@ def _checkpoint_manager(checkpoint_dir) -> ocp.CheckpointManager:
     )
 
 
+class CheckpointError(ValueError):
+    """A checkpoint to resume from cannot be read; says how to go on."""
+
+
 def init_or_restore(
     stack: Stack,
     cfg: ml_collections.ConfigDict,
@@ -488,12 +492,29 @@ def init_or_restore(
     )(keys, anchor)
     latest = manager.latest_step() if (manager and resume) else None
     if latest is None:
+        if manager is not None and resume:
+            logging.warning(
+                "%s: --resume found no checkpoint in %s; training it from "
+                "epoch 0.",
+                stack.variant.name,
+                manager.directory,
+            )
         return state, 0
     abstract = jax.tree.map(
         lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
         state,
     )
-    state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+    try:
+        state = manager.restore(latest, args=ocp.args.StandardRestore(abstract))
+    except Exception as e:  # noqa: BLE001 - orbax/tensorstore raise many types
+        reason = str(e).strip().splitlines()[0][:200] if str(e) else type(e)
+        raise CheckpointError(
+            f"{stack.variant.name}: the checkpoint {manager.directory}/"
+            f"{latest} is damaged or unreadable ({reason}). Delete that "
+            f"folder to train {stack.variant.name} again from epoch 0 with "
+            "--resume (finished variants are kept), or start over with "
+            "--overwrite."
+        ) from None
     logging.info(
         "%s: resumed from epoch %d of %d",
         stack.variant.name,
@@ -564,11 +585,11 @@ def fit(
     epoch_fn = make_epoch_fn(
         model, tx, stack.variant.objective, cfg, steps, stack.sharded
     )
-    bar = tqdm.tqdm(
+    bar = progress_lib.bar(
         range(start_epoch, epochs),
+        enabled=progress,
         desc=f"{stack.variant.name} ({stack.num_runs} runs)",
         unit="epoch",
-        disable=not progress,
         initial=start_epoch,
         total=epochs,
     )

@@ -46,6 +46,13 @@ NORM_EPS = 1e-7
 PathLike = str | os.PathLike
 
 
+SKIP_HINT = (
+    "--skip_bad_audio with fairser_jax.extract, "
+    "--config.features.skip_bad_audio=true with main"
+)
+"""How to skip bad files, from each entry point that extracts."""
+
+
 class AudioError(ValueError):
     """Unusable audio file: unreadable, empty, too short or non-finite.
 
@@ -93,7 +100,7 @@ def read_audio(path: PathLike) -> tuple[np.ndarray, int]:
             path,
             "empty",
             "the audio file holds no samples; remove it or "
-            "pass --skip_bad_audio.",
+            f"skip such files ({SKIP_HINT}).",
         )
     mono = data.mean(axis=1, dtype=np.float64).astype(np.float32)
     if not np.all(np.isfinite(mono)):
@@ -102,7 +109,7 @@ def read_audio(path: PathLike) -> tuple[np.ndarray, int]:
             path,
             "non_finite",
             f"{bad} of {mono.size} samples are NaN or infinite; re-encode "
-            "the file or pass --skip_bad_audio.",
+            f"the file or skip such files ({SKIP_HINT}).",
         )
     return mono, int(rate)
 
@@ -240,7 +247,7 @@ def load_waveform(path: PathLike, prep: Preprocessing) -> np.ndarray:
             f"{samples.shape[0]} samples at {prep.sample_rate} Hz "
             f"({samples.shape[0] / prep.sample_rate * 1000:.1f} ms) is "
             f"shorter than one wav2vec2 frame ({prep.min_samples} samples);"
-            " remove it or pass --skip_bad_audio.",
+            f" remove it or skip such files ({SKIP_HINT}).",
         )
     if prep.do_normalize:
         samples = zero_mean_unit_var(samples)

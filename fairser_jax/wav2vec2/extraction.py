@@ -29,9 +29,9 @@ from collections.abc import Callable, Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
-import tqdm
 
 import fairser_jax
+from fairser_jax import progress as progress_lib
 from fairser_jax.data import features as features_lib
 from fairser_jax.data import iemocap
 from fairser_jax.wav2vec2 import audio
@@ -299,12 +299,8 @@ class Extractor:
 
         pooled: dict[int, np.ndarray] = {}
         audio_samples = 0
-        bar = tqdm.tqdm(
-            total=len(paths),
-            unit="utt",
-            desc="wav2vec2",
-            disable=not progress,
-            dynamic_ncols=True,
+        bar = progress_lib.bar(
+            enabled=progress, total=len(paths), unit="utt", desc="wav2vec2"
         )
         bar.update(len(paths) - len(candidates))
         pending: tuple[list[int], jax.Array, int] | None = None
@@ -539,6 +535,12 @@ def extract_corpus(
     if out.exists():
         try:
             cached = features_lib.load(out, expected=expected)
+        except features_lib.NotAFeatureStoreError as exc:
+            # Not ours: it may be a user's file; never overwrite it.
+            raise ValueError(
+                f"{exc}. Refusing to overwrite {out}: choose another output "
+                "path, or delete the file if it is not needed."
+            ) from None
         except (features_lib.FeatureStoreError, OSError) as exc:
             _LOG.warning("recomputing %s: %s", out, exc)
         else:

@@ -1,0 +1,232 @@
+"""The rules of a workdir: one run (one config) per folder, one writer at once.
+
+A workdir holds a user's results; nothing here deletes or mixes them
+implicitly (docs/DESIGN.md, "Workdir rules"):
+
+- `claim` is what every writing entry point (`main`, `train`, `report`)
+  enters first. It takes the workdir's lock (`.lock`, an advisory
+  `fcntl.flock` held for the life of the process, so the lock of a killed
+  process is released by the kernel and never goes stale), then applies
+  the rules of a run:
+    * a workdir that holds a previous run (`RUN_OUTPUTS`) is refused
+      unless the user passes `--resume` (continue it: same config) or
+      `--overwrite` (discard it explicitly);
+    * `--overwrite` removes exactly `RUN_OUTPUTS` (never the corpus or the
+      feature store, which are inputs and are validated on use).
+- `config_digest` stamps `results.json` with the config it was made
+  under, so a reader (the report, `--recompute`) can refuse a
+  `results.json` that does not belong to `config.json`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import errno
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import socket
+from collections.abc import Iterator
+
+LOCK_FILE = ".lock"
+
+RUN_OUTPUTS: tuple[str, ...] = (
+    "config.json",
+    "results.json",
+    "predictions.csv",
+    "report.md",
+    "alpha_trace.npz",
+    "checkpoints",
+    "predictions",
+    "params",
+    "training",
+    "embeddings",
+    "figures",
+    "tables",
+)
+"""What a run writes into its workdir (the corpus and features are inputs)."""
+
+
+class WorkdirError(ValueError):
+    """The workdir cannot be used as asked; the message says how to fix it."""
+
+
+class WorkdirInUseError(WorkdirError):
+    """Another live process holds the workdir's lock."""
+
+
+# Workdirs whose lock this process holds (a nested `claim`, e.g. `train`
+# inside `main`, is then a no-op), keyed by resolved path → open lock fd.
+_HELD: dict[pathlib.Path, int] = {}
+
+
+def config_digest(config_json: str) -> str:
+    """SHA-256 of a config's JSON, canonicalised (key order, whitespace)."""
+    canonical = json.dumps(json.loads(config_json), sort_keys=True)
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def previous_run(workdir: pathlib.Path) -> list[str]:
+    """The entries of `RUN_OUTPUTS` present in `workdir`, in that order."""
+    return [name for name in RUN_OUTPUTS if (workdir / name).exists()]
+
+
+def _holder(path: pathlib.Path) -> str:
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+        return (
+            f"pid {info['pid']} on {info['host']} ({info['command']}, "
+            f"started {info['started']})"
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return "another process (its details are unreadable)"
+
+
+def _open_lock(workdir: pathlib.Path, create: bool) -> int:
+    if not create and not workdir.is_dir():
+        raise FileNotFoundError(f"--workdir={workdir}: no such directory.")
+    try:
+        workdir.mkdir(parents=True, exist_ok=True)
+        return os.open(workdir / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+    except PermissionError:
+        raise WorkdirError(
+            f"cannot write to --workdir={workdir} (permission denied); "
+            "choose a folder you can write to."
+        ) from None
+    except OSError as e:
+        if e.errno in (errno.EROFS, errno.EACCES):
+            raise WorkdirError(
+                f"cannot write to --workdir={workdir} ({e.strerror}); "
+                "choose a writable folder."
+            ) from None
+        raise
+
+
+@contextlib.contextmanager
+def lock(
+    workdir: str | os.PathLike, command: str, *, create: bool = True
+) -> Iterator[bool]:
+    """Holds `workdir`'s lock for the duration of the block.
+
+    Args:
+      workdir: the folder.
+      command: what holds it, shown to whoever is refused.
+      create: create `workdir` if missing (else FileNotFoundError).
+
+    Yields:
+      True if this call took the lock, False if this process already held
+      it (a nested claim).
+
+    Raises:
+      WorkdirInUseError: another live process holds it; the message names
+        it (pid, host, command, start time).
+      WorkdirError: the folder cannot be written.
+    """
+    workdir = pathlib.Path(workdir).absolute()
+    key = workdir.resolve() if workdir.exists() else workdir
+    if key in _HELD:
+        yield False
+        return
+    fd = _open_lock(workdir, create)
+    path = workdir / LOCK_FILE
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise WorkdirInUseError(
+            f"--workdir={workdir} is in use by {_holder(path)}; wait for it "
+            "to finish (or stop it), or choose another --workdir."
+        ) from None
+    previous = path.read_text(encoding="utf-8", errors="replace").strip()
+    if previous:
+        logging.info(
+            "%s: taking over a lock left by a process that is gone (%s)",
+            workdir,
+            _holder(path),
+        )
+    info = {
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "command": command,
+        "started": datetime.datetime.now().isoformat(timespec="seconds"),
+    }
+    os.ftruncate(fd, 0)
+    os.pwrite(fd, json.dumps(info).encode(), 0)
+    _HELD[workdir.resolve()] = fd
+    try:
+        yield True
+    finally:
+        del _HELD[workdir.resolve()]
+        # Empty the file before unlocking: a lock file with content and no
+        # flock on it is the trace of a process that died holding it.
+        os.ftruncate(fd, 0)
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        os.close(fd)
+
+
+def check_run_mode(
+    workdir: pathlib.Path, *, resume: bool, overwrite: bool
+) -> None:
+    """Applies the workdir rules of a run (see the module docstring).
+
+    Raises:
+      WorkdirError: both flags given, or a previous run is present and
+        neither flag is.
+    """
+    if resume and overwrite:
+        raise WorkdirError(
+            "--resume and --overwrite exclude each other: --resume continues "
+            "the run in --workdir, --overwrite discards it."
+        )
+    found = previous_run(workdir)
+    if found and not (resume or overwrite):
+        raise WorkdirError(
+            f"--workdir={workdir} holds a previous run ({', '.join(found)}); "
+            "pass --resume to continue it, --overwrite to discard it, or "
+            "choose a new --workdir."
+        )
+    if resume and "config.json" not in found:
+        logging.warning(
+            "--resume: %s holds no run to continue; starting a fresh one.",
+            workdir,
+        )
+    if overwrite and found:
+        logging.warning(
+            "--overwrite: removing the previous run in %s: %s",
+            workdir,
+            ", ".join(found),
+        )
+        for name in found:
+            target = workdir / name
+            if target.is_dir() and not target.is_symlink():
+                shutil.rmtree(target)
+            else:
+                target.unlink()
+
+
+@contextlib.contextmanager
+def claim(
+    workdir: str | os.PathLike,
+    *,
+    command: str,
+    resume: bool = False,
+    overwrite: bool = False,
+) -> Iterator[pathlib.Path]:
+    """Locks `workdir` and applies the rules of a run, for the block.
+
+    Nested claims of a workdir this process already holds do nothing (the
+    outer claim applied the rules).
+
+    Yields:
+      The workdir as a `pathlib.Path`.
+    """
+    workdir = pathlib.Path(workdir)
+    with lock(workdir, command) as outer:
+        if outer:
+            check_run_mode(workdir, resume=resume, overwrite=overwrite)
+        yield workdir

@@ -1,0 +1,383 @@
+"""Nothing lost, nothing mixed: the workdir rules, the lock, the feature-store
+check, up-front config validation and one-line errors (docs/DESIGN.md,
+"Workdir rules").
+
+Every test trains at most one DNN run of two epochs on the test corpus
+(`configs/test.py`'s 120 utterances, random-tiny features), in process.
+"""
+
+import importlib.util
+import json
+import logging
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import soundfile
+
+from fairser_jax import pipeline
+from fairser_jax import workdir as workdir_lib
+from fairser_jax.data import features as features_lib
+from fairser_jax.report import recompute
+from fairser_jax.train import runner
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _test_config():
+    spec = importlib.util.spec_from_file_location(
+        "test_config", REPO / "configs" / "test.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
+@pytest.fixture(scope="module")
+def inputs(tmp_path_factory):
+    """The test corpus and its feature store, made once (read-only here)."""
+    root = tmp_path_factory.mktemp("inputs")
+    pipeline.prepare(_test_config(), root, progress=False)
+    return root
+
+
+def _config(inputs, **train):
+    cfg = _test_config()
+    cfg.data.corpus = str(inputs / "corpus")
+    cfg.features.path = str(inputs / "features.npz")
+    cfg.variants = ("dnn",)
+    cfg.emotions = ("anger",)
+    cfg.seeds = (0,)
+    cfg.folds = (0,)
+    cfg.train.epochs = 2
+    cfg.train.checkpoint_every = 1
+    for key, value in train.items():
+        cfg.train[key] = value
+    return cfg
+
+
+def _snapshot(workdir: pathlib.Path) -> dict[str, bytes]:
+    return {
+        str(p.relative_to(workdir)): p.read_bytes()
+        for p in sorted(workdir.rglob("*"))
+        if p.is_file() and p.name != workdir_lib.LOCK_FILE
+    }
+
+
+@pytest.fixture(scope="module")
+def finished(inputs, tmp_path_factory):
+    """A workdir holding one finished run (kept unchanged by the tests)."""
+    workdir = tmp_path_factory.mktemp("finished")
+    pipeline.train(_config(inputs), workdir, progress=False)
+    return workdir
+
+
+# --- 1. A rerun never destroys the previous run ----------------------------
+
+
+def test_rerun_without_resume_is_refused_and_keeps_the_run(
+    inputs, finished, tmp_path
+):
+    workdir = tmp_path / "w"
+    shutil.copytree(finished, workdir)
+    before = _snapshot(workdir)
+    with pytest.raises(workdir_lib.WorkdirError, match="--resume.*--overwrite"):
+        pipeline.train(_config(inputs, epochs=3), workdir, progress=False)
+    assert _snapshot(workdir) == before
+
+
+def test_overwrite_that_dies_leaves_no_result_of_the_old_config(
+    inputs, finished, tmp_path, monkeypatch
+):
+    """--overwrite discards the old run before training: if the new run then
+    dies, no results.json/report.md of the OLD config sit beside the new
+    config.json."""
+    workdir = tmp_path / "w"
+    shutil.copytree(finished, workdir)
+    (workdir / "report.md").write_text("old report")
+
+    def die(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    monkeypatch.setattr(runner, "train_variant", die)
+    new = _config(inputs, epochs=3)
+    with pytest.raises(RuntimeError, match="killed"):
+        pipeline.train(new, workdir, overwrite=True, progress=False)
+    for name in (
+        "results.json",
+        "predictions.csv",
+        "report.md",
+        "params/dnn.npz",
+        "predictions/dnn.csv",
+    ):
+        assert not (workdir / name).exists(), name
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["train"]["epochs"] == 3
+
+
+def test_results_are_stamped_with_their_config(finished):
+    results = json.loads((finished / "results.json").read_text())
+    config = (finished / "config.json").read_text()
+    assert results["config_sha256"] == workdir_lib.config_digest(config)
+
+
+def test_the_report_refuses_results_of_another_config(finished, tmp_path):
+    workdir = tmp_path / "w"
+    shutil.copytree(finished, workdir)
+    config = json.loads((workdir / "config.json").read_text())
+    config["train"]["epochs"] = 9
+    (workdir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="another config"):
+        recompute.load_results(workdir)
+
+
+def test_resume_and_overwrite_exclude_each_other(inputs, finished):
+    with pytest.raises(workdir_lib.WorkdirError, match="exclude"):
+        pipeline.train(_config(inputs), finished, resume=True, overwrite=True)
+
+
+def test_inputs_alone_are_not_a_previous_run(inputs, tmp_path):
+    """The one-command-per-stage recipe: extract into W, then train into W."""
+    workdir = tmp_path / "w"
+    workdir.mkdir()
+    shutil.copy(inputs / "features.npz", workdir / "features.npz")
+    cfg = _config(inputs)
+    cfg.features.path = ""
+    results = pipeline.train(cfg, workdir, progress=False)
+    assert len(results["runs"]) == 1
+
+
+# --- 2. One process per workdir ---------------------------------------------
+
+HOLD_LOCK = """
+import sys, time
+from fairser_jax import workdir
+with workdir.lock(sys.argv[1], "holder-test"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_a_second_process_is_refused_naming_the_holder(inputs, tmp_path):
+    workdir = tmp_path / "w"
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(workdir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(workdir_lib.WorkdirInUseError) as error:
+            pipeline.train(_config(inputs), workdir, progress=False)
+        message = str(error.value)
+        assert f"pid {holder.pid}" in message
+        assert "holder-test" in message
+        assert not (workdir / "config.json").exists()
+    finally:
+        holder.kill()
+        holder.wait()
+    # The kernel released the dead holder's lock: the workdir is usable.
+    with workdir_lib.lock(workdir, "after"):
+        pass
+
+
+def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, caplog):
+    (tmp_path / workdir_lib.LOCK_FILE).write_text(
+        json.dumps({"pid": 999999, "host": "h", "command": "c", "started": "t"})
+    )
+    with caplog.at_level(logging.INFO):
+        with workdir_lib.lock(tmp_path, "me") as took:
+            assert took
+    assert "pid 999999" in caplog.text
+
+
+def test_an_unwritable_workdir_is_one_clear_error(tmp_path, monkeypatch):
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "open", denied)
+    with pytest.raises(workdir_lib.WorkdirError, match="cannot write"):
+        with workdir_lib.lock(tmp_path / "w", "me"):
+            pass
+
+
+# --- 3. The feature store must match the config and the corpus ------------
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "named"),
+    [
+        ("layer", 1, "layer"),
+        ("checkpoint", "random-base", "checkpoint"),
+    ],
+)
+def test_a_store_made_otherwise_is_refused(
+    inputs, tmp_path, field, value, named
+):
+    cfg = _config(inputs)
+    cfg.features[field] = value
+    with pytest.raises(features_lib.StaleFeaturesError) as error:
+        pipeline.train(cfg, tmp_path / "w", progress=False)
+    message = str(error.value)
+    assert named in message
+    assert f"--{field}={value}" in message  # the command that fixes it
+    assert not (tmp_path / "w" / "config.json").exists()
+
+
+def test_a_store_of_changed_audio_is_refused(inputs, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(inputs / "corpus", corpus)
+    wav = next(corpus.glob("Session1/sentences/wav/*/*.wav"))
+    audio, rate = soundfile.read(wav, dtype="float32")
+    soundfile.write(wav, np.flip(audio), rate)
+    cfg = _config(inputs)
+    cfg.data.corpus = str(corpus)
+    with pytest.raises(
+        features_lib.StaleFeaturesError, match="corpus_fingerprint"
+    ):
+        pipeline.train(cfg, tmp_path / "w", progress=False)
+
+
+def test_skip_bad_audio_is_a_config_field_main_honours(inputs, tmp_path):
+    corpus = tmp_path / "corpus"
+    shutil.copytree(inputs / "corpus", corpus)
+    wav = next(corpus.glob("Session1/sentences/wav/*/*.wav"))
+    soundfile.write(wav, np.zeros((0,), np.float32), 16000)
+    cfg = _config(inputs)
+    cfg.data.corpus = str(corpus)
+    cfg.features.path = str(tmp_path / "features.npz")
+    with pytest.raises(ValueError, match="skip_bad_audio=true"):
+        pipeline.prepare(cfg, tmp_path / "w", progress=False)
+    cfg.features.skip_bad_audio = True
+    pipeline.prepare(cfg, tmp_path / "w", progress=False)
+    store = features_lib.load(cfg.features.path)
+    assert [s["id"] for s in store.manifest["skipped"]] == [wav.stem]
+
+
+# --- 4. Configs that cannot train are refused before any work -------------
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value", "match"),
+    [
+        ("train", "batch_size", 1, "batch_size is 1"),
+        ("loss", "epsilon", 0.0, "epsilon"),
+        ("loss", "temperature", -1.0, "temperature"),
+        ("model", "dropout_rate", 1.0, "dropout_rate"),
+        ("train", "learning_rate", 0.0, "learning_rate"),
+    ],
+)
+def test_unusable_values_fail_before_any_work(
+    inputs, tmp_path, section, field, value, match
+):
+    cfg = _config(inputs)
+    cfg.variants = ("dnn", "fair_spk")
+    cfg[section][field] = value
+    with pytest.raises(ValueError, match=match):
+        pipeline.train(cfg, tmp_path / "w", progress=False)
+    assert not (tmp_path / "w").exists()
+
+
+def test_batch_one_is_fine_for_dnn_alone(inputs, tmp_path):
+    cfg = _config(inputs, batch_size=1, epochs=1)
+    results = pipeline.train(cfg, tmp_path / "w", progress=False)
+    assert len(results["runs"]) == 1
+
+
+def test_a_batch_larger_than_the_training_set_is_refused(inputs, tmp_path):
+    cfg = _config(inputs, batch_size=100000)
+    with pytest.raises(ValueError, match="training utterances"):
+        pipeline.train(cfg, tmp_path / "w", progress=False)
+    assert not (tmp_path / "w" / "config.json").exists()
+
+
+def test_batches_that_cannot_fit_in_memory_are_refused(
+    inputs, tmp_path, monkeypatch
+):
+    """The bound is B² × 3 float32 per run: with 48 KiB 'available', a
+    batch of 64 (3 × 64² × 4 B = 48 KiB) fits for DNN, not for Fair_spk."""
+    monkeypatch.setattr(
+        pipeline, "_available_bytes", lambda device: (48 * 1024 - 1, "test")
+    )
+    cfg = _config(inputs, batch_size=64)
+    cfg.variants = ("dnn", "fair_spk")
+    with pytest.raises(ValueError, match="cannot fit") as error:
+        pipeline.train(cfg, tmp_path / "w", progress=False)
+    assert "fair_spk" in str(error.value)
+    assert not (tmp_path / "w" / "params").exists()  # DNN never trained
+    assert pipeline.batch_memory_lower_bound(cfg, "fair_spk", 1) == (
+        3 * 64 * 64 * 4
+    )
+
+
+# --- Resume: missing or damaged checkpoints --------------------------------
+
+
+def _killed_during_dnn(finished, tmp_path) -> pathlib.Path:
+    workdir = tmp_path / "w"
+    shutil.copytree(finished, workdir)
+    (workdir / "predictions" / "dnn.csv").unlink()
+    (workdir / "results.json").unlink()
+    return workdir
+
+
+def test_resume_without_checkpoints_says_it_starts_over(
+    inputs, finished, tmp_path, caplog
+):
+    workdir = _killed_during_dnn(finished, tmp_path)
+    shutil.rmtree(workdir / "checkpoints" / "dnn")
+    with caplog.at_level(logging.WARNING):
+        pipeline.train(_config(inputs), workdir, resume=True, progress=False)
+    assert "found no checkpoint" in caplog.text
+    assert "epoch 0" in caplog.text
+
+
+def test_a_damaged_checkpoint_is_one_clear_error(inputs, finished, tmp_path):
+    workdir = _killed_during_dnn(finished, tmp_path)
+    for file in (workdir / "checkpoints" / "dnn").rglob("*"):
+        if file.is_file() and file.stat().st_size > 64:
+            file.write_bytes(file.read_bytes()[:16])
+    with pytest.raises(runner.CheckpointError) as error:
+        pipeline.train(_config(inputs), workdir, resume=True, progress=False)
+    message = str(error.value)
+    assert "damaged" in message and "--overwrite" in message
+    assert "\n" not in message
+
+
+# --- The command line ------------------------------------------------------
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "fairser_jax.train", *args],
+        cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def test_a_mistyped_config_field_is_one_line_with_a_hint(tmp_path):
+    proc = _cli(
+        "--config=configs/test.py",
+        f"--workdir={tmp_path}",
+        "--config.train.epoch=3",
+    )
+    assert proc.returncode != 0
+    assert "Traceback" not in proc.stderr
+    [line] = proc.stderr.strip().splitlines()
+    assert 'did you mean "epochs"' in line.lower()
+    assert "--config_help" in line
+
+
+def test_config_help_lists_every_field():
+    proc = _cli("--config=configs/test.py", "--config_help")
+    assert proc.returncode == 0, proc.stderr
+    assert "--config.train.batch_size=32" in proc.stdout
+    assert "--config.features.skip_bad_audio=False" in proc.stdout
+    assert "--config.two_sided.alpha_fn='ema_ratio'" in proc.stdout
