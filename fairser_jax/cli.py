@@ -11,6 +11,8 @@ from __future__ import annotations
 import ast
 import dataclasses
 import logging
+import os
+import pathlib
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
@@ -55,6 +57,57 @@ def configure_logging() -> None:
     logging.getLogger("absl").setLevel(logging.WARNING)
     logging.getLogger("jax._src.xla_bridge").setLevel(logging.WARNING)
     logging.getLogger("fontTools").setLevel(logging.WARNING)
+
+
+CACHE_ENV = "FAIRSER_JAX_CACHE"
+"""Environment switch of the persistent compilation cache: unset = the
+default folder, a path = that folder, ``off`` (or ``0``, ``false``, empty) =
+no persistent cache."""
+
+
+def default_cache_dir() -> pathlib.Path:
+    """``$XDG_CACHE_HOME/fairser_jax/jax`` (``~/.cache/...`` by default)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return pathlib.Path(root) / "fairser_jax" / "jax"
+
+
+def enable_compilation_cache() -> pathlib.Path | None:
+    """Turns on JAX's persistent compilation cache for this process.
+
+    Every compiled program (the extractor's batch shapes, each variant's
+    epoch and init functions) is written to the cache, whatever its compile
+    time, so a later run on the same machine, JAX version and devices loads
+    it instead of compiling. A cache JAX was already told about
+    (``JAX_COMPILATION_CACHE_DIR`` or ``jax.config``) is left as it is.
+
+    Returns:
+      The cache folder, or None when disabled.
+    """
+    import jax
+
+    value = os.environ.get(CACHE_ENV)
+    if value is not None and value.strip().lower() in _OFF:
+        return None
+    if jax.config.jax_compilation_cache_dir:
+        return pathlib.Path(jax.config.jax_compilation_cache_dir)
+    path = pathlib.Path(value).expanduser() if value else default_cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        logging.warning(
+            "no persistent compilation cache (%s: %s); set %s to a writable "
+            "folder or to 'off'.",
+            path,
+            e.strerror,
+            CACHE_ENV,
+        )
+        return None
+    jax.config.update("jax_compilation_cache_dir", str(path))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    return path
+
+
+_OFF = ("", "0", "off", "false", "no", "none")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -85,6 +85,7 @@ def main(argv: list[str]) -> None:
     if _OUT.value is None or _CHECKPOINT.value is None:
         raise app.UsageError("--out and --checkpoint are required")
     cli.configure_logging()
+    cli.enable_compilation_cache()
 
     def run():
         source = (

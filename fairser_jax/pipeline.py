@@ -15,7 +15,8 @@ Workdir layout::
     params/<v>.npz        final parameters of <v>'s runs
     training/<v>.npz      run names and per-epoch training loss
     embeddings/*.npz      out-of-fold test embeddings (Fig. 2)
-    checkpoints/<v>/      orbax checkpoints of the stacked runs
+    checkpoints/<v>/      orbax checkpoint of <v> while it trains (removed
+                          once params/<v>.npz and predictions/<v>.csv exist)
 """
 
 from __future__ import annotations
@@ -488,6 +489,10 @@ def _train_one(
         outputs.write_embeddings(workdir, result, info)
     outputs.save_params(params_file, runs, out.params)
     outputs.write_predictions(done, oof, info)
+    # Finished: params/<v>.npz holds what resume, the two-sided variants
+    # and prediction need; the orbax state (params + optimiser moments)
+    # only served an interrupted run.
+    shutil.rmtree(workdir / "checkpoints" / variant, ignore_errors=True)
     return runs, out.params
 
 

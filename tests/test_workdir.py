@@ -317,18 +317,39 @@ def test_batches_that_cannot_fit_in_memory_are_refused(
 # --- Resume: missing or damaged checkpoints --------------------------------
 
 
-def _killed_during_dnn(finished, tmp_path) -> pathlib.Path:
+def _killed_during_dnn(inputs, tmp_path, monkeypatch) -> pathlib.Path:
+    """A workdir whose run died after DNN's last checkpoint, before its
+    predictions were written (so the checkpoint was not yet pruned)."""
     workdir = tmp_path / "w"
-    shutil.copytree(finished, workdir)
-    (workdir / "predictions" / "dnn.csv").unlink()
-    (workdir / "results.json").unlink()
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline.outputs, "write_predictions", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            pipeline.train(_config(inputs), workdir, progress=False)
+    assert any((workdir / "checkpoints" / "dnn").iterdir())
     return workdir
 
 
-def test_resume_without_checkpoints_says_it_starts_over(
-    inputs, finished, tmp_path, caplog
+def test_resume_restores_and_then_prunes_the_checkpoint(
+    inputs, finished, tmp_path, monkeypatch, caplog
 ):
-    workdir = _killed_during_dnn(finished, tmp_path)
+    workdir = _killed_during_dnn(inputs, tmp_path, monkeypatch)
+    with caplog.at_level(logging.INFO):
+        pipeline.train(_config(inputs), workdir, resume=True, progress=False)
+    assert "dnn: resumed from epoch 2 of 2" in caplog.text
+    assert not (workdir / "checkpoints" / "dnn").exists()
+    assert (workdir / "results.json").read_text() == (
+        finished / "results.json"
+    ).read_text()
+
+
+def test_resume_without_checkpoints_says_it_starts_over(
+    inputs, tmp_path, monkeypatch, caplog
+):
+    workdir = _killed_during_dnn(inputs, tmp_path, monkeypatch)
     shutil.rmtree(workdir / "checkpoints" / "dnn")
     with caplog.at_level(logging.WARNING):
         pipeline.train(_config(inputs), workdir, resume=True, progress=False)
@@ -336,8 +357,8 @@ def test_resume_without_checkpoints_says_it_starts_over(
     assert "epoch 0" in caplog.text
 
 
-def test_a_damaged_checkpoint_is_one_clear_error(inputs, finished, tmp_path):
-    workdir = _killed_during_dnn(finished, tmp_path)
+def test_a_damaged_checkpoint_is_one_clear_error(inputs, tmp_path, monkeypatch):
+    workdir = _killed_during_dnn(inputs, tmp_path, monkeypatch)
     for file in (workdir / "checkpoints" / "dnn").rglob("*"):
         if file.is_file() and file.stat().st_size > 64:
             file.write_bytes(file.read_bytes()[:16])
@@ -351,15 +372,47 @@ def test_a_damaged_checkpoint_is_one_clear_error(inputs, finished, tmp_path):
 # --- The command line ------------------------------------------------------
 
 
-def _cli(*args: str) -> subprocess.CompletedProcess:
+def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fairser_jax.train", *args],
         cwd=REPO,
-        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        env=dict(os.environ, JAX_PLATFORMS="cpu", **env),
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def test_a_second_run_compiles_nothing_it_compiled_before(inputs, tmp_path):
+    """With the persistent compilation cache, a second `train` on the same
+    machine writes no new cache entry: every program was loaded."""
+    cache = tmp_path / "cache"
+    args = [
+        "--config=configs/test.py",
+        "--config.variants=('dnn','fair_spk')",
+        "--config.emotions=('anger',)",
+        "--config.seeds=(0,)",
+        "--config.folds=(0,)",
+        "--config.train.epochs=2",
+        f"--config.data.corpus={inputs / 'corpus'}",
+        f"--config.features.path={inputs / 'features.npz'}",
+    ]
+    first = _cli(
+        *args, f"--workdir={tmp_path / 'a'}", FAIRSER_JAX_CACHE=str(cache)
+    )
+    assert first.returncode == 0, first.stderr[-2000:]
+    entries = sorted(p.name for p in cache.iterdir())
+    assert entries
+    second = _cli(
+        *args, f"--workdir={tmp_path / 'b'}", FAIRSER_JAX_CACHE=str(cache)
+    )
+    assert second.returncode == 0, second.stderr[-2000:]
+    assert sorted(p.name for p in cache.iterdir()) == entries
+    results = [
+        json.loads((tmp_path / w / "results.json").read_text())["runs"]
+        for w in "ab"
+    ]
+    assert results[0] == results[1]
 
 
 def test_a_mistyped_config_field_is_one_line_with_a_hint(tmp_path):

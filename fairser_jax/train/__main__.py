@@ -32,6 +32,7 @@ def main(argv: list[str]) -> None:
     if not _FLAGS.workdir.value:
         raise app.UsageError("--workdir is required.")
     cli.configure_logging()
+    cli.enable_compilation_cache()
     results = cli.run_or_exit(
         "fairser_jax.train",
         lambda: pipeline.train(
