@@ -9,6 +9,8 @@ invariance), HF's ``_get_feat_extract_output_lengths`` (frame counts).
 import functools
 
 import jax
+import jax.extend.core
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
@@ -255,3 +257,42 @@ def test_input_errors():
         )
     with pytest.raises(ValueError, match="batch, samples"):
         model.apply({"params": zeros}, np.zeros((100,), np.float32))
+
+
+def _count_equations(jaxpr: jax.extend.core.Jaxpr) -> int:
+    """Equations of ``jaxpr``, those of nested jaxprs (scan, pjit) included."""
+    count = 0
+    for eqn in jaxpr.eqns:
+        count += 1
+        for value in eqn.params.values():
+            for item in value if isinstance(value, tuple | list) else (value,):
+                if isinstance(item, jax.extend.core.ClosedJaxpr):
+                    count += _count_equations(item.jaxpr)
+                elif isinstance(item, jax.extend.core.Jaxpr):
+                    count += _count_equations(item)
+    return count
+
+
+@pytest.mark.parametrize("case", ["base-even", "stable-odd"])
+def test_traced_program_does_not_grow_with_depth(case):
+    """The layers are one scanned body: a 6-layer model traces to the same
+    program as a 2-layer one (so XLA compiles one layer, not six), up to
+    one slice per layer when every hidden state is returned."""
+    batch = jax.ShapeDtypeStruct((2, 400), jnp.float32)
+    mask = jax.ShapeDtypeStruct((2, 400), jnp.bool_)
+    sizes = {}
+    for layers in (2, 6):
+        cfg = w2v.Wav2Vec2Config.from_hf(
+            {**_SMALL, **CASES[case], "num_hidden_layers": layers}
+        )
+        model = w2v.Wav2Vec2Model(cfg)
+        params = weights.param_shapes(cfg)
+        stacked = params["encoder"]["layers"]["attention"]["q_proj"]["kernel"]
+        assert stacked.shape == (layers, 32, 32)
+        for hidden in (False, True):
+            apply = functools.partial(model.apply, output_hidden_states=hidden)
+            jaxpr = jax.make_jaxpr(apply)({"params": params}, batch, mask)
+            sizes[layers, hidden] = _count_equations(jaxpr.jaxpr)
+    assert sizes[6, False] == sizes[2, False], sizes
+    # Each returned hidden state costs at most two equations (slice, squeeze).
+    assert sizes[6, True] - sizes[2, True] <= 2 * (6 - 2), sizes

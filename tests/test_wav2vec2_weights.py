@@ -92,6 +92,25 @@ def test_bare_checkpoint_matches_hf_forward(reference):
     assert isinstance(leaves[0], jax.Array)
 
 
+def test_encoder_layers_are_stacked_in_hf_order(reference):
+    """Row i of every encoder/layers leaf is HF's encoder.layers.i weight."""
+    hf, _, ckpt = reference
+    stacked = ckpt.params["encoder"]["layers"]
+    assert not any(k.startswith("layers_") for k in ckpt.params["encoder"])
+    hf_state = _numpy_state(hf)
+    for key_path, leaf in jax.tree_util.tree_flatten_with_path(stacked)[0]:
+        names = [k.key for k in key_path]
+        leaf_name = {"kernel": "weight", "scale": "weight"}.get(
+            names[-1], names[-1]
+        )
+        assert leaf.shape[0] == _SMALL["num_hidden_layers"]
+        for i in range(leaf.shape[0]):
+            ref = hf_state[
+                ".".join(["encoder.layers", str(i), *names[:-1], leaf_name])
+            ]
+            np.testing.assert_array_equal(leaf[i], ref.T)
+
+
 def test_folded_positional_kernel_equals_torch_weight(reference):
     """The stored kernel is torch's effective weight-normed conv weight."""
     hf, _, ckpt = reference
@@ -311,6 +330,17 @@ def test_random_checkpoints():
     assert np.isfinite(out.last_hidden_state).all()
     with pytest.raises(ValueError, match="random-base"):
         weights.random_checkpoint("random-huge")
+    # Pinned values: stacking the layers did not change a seed's weights
+    # (feature stores are cached under "random-tiny@seed0").
+    layers = a.params["encoder"]["layers"]
+    np.testing.assert_array_equal(
+        layers["attention"]["q_proj"]["kernel"][1, 0, :3],
+        np.float32([-0.01601757, -0.023225771, 0.0027158272]),
+    )
+    np.testing.assert_array_equal(
+        layers["feed_forward"]["output_dense"]["kernel"][0, 5, :3],
+        np.float32([0.010885413, -0.00069865334, 0.029383736]),
+    )
 
 
 def test_random_base_has_wav2vec2_base_architecture():

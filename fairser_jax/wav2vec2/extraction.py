@@ -118,17 +118,19 @@ def truncate(
 
     ``hidden_states[layer]`` depends only on the layers before it, so a
     model cut to ``layer`` layers yields the same features and skips the
-    rest (wav2vec2-base at layer 1: 11 of 12 layers). In both families the
-    cut model's ``hidden_states[layer]`` is its last entry, before any final
-    layer norm, as in the full model.
+    rest (wav2vec2-base at layer 1: 11 of 12 layers). The stacked layer
+    parameters ``encoder/layers/…`` ``[L, …]`` keep their first ``layer``
+    rows (none at ``layer=0``: the ``layers`` subtree is dropped). In both
+    families the cut model's ``hidden_states[layer]`` is its last entry,
+    before any final layer norm, as in the full model.
     """
     if layer >= int(config.num_hidden_layers):
         return config, params
-    encoder = {
-        name: value
-        for name, value in params["encoder"].items()
-        if not (name.startswith("layers_") and int(name[7:]) >= layer)
-    }
+    encoder = {k: v for k, v in params["encoder"].items() if k != "layers"}
+    if layer > 0:
+        encoder["layers"] = jax.tree.map(
+            lambda stacked: stacked[:layer], params["encoder"]["layers"]
+        )
     config = dataclasses.replace(config, num_hidden_layers=layer)
     return config, {**params, "encoder": encoder}
 

@@ -450,14 +450,26 @@ class _FeedForward(nn.Module):
 
 
 class _EncoderLayer(nn.Module):
-    """A transformer layer: post-LN ("base") or pre-LN ("stable")."""
+    """A transformer layer: post-LN ("base") or pre-LN ("stable").
+
+    Written as a scan step (see :class:`_Encoder`): the hidden state is the
+    carry, the key mask is broadcast to every layer, and the layer's output
+    is also emitted as the scanned output when ``emit`` is set.
+    """
 
     config: Wav2Vec2Config
     precision: Any = None
+    emit: bool = False
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_mask: jax.Array | None) -> jax.Array:
-        """``[B, F, H]`` -> ``[B, F, H]``."""
+    def __call__(
+        self, x: jax.Array, key_mask: jax.Array | None
+    ) -> tuple[jax.Array, jax.Array | None]:
+        """``x`` ``[B, F, H]``, ``key_mask`` ``[B, F]`` or ``None``.
+
+        Returns:
+          ``(out, out if emit else None)``, ``out`` ``[B, F, H]``.
+        """
         cfg = self.config
         attention = _SelfAttention(cfg, self.precision, name="attention")
         norm = _layer_norm(cfg.layer_norm_eps, "layer_norm")
@@ -465,22 +477,38 @@ class _EncoderLayer(nn.Module):
         final_norm = _layer_norm(cfg.layer_norm_eps, "final_layer_norm")
         if cfg.do_stable_layer_norm:
             x = x + attention(norm(x), key_mask)
-            return x + feed_forward(final_norm(x))
-        x = norm(x + attention(x, key_mask))
-        return final_norm(x + feed_forward(x))
+            x = x + feed_forward(final_norm(x))
+        else:
+            x = norm(x + attention(x, key_mask))
+            x = final_norm(x + feed_forward(x))
+        return x, (x if self.emit else None)
 
 
 class _Encoder(nn.Module):
-    """Positional convolution + transformer layers + the encoder norm."""
+    """Positional convolution + transformer layers + the encoder norm.
+
+    The transformer layers run as one ``nn.scan`` over a single
+    :class:`_EncoderLayer` whose parameters are stacked along a leading
+    layer axis (``encoder/layers/attention/q_proj/kernel`` is
+    ``[num_hidden_layers, H, H]``), so XLA compiles one layer body whatever
+    the depth. Each layer's output is the scan's stacked output.
+    """
 
     config: Wav2Vec2Config
     precision: Any = None
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, frame_mask: jax.Array | None
-    ) -> tuple[jax.Array, list[jax.Array]]:
-        """``[B, F, H]`` -> (last hidden state, HF-style hidden states)."""
+        self,
+        x: jax.Array,
+        frame_mask: jax.Array | None,
+        output_hidden_states: bool = False,
+    ) -> tuple[jax.Array, list[jax.Array] | None]:
+        """``[B, F, H]`` -> (last hidden state, HF-style hidden states).
+
+        The hidden states (``num_hidden_layers + 1`` arrays ``[B, F, H]``)
+        are only computed when ``output_hidden_states``; else ``None``.
+        """
         cfg = self.config
         if frame_mask is not None:
             x = jnp.where(frame_mask[..., None], x, 0.0)
@@ -490,12 +518,23 @@ class _Encoder(nn.Module):
         norm = _layer_norm(cfg.layer_norm_eps, "layer_norm")
         if not cfg.do_stable_layer_norm:
             x = norm(x)
-        hidden_states = [x]
-        for i in range(cfg.num_hidden_layers):
-            x = _EncoderLayer(cfg, self.precision, name=f"layers_{i}")(
-                x, frame_mask
+        hidden_states = [x] if output_hidden_states else None
+        if cfg.num_hidden_layers > 0:
+            layers = nn.scan(
+                _EncoderLayer,
+                variable_axes={"params": 0},
+                split_rngs={"params": True},
+                in_axes=(nn.broadcast,),
+                length=cfg.num_hidden_layers,
             )
-            hidden_states.append(x)
+            x, stacked = layers(
+                cfg, self.precision, emit=output_hidden_states, name="layers"
+            )(x, frame_mask)
+            if output_hidden_states:
+                # stacked: [num_hidden_layers, B, F, H].
+                hidden_states.extend(
+                    stacked[i] for i in range(cfg.num_hidden_layers)
+                )
         if cfg.do_stable_layer_norm:
             x = norm(x)
         return x, hidden_states
@@ -506,9 +545,13 @@ class Wav2Vec2Model(nn.Module):
 
     Parameters are a plain tree whose names mirror HF's module names
     (``feature_extractor/conv_layers_0/conv/kernel``,
-    ``encoder/layers_3/attention/q_proj/kernel``, ...); ``weights.load``
-    builds it from an HF checkpoint and ``weights.random_checkpoint`` draws
-    HF-like random weights (``init`` uses Flax's default initialisers).
+    ``encoder/layers/attention/q_proj/kernel``, ...), except that the
+    transformer layers are stacked: HF's ``encoder.layers.3.…`` is row 3
+    of the leading axis of ``encoder/layers/…`` (the layers run as one
+    ``nn.scan``, so compile time does not grow with depth).
+    ``weights.load`` builds the tree from an HF checkpoint and
+    ``weights.random_checkpoint`` draws HF-like random weights (``init``
+    uses Flax's default initialisers).
 
     Attributes:
       config: the architecture.
@@ -588,12 +631,12 @@ class Wav2Vec2Model(nn.Module):
             feats
         )
         last, hidden_states = _Encoder(cfg, self.precision, name="encoder")(
-            h, key_mask
+            h, key_mask, output_hidden_states
         )
         return Wav2Vec2Output(
             last_hidden_state=last,
-            hidden_states=tuple(hidden_states)
-            if output_hidden_states
-            else None,
+            hidden_states=None
+            if hidden_states is None
+            else tuple(hidden_states),
             frame_mask=frame_mask,
         )

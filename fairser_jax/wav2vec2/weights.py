@@ -24,6 +24,9 @@ Conversion (PyTorch layout -> Flax layout):
   ``project_hid``, ``lm_head``, ``masked_spec_embed``, classifier,
   projector, …) are ignored; any other missing or unexpected key, or a
   shape that does not fit ``config.json``, is an error listing them all.
+* The transformer layers are stacked: HF's ``encoder.layers.{i}.…``
+  arrays (converted as above) become row ``i`` of ``encoder/layers/…``,
+  whose leading axis is ``num_hidden_layers`` (the model scans over it).
 * Every array becomes float32 (float16/bfloat16 checkpoints included).
 """
 
@@ -114,6 +117,10 @@ _HEAD_NAMES = ("masked_spec_embed", "layer_weights")
 _PREFIXED_ONLY_HEAD_PREFIXES = ("feature_extractor.",)
 
 _POS_CONV = ("encoder", "pos_conv_embed", "conv", "kernel")
+# Flax path of the stacked transformer layers; one layer of it is named
+# ("encoder", "layers_{i}", ...) while converting (HF's encoder.layers.{i}).
+_LAYERS = ("encoder", "layers")
+_LAYER_NAME = re.compile(r"layers_(\d+)")
 _POS_CONV_HF = "encoder.pos_conv_embed.conv."
 _WEIGHT_NORM_STYLES = (
     ("parametrizations.weight.original0", "parametrizations.weight.original1"),
@@ -153,8 +160,65 @@ def param_shapes(config: Wav2Vec2Config) -> dict[str, Any]:
     return jax.eval_shape(model.init, jax.random.key(0), dummy)["params"]
 
 
+def _per_layer_leaves(
+    shapes: Mapping[str, Any],
+) -> list[tuple[tuple[str, ...], tuple[int, ...]]]:
+    """``(path, shape)`` of every parameter, one entry per encoder layer.
+
+    A stacked leaf ``encoder/layers/…`` of shape ``[L, *s]`` becomes ``L``
+    entries ``("encoder", "layers_{i}", …)`` of shape ``s``. Entries are
+    sorted by path: the order in which ``jax.tree`` flattens a tree with
+    one ``layers_{i}`` subtree per layer.
+    """
+    leaves = []
+    for key_path, spec in jax.tree_util.tree_flatten_with_path(shapes)[0]:
+        path = tuple(k.key for k in key_path)
+        if path[:2] == _LAYERS:
+            for i in range(spec.shape[0]):
+                leaves.append(
+                    (("encoder", f"layers_{i}", *path[2:]), spec.shape[1:])
+                )
+        else:
+            leaves.append((path, tuple(spec.shape)))
+    return sorted(leaves)
+
+
+def _nest(flat: Mapping[tuple[str, ...], np.ndarray]) -> dict[str, Any]:
+    """Nested parameter tree from per-layer paths, encoder layers stacked.
+
+    The inverse of :func:`_per_layer_leaves`: the arrays of
+    ``("encoder", "layers_{i}", *rest)`` are stacked (in ``i`` order) into
+    ``("encoder", "layers", *rest)`` ``[L, *s]``.
+    """
+    per_layer: dict[tuple[str, ...], dict[int, np.ndarray]] = {}
+    params: dict[str, Any] = {}
+
+    def put(path: tuple[str, ...], array: np.ndarray) -> None:
+        node = params
+        for part in path[:-1]:
+            node = node.setdefault(part, {})
+        node[path[-1]] = array
+
+    for path, array in flat.items():
+        match = (
+            _LAYER_NAME.fullmatch(path[1])
+            if len(path) > 2 and path[0] == _LAYERS[0]
+            else None
+        )
+        if match:
+            per_layer.setdefault(path[2:], {})[int(match.group(1))] = array
+        else:
+            put(path, array)
+    for rest, layers in per_layer.items():
+        put(
+            (*_LAYERS, *rest),
+            np.stack([layers[i] for i in range(len(layers))]),
+        )
+    return params
+
+
 def _hf_key(path: tuple[str, ...]) -> str:
-    """HF state-dict key of the Flax parameter at ``path``."""
+    """HF state-dict key of the (per-layer) Flax parameter at ``path``."""
     parts = [re.sub(r"^(conv_layers|layers)_(\d+)$", r"\1.\2", p) for p in path]
     leaf = {"kernel": "weight", "scale": "weight"}.get(parts[-1], parts[-1])
     return ".".join([*parts[:-1], leaf])
@@ -193,7 +257,8 @@ def convert_state_dict(
       source: what to name in error messages (e.g. the file).
 
     Returns:
-      Nested dict of float32 NumPy arrays, the tree of :func:`param_shapes`.
+      Nested dict of float32 NumPy arrays, the tree of :func:`param_shapes`
+      (encoder layers stacked along a leading axis).
 
     Raises:
       ValueError: listing every missing key, unexpected key and shape that
@@ -217,9 +282,7 @@ def convert_state_dict(
     missing: list[str] = []
     bad_shapes: list[str] = []
     flat: dict[tuple[str, ...], np.ndarray] = {}
-    expected = jax.tree_util.tree_flatten_with_path(param_shapes(config))[0]
-    for key_path, spec in expected:
-        path = tuple(k.key for k in key_path)
+    for path, shape in _per_layer_leaves(param_shapes(config)):
         if path == _POS_CONV:
             array, names = _pos_conv_weight(backbone)
             if array is None:
@@ -236,10 +299,10 @@ def convert_state_dict(
             array = array.transpose(2, 1, 0)
         elif array.ndim == 2:
             array = array.T
-        if array.shape != spec.shape:
+        if array.shape != shape:
             bad_shapes.append(
                 f"{prefix}{hf_name}: Flax shape {array.shape}, config.json "
-                f"implies {spec.shape}"
+                f"implies {shape}"
             )
             continue
         flat[path] = np.ascontiguousarray(array, np.float32)
@@ -261,13 +324,7 @@ def convert_state_dict(
         )
         raise ValueError("\n".join(lines))
 
-    params: dict[str, Any] = {}
-    for path, array in flat.items():
-        node = params
-        for part in path[:-1]:
-            node = node.setdefault(part, {})
-        node[path[-1]] = array
-    return params
+    return _nest(flat)
 
 
 def _pos_conv_weight(
@@ -558,12 +615,13 @@ def random_checkpoint(name: str, seed: int = 0) -> LoadedCheckpoint:
         )
     config = BUILTIN_CONFIGS[name]
     rng = np.random.default_rng(seed)
-    params = jax.tree_util.tree_map_with_path(
-        lambda path, spec: jnp.asarray(
-            _random_leaf(rng, tuple(k.key for k in path), spec.shape)
-        ),
-        param_shapes(config),
-    )
+    # Drawn one layer at a time, in the order of a tree with one subtree per
+    # layer, so the weights of a seed do not depend on the stacked layout.
+    flat = {
+        path: _random_leaf(rng, path, shape)
+        for path, shape in _per_layer_leaves(param_shapes(config))
+    }
+    params = jax.tree.map(jnp.asarray, _nest(flat))
     return LoadedCheckpoint(
         config=config, params=params, preprocessor=dict(DEFAULT_PREPROCESSOR)
     )
