@@ -174,6 +174,51 @@ def test_dropout_is_active_in_training_and_keyed_by_rng():
     np.testing.assert_allclose(z0, eval_out.embeddings, rtol=1e-6)
 
 
+def _np_fmix32(x: np.ndarray) -> np.ndarray:
+    """MurmurHash3 fmix32 in plain NumPy uint32 arithmetic (wraps mod 2³²)."""
+    x = x ^ (x >> np.uint32(16))
+    x = (x * np.uint32(0x85EBCA6B)).astype(np.uint32)
+    x = x ^ (x >> np.uint32(13))
+    x = (x * np.uint32(0xC2B2AE35)).astype(np.uint32)
+    return x ^ (x >> np.uint32(16))
+
+
+@pytest.mark.parametrize("keep", [0.8, 0.5, 0.1])
+def test_keep_mask_equals_a_numpy_reference(keep):
+    key = jax.random.key(11)
+    k0, k1 = np.asarray(jax.random.key_data(key), np.uint32)
+    count = np.arange(7 * 33, dtype=np.uint32)
+    with np.errstate(over="ignore"):
+        h = _np_fmix32(_np_fmix32(count ^ k0) ^ k1)
+    expected = (h < np.uint32(round(keep * 2**32))).reshape(7, 33)
+    np.testing.assert_array_equal(
+        np.asarray(models.keep_mask(key, (7, 33), keep)), expected
+    )
+
+
+def test_keep_mask_is_bernoulli_and_independent():
+    """Keep rate within 5 SD of 0.8; masks of different keys and of
+    neighbouring positions uncorrelated (|r| < 5 / sqrt(n))."""
+    n = 200_000
+    keys = jax.random.split(jax.random.key(0), 2)
+    a = np.asarray(models.keep_mask(keys[0], (n,), 0.8), np.float64)
+    b = np.asarray(models.keep_mask(keys[1], (n,), 0.8), np.float64)
+    assert abs(a.mean() - 0.8) < 5 * np.sqrt(0.8 * 0.2 / n)
+    bound = 5 / np.sqrt(n)
+    assert abs(np.corrcoef(a, b)[0, 1]) < bound
+    assert abs(np.corrcoef(a[:-1], a[1:])[0, 1]) < bound
+
+
+def test_keep_mask_is_the_same_alone_and_vmapped():
+    """A run's dropout mask does not depend on the stack it trains in."""
+    keys = jax.random.split(jax.random.key(4), 5)
+    stacked = jax.vmap(lambda k: models.keep_mask(k, (32, 256), 0.8))(keys)
+    for i in range(5):
+        np.testing.assert_array_equal(
+            stacked[i], models.keep_mask(keys[i], (32, 256), 0.8)
+        )
+
+
 def test_single_layer_dropout_zeroes_and_rescales():
     # With one encoder layer, z_train = mask * z_eval / (1 - p) exactly.
     rate = 0.5
