@@ -319,6 +319,22 @@ def _patched(impl: str):
         setattr(losses, name, original)
 
 
+def _time_epochs(call: Callable[[int], np.ndarray], repeats: int) -> list:
+    """Wall seconds of `call(epoch)` for epochs 0..repeats (0 compiles).
+
+    `call` returns the epoch's step losses (as NumPy, so the time includes
+    finishing the work); a non-finite loss stops the benchmark.
+    """
+    times = []
+    for epoch in range(repeats + 1):
+        tic = time.perf_counter()
+        losses = call(epoch)
+        times.append(time.perf_counter() - tic)
+        if not np.all(np.isfinite(losses)):
+            raise FloatingPointError(f"non-finite loss, epoch {epoch}")
+    return times
+
+
 def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
     import jax
     import jax.numpy as jnp
@@ -346,17 +362,16 @@ def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
     epoch_fn = runner.make_epoch_fn(
         model, tx, stack.variant.objective, cfg, steps, stack.sharded
     )
-    times = []
+
+    def call(epoch: int) -> np.ndarray:
+        nonlocal state
+        state, terms = epoch_fn(
+            state, device_runs, data, jnp.asarray(epoch, jnp.int32)
+        )
+        return np.asarray(terms["loss"])
+
     with _patched(impl):  # traced (once) in the first call
-        for epoch in range(repeats + 1):
-            tic = time.perf_counter()
-            state, terms = epoch_fn(
-                state, device_runs, data, jnp.asarray(epoch, jnp.int32)
-            )
-            step_losses = np.asarray(terms["loss"])
-            times.append(time.perf_counter() - tic)
-            if not np.all(np.isfinite(step_losses)):
-                raise FloatingPointError(f"non-finite loss, epoch {epoch}")
+        times = _time_epochs(call, repeats)
     seconds = statistics.median(times[1:])
     _emit(
         dict(
@@ -430,15 +445,17 @@ def _bare_worker(num_runs: int, steps: int, repeats: int) -> None:
     keys = jax.random.split(jax.random.key(0), num_runs)
     state = jax.jit(jax.vmap(init))(keys)
     run_epoch = jax.jit(jax.vmap(epoch), donate_argnums=0)
-    times = []
-    for e in range(repeats + 1):
-        epoch_keys = jax.vmap(lambda k, e=e: jax.random.fold_in(k, e))(keys)
-        tic = time.perf_counter()
-        state, losses = run_epoch(state, xs, ys, epoch_keys)
-        losses = np.asarray(losses)
-        times.append(time.perf_counter() - tic)
-        if not np.all(np.isfinite(losses)):
-            raise FloatingPointError(f"non-finite loss, epoch {e}")
+    epoch_keys = [
+        jax.vmap(lambda k, e=e: jax.random.fold_in(k, e))(keys)
+        for e in range(repeats + 1)
+    ]
+
+    def call(epoch: int) -> np.ndarray:
+        nonlocal state
+        state, losses = run_epoch(state, xs, ys, epoch_keys[epoch])
+        return np.asarray(losses)
+
+    times = _time_epochs(call, repeats)
     seconds = statistics.median(times[1:])
     _emit(
         dict(

@@ -119,6 +119,7 @@ class RunFlags:
     resume: flags.FlagHolder
     overwrite: flags.FlagHolder
     config_help: flags.FlagHolder
+    example: str
 
 
 def define_run_flags(example: str) -> RunFlags:
@@ -159,6 +160,48 @@ def define_run_flags(example: str) -> RunFlags:
             False,
             "List every --config.* field of --config with its value and "
             "type, then exit.",
+        ),
+        example=example,
+    )
+
+
+def run_pipeline(
+    program: str,
+    run_flags: RunFlags,
+    argv: list[str],
+    stage: Callable[..., dict],
+) -> dict | None:
+    """The body of `main` and `train`: checks the flags, runs `stage`.
+
+    Args:
+      program: the module name shown in errors.
+      run_flags: the flags of `define_run_flags`.
+      argv: the positional arguments absl left (must be the program only).
+      stage: `pipeline.run` or `pipeline.train`, called as `stage(config,
+        workdir, resume=..., overwrite=...)`.
+
+    Returns:
+      The `results.json` content, or None when `--config_help` printed the
+      fields instead.
+    """
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
+    if run_flags.config.value is None:
+        raise app.UsageError(f"--config is required, e.g. {run_flags.example}.")
+    if run_flags.config_help.value:
+        print(describe_config(run_flags.config.value))
+        return None
+    if not run_flags.workdir.value:
+        raise app.UsageError("--workdir is required.")
+    configure_logging()
+    enable_compilation_cache()
+    return run_or_exit(
+        program,
+        lambda: stage(
+            run_flags.config.value,
+            run_flags.workdir.value,
+            resume=run_flags.resume.value,
+            overwrite=run_flags.overwrite.value,
         ),
     )
 

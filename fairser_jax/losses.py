@@ -22,6 +22,7 @@ any other value (e.g. -1 for "unknown") is treated as absent.
 from __future__ import annotations
 
 import numbers
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -79,6 +80,20 @@ def _check_positive(fn: str, name: str, value) -> None:
         raise ValueError(
             f"fairser_jax/losses.py:{fn}: `{name}` must be > 0, got "
             f"{value}. Fix: set a positive value in the config."
+        )
+
+
+def _check_iterations(fn: str, num_iterations: Any) -> None:
+    """A Sinkhorn iteration count must be a static Python int >= 1."""
+    if (
+        not isinstance(num_iterations, numbers.Integral)
+        or isinstance(num_iterations, bool)
+        or num_iterations < 1
+    ):
+        raise ValueError(
+            f"fairser_jax/losses.py:{fn}: `num_iterations` must be a Python "
+            f"int >= 1 (it fixes the loop length), got {num_iterations!r}. "
+            "Fix: set config.loss.sinkhorn_iterations to a positive int."
         )
 
 
@@ -466,16 +481,7 @@ def wasserstein(
             f" but `y` has {jnp.shape(y)[1]}. Fix: compare embeddings of the "
             "same space."
         )
-    if (
-        not isinstance(num_iterations, numbers.Integral)
-        or isinstance(num_iterations, bool)
-        or num_iterations < 1
-    ):
-        raise ValueError(
-            f"fairser_jax/losses.py:{fn}: `num_iterations` must be a Python "
-            f"int >= 1 (it fixes the loop length), got {num_iterations!r}. "
-            "Fix: set config.loss.sinkhorn_iterations to a positive int."
-        )
+    _check_iterations(fn, num_iterations)
     _check_positive(fn, "epsilon", epsilon)
 
     a, x_present, has_x = _normalised_weights(x_weights)
@@ -561,16 +567,7 @@ def group_distance(
     _check_ndim("embeddings", fn, embeddings, 2)
     _check_ndim("groups", fn, groups, 1)
     _check_same_length(fn, ("embeddings", "groups"), embeddings, groups)
-    if (
-        not isinstance(num_iterations, numbers.Integral)
-        or isinstance(num_iterations, bool)
-        or num_iterations < 1
-    ):
-        raise ValueError(
-            f"fairser_jax/losses.py:{fn}: `num_iterations` must be a Python "
-            f"int >= 1 (it fixes the loop length), got {num_iterations!r}. "
-            "Fix: set config.loss.sinkhorn_iterations to a positive int."
-        )
+    _check_iterations(fn, num_iterations)
     _check_positive(fn, "epsilon", epsilon)
     valid = _mask(where, groups, fn)
     male = valid & (groups == _MALE)

@@ -14,37 +14,18 @@ workdir rules (`--resume`, `--overwrite`, one process at a time) are
 those of `python -m fairser_jax.main`.
 """
 
-from absl import app
-
 from fairser_jax import cli, pipeline
 
 _FLAGS = cli.define_run_flags("configs/table2.py")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) > 1:
-        raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if _FLAGS.config.value is None:
-        raise app.UsageError("--config is required, e.g. configs/table2.py.")
-    if _FLAGS.config_help.value:
-        print(cli.describe_config(_FLAGS.config.value))
-        return
-    if not _FLAGS.workdir.value:
-        raise app.UsageError("--workdir is required.")
-    cli.configure_logging()
-    cli.enable_compilation_cache()
-    results = cli.run_or_exit(
-        "fairser_jax.train",
-        lambda: pipeline.train(
-            _FLAGS.config.value,
-            _FLAGS.workdir.value,
-            resume=_FLAGS.resume.value,
-            overwrite=_FLAGS.overwrite.value,
-        ),
+    results = cli.run_pipeline(
+        "fairser_jax.train", _FLAGS, argv, pipeline.train
     )
-    print(
-        f"{len(results['runs'])} results in {_FLAGS.workdir.value}/results.json"
-    )
+    if results is not None:
+        where = f"{_FLAGS.workdir.value}/results.json"
+        print(f"{len(results['runs'])} results in {where}")
 
 
 if __name__ == "__main__":
