@@ -319,11 +319,17 @@ def _patched(impl: str):
         setattr(losses, name, original)
 
 
-def _time_epochs(call: Callable[[int], np.ndarray], repeats: int) -> list:
-    """Wall seconds of `call(epoch)` for epochs 0..repeats (0 compiles).
+def _time_epochs(
+    call: Callable[[int], np.ndarray], repeats: int, runs: int, steps: int
+) -> dict:
+    """Times `call(epoch)` for epochs 0..repeats (0 compiles).
 
     `call` returns the epoch's step losses (as NumPy, so the time includes
     finishing the work); a non-finite loss stops the benchmark.
+
+    Returns:
+      The timing fields of a RESULT: runs, steps, first_call_s, seconds
+      (median of the timed calls) and rate (model-steps/s).
     """
     times = []
     for epoch in range(repeats + 1):
@@ -332,7 +338,14 @@ def _time_epochs(call: Callable[[int], np.ndarray], repeats: int) -> list:
         times.append(time.perf_counter() - tic)
         if not np.all(np.isfinite(losses)):
             raise FloatingPointError(f"non-finite loss, epoch {epoch}")
-    return times
+    seconds = statistics.median(times[1:])
+    return dict(
+        runs=runs,
+        steps=steps,
+        first_call_s=times[0],
+        seconds=seconds,
+        rate=runs * steps / seconds,
+    )
 
 
 def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
@@ -371,17 +384,12 @@ def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
         return np.asarray(terms["loss"])
 
     with _patched(impl):  # traced (once) in the first call
-        times = _time_epochs(call, repeats)
-    seconds = statistics.median(times[1:])
+        timing = _time_epochs(call, repeats, num_runs, steps)
     _emit(
         dict(
             case="jax",
             impl=impl,
-            runs=num_runs,
-            steps=steps,
-            first_call_s=times[0],
-            seconds=seconds,
-            rate=num_runs * steps / seconds,
+            **timing,
             device=str(jax.devices()[0]),
             sinkhorn_iterations=cfg.loss.sinkhorn_iterations,
             batch_size=cfg.train.batch_size,
@@ -455,17 +463,11 @@ def _bare_worker(num_runs: int, steps: int, repeats: int) -> None:
         state, losses = run_epoch(state, xs, ys, epoch_keys[epoch])
         return np.asarray(losses)
 
-    times = _time_epochs(call, repeats)
-    seconds = statistics.median(times[1:])
     _emit(
         dict(
             case="bare",
             impl="bare-bce",
-            runs=num_runs,
-            steps=steps,
-            first_call_s=times[0],
-            seconds=seconds,
-            rate=num_runs * steps / seconds,
+            **_time_epochs(call, repeats, num_runs, steps),
             device=str(jax.devices()[0]),
             batch_size=32,
             sinkhorn_iterations=0,
