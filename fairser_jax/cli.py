@@ -120,10 +120,31 @@ class RunFlags:
     overwrite: flags.FlagHolder
     config_help: flags.FlagHolder
     example: str
+    distributed: flags.FlagHolder | None = None
+    coordinator_address: flags.FlagHolder | None = None
+    num_processes: flags.FlagHolder | None = None
+    process_id: flags.FlagHolder | None = None
+    local_device_ids: flags.FlagHolder | None = None
+    distributed_timeout: flags.FlagHolder | None = None
+
+    def launch(self):
+        """The `distributed.Launch` these flags describe."""
+        from fairser_jax import distributed
+
+        ids = self.local_device_ids.value
+        return distributed.Launch(
+            mode=self.distributed.value,
+            coordinator_address=self.coordinator_address.value,
+            num_processes=self.num_processes.value,
+            process_id=self.process_id.value,
+            local_device_ids=tuple(int(i) for i in ids) if ids else None,
+            timeout_s=self.distributed_timeout.value,
+        )
 
 
 def define_run_flags(example: str) -> RunFlags:
-    """Defines --config, --workdir, --resume, --overwrite, --config_help.
+    """Defines --config, --workdir, --resume, --overwrite, --config_help and
+    the flags of a run over several processes (`define_distributed_flags`).
 
     Args:
       example: a config file to name in the help, e.g. configs/demo.py.
@@ -162,7 +183,56 @@ def define_run_flags(example: str) -> RunFlags:
             "type, then exit.",
         ),
         example=example,
+        **define_distributed_flags(),
     )
+
+
+def define_distributed_flags() -> dict[str, flags.FlagHolder]:
+    """The flags of `jax.distributed.initialize` (docs: README "Many
+    machines"); with none given on one machine, nothing changes."""
+    from fairser_jax import distributed
+
+    return {
+        "distributed": flags.DEFINE_enum(
+            "distributed",
+            "auto",
+            list(distributed.MODES),
+            "Join a run of several processes with jax.distributed: auto = "
+            "when --coordinator_address/--num_processes/--process_id are "
+            "given or a launcher started several processes (SLURM srun, "
+            "Open MPI mpirun); on = always (e.g. a Cloud TPU pod slice, "
+            "which JAX detects itself); off = never.",
+        ),
+        "coordinator_address": flags.DEFINE_string(
+            "coordinator_address",
+            None,
+            "HOST:PORT of process 0, where it serves the coordinator; the "
+            "same on every process.",
+        ),
+        "num_processes": flags.DEFINE_integer(
+            "num_processes", None, "Processes in the run.", lower_bound=1
+        ),
+        "process_id": flags.DEFINE_integer(
+            "process_id",
+            None,
+            "This process's index, 0..num_processes-1; process 0 writes "
+            "the workdir.",
+            lower_bound=0,
+        ),
+        "local_device_ids": flags.DEFINE_list(
+            "local_device_ids",
+            None,
+            "Local accelerators this process uses, e.g. 0,1 (default: all; "
+            "one per process under SLURM/Open MPI on GPUs).",
+        ),
+        "distributed_timeout": flags.DEFINE_integer(
+            "distributed_timeout",
+            300,
+            "Seconds to wait for the coordinator, and for the other "
+            "processes at each step where they must agree.",
+            lower_bound=1,
+        ),
+    }
 
 
 def run_pipeline(
@@ -194,6 +264,7 @@ def run_pipeline(
     if not run_flags.workdir.value:
         raise app.UsageError("--workdir is required.")
     configure_logging()
+    join_run(program, run_flags)
     enable_compilation_cache()
     return run_or_exit(
         program,
@@ -204,6 +275,26 @@ def run_pipeline(
             overwrite=run_flags.overwrite.value,
         ),
     )
+
+
+def join_run(program: str, run_flags: RunFlags) -> None:
+    """Joins a run of several processes if the flags or launcher say so.
+
+    Processes other than the primary then log warnings only: process 0
+    reports the run.
+    """
+    from fairser_jax import distributed
+
+    run_or_exit(program, lambda: distributed.initialize(run_flags.launch()))
+    if not distributed.is_primary():
+        logging.getLogger().setLevel(logging.WARNING)
+
+
+def is_primary() -> bool:
+    """Whether this process reports the run (process 0)."""
+    from fairser_jax import distributed
+
+    return distributed.is_primary()
 
 
 def _flatten(

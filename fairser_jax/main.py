@@ -20,7 +20,7 @@ _FLAGS = cli.define_run_flags("configs/demo.py")
 
 def main(argv: list[str]) -> None:
     results = cli.run_pipeline("fairser_jax.main", _FLAGS, argv, pipeline.run)
-    if results is not None:
+    if results is not None and cli.is_primary():
         report = f"{_FLAGS.workdir.value}/report.md"
         print(f"{len(results['runs'])} results; report: {report}")
 

@@ -17,10 +17,16 @@ Workdir layout::
     embeddings/*.npz      out-of-fold test embeddings (Fig. 2)
     checkpoints/<v>/      orbax checkpoint of <v> while it trains (removed
                           once params/<v>.npz and predictions/<v>.csv exist)
+
+With several processes (`fairser_jax.distributed`), every process reads
+the corpus and the feature store and trains its shards of every stack;
+process 0 alone makes the corpus and the store and writes every file
+above, the others waiting for it where they need its files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
@@ -35,7 +41,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-from fairser_jax import constants, report
+from fairser_jax import constants, distributed, report
 from fairser_jax import results as results_lib
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import demo_corpus, iemocap, study_sets
@@ -290,7 +296,7 @@ def check_fits(
             f"most {smallest}."
         )
     devices = list(mesh.devices.flat) if mesh is not None else jax.devices()
-    available = _available_bytes(devices[0])
+    available = _available_bytes(jax.local_devices()[0])
     if available is None:
         return
     limit, where = available
@@ -383,10 +389,52 @@ def train(
         `resume` nor `overwrite` is set, or another process uses it.
     """
     validate_config(cfg)
+    agree_on_config(cfg)
     with workdir_lib.claim(
         workdir, command="train", resume=resume, overwrite=overwrite
     ) as workdir:
-        return _train_claimed(cfg, workdir, resume, progress, mesh)
+        return _train_claimed(
+            cfg, workdir, resume, progress and distributed.is_primary(), mesh
+        )
+
+
+def agree_on_config(cfg: ml_collections.ConfigDict) -> None:
+    """With several processes: fails unless they all run the same config
+    and the same software (a no-op on one process)."""
+    import flax
+    import optax
+
+    digest = workdir_lib.config_digest(cfg.to_json_best_effort())
+    distributed.on_all(
+        "config",
+        lambda: None,
+        lambda _: {
+            "config sha256": digest[:16],
+            "fairser_jax": _version(),
+            "jax": jax.__version__,
+            "flax": flax.__version__,
+            "optax": optax.__version__,
+        },
+    )
+
+
+def _version() -> str:
+    from fairser_jax import __version__
+
+    return __version__
+
+
+def _study_fingerprint(loaded) -> dict[str, str]:
+    _, study = loaded
+    table = json.dumps(study.table1(), sort_keys=True)
+    return {"study sets": hashlib.sha256(table.encode()).hexdigest()[:16]}
+
+
+def _features_fingerprint(feature_set) -> dict[str, str]:
+    h = hashlib.sha256()
+    h.update("\n".join(feature_set.ids).encode())
+    h.update(np.ascontiguousarray(feature_set.features).tobytes())
+    return {"feature store sha256": h.hexdigest()[:16]}
 
 
 def _train_claimed(
@@ -400,14 +448,23 @@ def _train_claimed(
     if resume:
         _check_resume_config(workdir, cfg_json)
     corpus = corpus_dir(cfg, workdir)
-    utterances, study = load_study(cfg, corpus)
-    feature_set = load_features(cfg, workdir, corpus, utterances)
+    utterances, study = distributed.on_all(
+        "read the corpus", lambda: load_study(cfg, corpus), _study_fingerprint
+    )
+    feature_set = distributed.on_all(
+        "read the feature store",
+        lambda: load_features(cfg, workdir, corpus, utterances),
+        _features_fingerprint,
+    )
     data, info = make_training_table(cfg, utterances, study, feature_set)
     check_fits(cfg, info, feature_set.feature_dim, mesh)
-    _atomic_write(workdir / "config.json", cfg_json)
 
-    for sub in WORK_SUBDIRS:
-        (workdir / sub).mkdir(exist_ok=True)
+    def start() -> None:
+        _atomic_write(workdir / "config.json", cfg_json)
+        for sub in WORK_SUBDIRS:
+            (workdir / sub).mkdir(exist_ok=True)
+
+    distributed.on_primary("write config.json", start)
     order = variants_lib.training_order(cfg.variants)
     extra = [v for v in order if v not in cfg.variants]
     if extra:
@@ -421,7 +478,12 @@ def _train_claimed(
         trained[variant] = _train_one(
             variant, cfg, workdir, data, info, trained, resume, progress, mesh
         )
-    return assemble(workdir, order, study, workdir_lib.config_digest(cfg_json))
+    digest = workdir_lib.config_digest(cfg_json)
+    distributed.on_primary(
+        "write results.json",
+        lambda: assemble(workdir, order, study, digest),
+    )
+    return json.loads((workdir / "results.json").read_text(encoding="utf-8"))
 
 
 def _train_one(
@@ -472,27 +534,31 @@ def _train_one(
         mesh=mesh,
         progress=progress,
     )
-    training = workdir / "training" / f"{variant}.npz"
-    tmp = training.with_name(f".{training.stem}.tmp.npz")
-    np.savez(
-        tmp,
-        run=np.array([r.name for r in runs]),
-        loss_history=out.loss_history,
-    )
-    tmp.replace(training)
-    if "alpha" in out.trace:
-        outputs.write_alpha_trace(
-            workdir / ALPHA_TRACE, runs, out.trace["alpha"]
+
+    def write() -> None:
+        training = workdir / "training" / f"{variant}.npz"
+        tmp = training.with_name(f".{training.stem}.tmp.npz")
+        np.savez(
+            tmp,
+            run=np.array([r.name for r in runs]),
+            loss_history=out.loss_history,
         )
-    oof = outputs.out_of_fold(out, np.asarray(data.label), info)
-    for result in oof:
-        outputs.write_embeddings(workdir, result, info)
-    outputs.save_params(params_file, runs, out.params)
-    outputs.write_predictions(done, oof, info)
-    # Finished: params/<v>.npz holds what resume, the two-sided variants
-    # and prediction need; the orbax state (params + optimiser moments)
-    # only served an interrupted run.
-    shutil.rmtree(workdir / "checkpoints" / variant, ignore_errors=True)
+        tmp.replace(training)
+        if "alpha" in out.trace:
+            outputs.write_alpha_trace(
+                workdir / ALPHA_TRACE, runs, out.trace["alpha"]
+            )
+        oof = outputs.out_of_fold(out, np.asarray(data.label), info)
+        for result in oof:
+            outputs.write_embeddings(workdir, result, info)
+        outputs.save_params(params_file, runs, out.params)
+        outputs.write_predictions(done, oof, info)
+        # Finished: params/<v>.npz holds what resume, the two-sided
+        # variants and prediction need; the orbax state (params +
+        # optimiser moments) only served an interrupted run.
+        shutil.rmtree(workdir / "checkpoints" / variant, ignore_errors=True)
+
+    distributed.on_primary(f"write {variant}'s outputs", write)
     return runs, out.params
 
 
@@ -622,10 +688,17 @@ def run(
       The `results.json` content.
     """
     validate_config(cfg)
+    agree_on_config(cfg)
+    progress = progress and distributed.is_primary()
     with workdir_lib.claim(
         workdir, command="main", resume=resume, overwrite=overwrite
     ) as workdir:
-        prepare(cfg, workdir, progress=progress)
+        distributed.on_primary(
+            "make the corpus and its feature store",
+            lambda: prepare(cfg, workdir, progress=progress),
+        )
         results = train(cfg, workdir, resume=resume, progress=progress)
-        report.write_report(workdir)
+        distributed.on_primary(
+            "write the report", lambda: report.write_report(workdir)
+        )
     return results

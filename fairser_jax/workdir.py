@@ -31,7 +31,10 @@ import os
 import pathlib
 import shutil
 import socket
+import uuid
 from collections.abc import Iterator
+
+from fairser_jax import distributed
 
 LOCK_FILE = ".lock"
 
@@ -154,6 +157,8 @@ def lock(
         "host": socket.gethostname(),
         "command": command,
         "started": datetime.datetime.now().isoformat(timespec="seconds"),
+        "processes": distributed.process_count(),
+        "token": uuid.uuid4().hex,
     }
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
@@ -220,13 +225,49 @@ def claim(
     """Locks `workdir` and applies the rules of a run, for the block.
 
     Nested claims of a workdir this process already holds do nothing (the
-    outer claim applied the rules).
+    outer claim applied the rules). With several processes, the primary
+    claims for all of them (see the module docstring).
 
     Yields:
       The workdir as a `pathlib.Path`.
+
+    Raises:
+      WorkdirError: the rules refuse the run, or (several processes) a
+        process does not see the primary's workdir.
     """
     workdir = pathlib.Path(workdir)
-    with lock(workdir, command) as outer:
-        if outer:
-            check_run_mode(workdir, resume=resume, overwrite=overwrite)
+    with contextlib.ExitStack() as held:
+
+        def take() -> str:
+            outer = held.enter_context(lock(workdir, command))
+            if outer:
+                check_run_mode(workdir, resume=resume, overwrite=overwrite)
+            return _token(workdir)
+
+        token = distributed.on_primary("claim the workdir", take)
+        if distributed.process_count() > 1:
+            distributed.on_all(
+                "see the shared workdir",
+                lambda: (
+                    distributed.is_primary() or _check_shared(workdir, token)
+                ),
+            )
         yield workdir
+
+
+def _token(workdir: pathlib.Path) -> str:
+    try:
+        info = json.loads((workdir / LOCK_FILE).read_text(encoding="utf-8"))
+        return str(info.get("token", ""))
+    except (OSError, ValueError):
+        return ""
+
+
+def _check_shared(workdir: pathlib.Path, token: str | None) -> None:
+    if not token or _token(workdir) != token:
+        raise WorkdirError(
+            f"--workdir={workdir} on this host is not the folder process 0 "
+            "locked (its .lock does not hold process 0's claim): a run of "
+            "several processes needs its workdir on a file system they all "
+            "see (NFS, Lustre, a GCS/S3 FUSE mount)."
+        )

@@ -1,11 +1,16 @@
 """Shared pytest fixtures."""
 
 import os
+import pathlib
+import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture
@@ -22,3 +27,69 @@ def run_on_fake_devices(script: str, num_devices: int = 4) -> None:
     subprocess.run(
         [sys.executable, "-c", script], check=True, env=env, timeout=600
     )
+
+
+def free_port() -> int:
+    """A TCP port nobody listens on now (for a test's coordinator)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def launch_processes(
+    module: str,
+    args: list[str],
+    logs: pathlib.Path,
+    *,
+    num_processes: int = 2,
+    devices_per_process: int = 2,
+    extra_args: dict[int, list[str]] | None = None,
+) -> list[subprocess.Popen]:
+    """Starts `python -m module` as one run of `num_processes` processes.
+
+    They join through jax.distributed on 127.0.0.1 with CPU collectives
+    (gloo), each seeing `devices_per_process` fake CPU devices; process
+    i's output goes to `logs/p{i}.log`.
+    """
+    logs.mkdir(parents=True, exist_ok=True)
+    env = dict(os.environ)
+    env["XLA_FLAGS"] = (
+        f"--xla_force_host_platform_device_count={devices_per_process}"
+    )
+    env["JAX_PLATFORMS"] = "cpu"
+    port = free_port()
+    procs = []
+    for i in range(num_processes):
+        command = [
+            sys.executable,
+            "-m",
+            module,
+            *args,
+            *(extra_args or {}).get(i, []),
+            f"--coordinator_address=127.0.0.1:{port}",
+            f"--num_processes={num_processes}",
+            f"--process_id={i}",
+        ]
+        with open(logs / f"p{i}.log", "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    command,
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    return procs
+
+
+def wait_all(procs: list[subprocess.Popen], timeout: float) -> list[int]:
+    """Return codes of `procs`; kills them all if any outlives `timeout`."""
+    deadline = time.monotonic() + timeout
+    try:
+        return [p.wait(max(1.0, deadline - time.monotonic())) for p in procs]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

@@ -23,7 +23,7 @@ def main(argv: list[str]) -> None:
     results = cli.run_pipeline(
         "fairser_jax.train", _FLAGS, argv, pipeline.train
     )
-    if results is not None:
+    if results is not None and cli.is_primary():
         where = f"{_FLAGS.workdir.value}/results.json"
         print(f"{len(results['runs'])} results in {where}")
 

@@ -6,7 +6,9 @@ them for one epoch: `vmap` over runs of a `lax.scan` over the epoch's steps
 The dataset stays on the device; each run draws its own permutation of its
 training rows every epoch, and every run takes the same number of steps per
 epoch (the largest fold's; smaller folds wrap their permutation). The runs
-axis is sharded over all local devices on a 1-D mesh.
+axis is sharded over every device of the run on a 1-D mesh: the local
+devices, or with several processes (`fairser_jax.distributed`) the devices
+of all of them, each process placing only its own shards.
 
 Randomness of a run is a pure function of its own key (`runs.run_key`), the
 epoch and the step, so a run's result does not depend on which other runs
@@ -40,7 +42,7 @@ import optax
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from fairser_jax import models
+from fairser_jax import distributed, models
 from fairser_jax import progress as progress_lib
 from fairser_jax.train import objectives
 from fairser_jax.train import variants as variants_lib
@@ -357,8 +359,12 @@ def create_train_state(
 
 
 def runs_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh named "runs" over the given (default: all local) devices."""
-    devices = jax.local_devices() if devices is None else devices
+    """A 1-D mesh named "runs" over the given devices.
+
+    Default: every device of the run (`jax.devices()`: the local ones, or
+    those of every process when `jax.distributed` joined several).
+    """
+    devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), ("runs",))
 
 
@@ -397,16 +403,19 @@ class Stack:
         return NamedSharding(self.mesh, PartitionSpec())
 
     def put(self, tree: PyTree) -> PyTree:
-        """Host arrays with a leading [R] axis → padded, sharded arrays."""
-        return jax.device_put(
+        """Host arrays with a leading [R] axis → padded, sharded arrays.
+
+        Each process places the shards of its own devices only.
+        """
+        return distributed.put(
             jax.tree.map(lambda x: np.asarray(x)[self.pad_index], tree),
             self.sharded,
         )
 
     def get(self, tree: PyTree) -> PyTree:
-        """Sharded arrays → host NumPy of the R real runs."""
+        """Sharded arrays → host NumPy of the R real runs (every process)."""
         return jax.tree.map(
-            lambda x: np.asarray(x)[: self.num_runs], jax.device_get(tree)
+            lambda x: x[: self.num_runs], distributed.gather(tree)
         )
 
 
@@ -599,7 +608,7 @@ def fit(
             state, terms = epoch_fn(
                 state, inputs, data, jnp.asarray(epoch, jnp.int32)
             )
-            step_losses = np.asarray(terms["loss"])[: stack.num_runs]
+            step_losses = stack.get(terms["loss"])
             seconds = time.perf_counter() - tic
             if not np.all(np.isfinite(step_losses)):
                 r, s = _first_bad(step_losses)
@@ -702,7 +711,7 @@ def train_variant(
       checkpoint_dir: where orbax checkpoints go (every
         `cfg.train.checkpoint_every` epochs and at the end); None: none.
       resume: continue from the latest checkpoint in `checkpoint_dir`.
-      mesh: 1-D mesh with axis "runs" (default: all local devices).
+      mesh: 1-D mesh with axis "runs" (default: every device of the run).
       progress: show a tqdm bar.
       stop_after_epoch: stop (without evaluating) after this many epochs;
         simulates a killed job in tests. Returns None then.
@@ -719,7 +728,7 @@ def train_variant(
             f"{variant} starts from the trained {stack.variant.init_from}; "
             "pass its parameters (init_params=...)."
         )
-    data = jax.device_put(data, stack.replicated)
+    data = distributed.put(data, stack.replicated)
     inputs = run_inputs(stack, refs)
     model = models.model_from_config(cfg.model)
     tx = make_optimizer(cfg)

@@ -1,0 +1,174 @@
+"""Joining a run of several processes (fairser_jax.distributed).
+
+The end-to-end runs of two processes against one (results, resume after a
+kill) are in test_main.py, beside the one-process run they compare with;
+here: the launcher detection, the flag checks, and the failures that must
+end every process with one clear line instead of a hang.
+"""
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+from conftest import REPO, free_port, launch_processes, wait_all
+
+from fairser_jax import distributed
+
+_OMPI = {"OMPI_MCA_orte_hnp_uri": "1;tcp://h:1"}
+_SLURM = {
+    "SLURM_JOB_ID": "7",
+    "SLURM_STEP_NODELIST": "node[01-02]",
+    "SLURM_PROCID": "0",
+    "SLURM_LOCALID": "0",
+}
+
+
+@pytest.mark.parametrize(
+    "environ, want",
+    [
+        ({}, None),
+        ({**_SLURM, "SLURM_NTASKS": "2"}, "slurm"),
+        # One SLURM task (sbatch on one node) is a plain one-process run.
+        ({**_SLURM, "SLURM_NTASKS": "1"}, None),
+        (
+            {**_OMPI, "OMPI_COMM_WORLD_SIZE": "4"},
+            "ompi",
+        ),
+        (
+            {**_OMPI, "OMPI_COMM_WORLD_SIZE": "1"},
+            None,
+        ),
+        ({"TPU_WORKER_HOSTNAMES": "t1,t2"}, "cloud_tpu"),
+        ({"TPU_WORKER_HOSTNAMES": "t1"}, None),
+    ],
+)
+def test_detected_launcher(environ, want):
+    assert distributed.detected_launcher(environ) == want
+
+
+@pytest.mark.parametrize(
+    "launch, message",
+    [
+        (
+            distributed.Launch(coordinator_address="127.0.0.1:1"),
+            "--num_processes, --process_id missing",
+        ),
+        (
+            distributed.Launch(
+                coordinator_address="127.0.0.1:1",
+                num_processes=2,
+                process_id=2,
+            ),
+            "--process_id=2 is outside [0, 2)",
+        ),
+        (
+            distributed.Launch(mode="off", num_processes=2),
+            "--distributed=off contradicts",
+        ),
+        (
+            distributed.Launch(
+                coordinator_address="nohostport", num_processes=2, process_id=1
+            ),
+            "is not HOST:PORT",
+        ),
+    ],
+)
+def test_inconsistent_flags_fail_before_joining(launch, message, monkeypatch):
+    for name in ("JAX_COORDINATOR_ADDRESS", "SLURM_JOB_ID"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(distributed.DistributedError) as e:
+        distributed.initialize(launch)
+    assert message in str(e.value)
+
+
+def test_one_process_needs_no_coordination():
+    """Without flags or launcher, the steps just run their work."""
+    assert distributed.on_primary("x", lambda: "token") == "token"
+    assert distributed.on_all("y", lambda: 3, lambda v: {"v": str(v)}) == 3
+    with pytest.raises(KeyError):
+        distributed.on_all("z", lambda: {}["missing"])
+
+
+def _main(workdir, *extra):
+    return [
+        "--config=configs/test.py",
+        f"--workdir={workdir}",
+        "--distributed_timeout=60",
+        *extra,
+    ]
+
+
+def test_an_unreachable_coordinator_is_one_line_not_a_hang(tmp_path):
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    tic = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fairser_jax.main",
+            *_main(tmp_path / "w"),
+            f"--coordinator_address=127.0.0.1:{free_port()}",
+            "--num_processes=2",
+            "--process_id=1",
+            "--distributed_timeout=3",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1
+    assert time.monotonic() - tic < 60
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fairser_jax.main: error: process 1 could not reach")
+    assert "within 3 s" in last
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "w").exists()
+
+
+def _errors(logs, n=2):
+    lines = []
+    for i in range(n):
+        text = (logs / f"p{i}.log").read_text()
+        assert "Traceback" not in text, text[-3000:]
+        lines.append(
+            [x for x in text.splitlines() if "fairser_jax.main: error:" in x]
+        )
+    return lines
+
+
+def test_processes_with_different_configs_all_stop(tmp_path):
+    """Process 1 mistyped the epochs: every process stops, naming the field
+    that differs, before anything is written."""
+    procs = launch_processes(
+        "fairser_jax.main",
+        _main(tmp_path / "w"),
+        tmp_path / "logs",
+        extra_args={1: ["--config.train.epochs=5"]},
+    )
+    assert wait_all(procs, timeout=300) == [1, 1]
+    for (line,) in _errors(tmp_path / "logs"):
+        assert "the processes of this run disagree on the config" in line
+        assert "config sha256: process 0 has" in line
+    assert not (tmp_path / "w").exists()
+
+
+def test_a_workdir_that_is_not_shared_is_refused(tmp_path):
+    """Each process was given its own folder (as if not on a shared file
+    system): process 1 says so, process 0 says process 1 failed."""
+    procs = launch_processes(
+        "fairser_jax.main",
+        _main(tmp_path / "w0"),
+        tmp_path / "logs",
+        extra_args={1: [f"--workdir={tmp_path / 'w1'}"]},
+    )
+    assert wait_all(procs, timeout=300) == [1, 1]
+    (p0,), (p1,) = _errors(tmp_path / "logs")
+    assert "is not the folder process 0 locked" in p1
+    assert "needs its workdir on a file system they all see" in p1
+    assert "process 1 failed to see the shared workdir" in p0
+    # Nothing of a run was written: the claim is all that happened.
+    assert sorted(p.name for p in (tmp_path / "w0").iterdir()) == [".lock"]
