@@ -13,7 +13,7 @@ once per accelerator, with `jax.distributed` joining the processes
   the primary (process 0), writes files: the workdir, which must be on a
   file system every process sees, has one writer, as on one machine;
 - what only the primary does (claim the workdir, make the corpus and the
-  feature store, write outputs) is a `on_primary` step, and what every
+  feature store, write outputs) is an `on_primary` step, and what every
   process must agree on (config, feature store) is an `on_all` step: both
   tell every process how the step went on every other, so a failure or a
   disagreement ends every process with the same one-line error instead of

@@ -10,6 +10,9 @@ compatible NumPy scalars or arrays.
 - :func:`statistical_parity_difference`: ΔSP_spk / ΔSP_rat (paper §2.2.3,
   Yang & Stoyanovich 2017), equal to
   ``fairlearn.metrics.demographic_parity_difference``.
+- :func:`equalized_odds_difference`, :func:`equal_opportunity_difference`:
+  the other group-fairness views reported beside ΔSP (not in the paper),
+  equal to fairlearn's functions of the same names.
 - :func:`parity_product`, :func:`parity_gap`: the two extra rows of
   Table 3, ΔSP_spk × ΔSP_rat and |ΔSP_spk − ΔSP_rat|.
 - :func:`mean_sd`, :func:`bootstrap_ci`: summaries over seeds ("mean ± SD
@@ -25,6 +28,8 @@ import numpy as np
 
 __all__ = [
     "bootstrap_ci",
+    "equal_opportunity_difference",
+    "equalized_odds_difference",
     "mean_sd",
     "parity_gap",
     "parity_product",
@@ -148,8 +153,16 @@ def statistical_parity_difference(y_pred: Any, groups: Any) -> float:
     """
     func = "statistical_parity_difference"
     y = _as_binary(y_pred, "y_pred", func)
+    names, index = _group_index(groups, func)
+    _check_same_length(func, y_pred=y, groups=index)
+    every = np.ones(y.shape[0], bool)
+    rates = _rate_by_group(y, index, every, names.shape[0])
+    return float(rates.max() - rates.min())
+
+
+def _group_index(groups: Any, func: str) -> tuple[np.ndarray, np.ndarray]:
+    """(sorted distinct groups [k], index of each sample's group [N])."""
     g = _as_1d(groups, "groups", func)
-    _check_same_length(func, y_pred=y, groups=g)
     _check_groups(g, func)
     try:
         names, index = np.unique(g, return_inverse=True)
@@ -163,12 +176,78 @@ def statistical_parity_difference(y_pred: Any, groups: Any) -> float:
         raise ValueError(
             f"{_WHERE}: {func}: groups must contain at least two distinct "
             f"values to compare; got only {names.tolist()}. Check that the "
-            "evaluation set covers both genders."
+            "evaluation set covers every group."
         )
-    counts = np.bincount(index, minlength=names.shape[0])
-    positives = np.bincount(index, weights=y, minlength=names.shape[0])
-    rates = positives / counts
-    return float(rates.max() - rates.min())
+    return names, index.reshape(-1)
+
+
+def _rate_by_group(
+    y_pred: np.ndarray, index: np.ndarray, where: np.ndarray, k: int
+) -> np.ndarray:
+    """P(ŷ = 1 | group, `where`) per group [k]; 0 for a group with no
+    sample in `where` (fairlearn's convention: sklearn's normalised
+    confusion matrix turns 0/0 into 0)."""
+    count = np.bincount(index[where], minlength=k)
+    hits = np.bincount(index[where], weights=y_pred[where], minlength=k)
+    return np.divide(hits, count, out=np.zeros(k), where=count > 0)
+
+
+def _odds(y_true: Any, y_pred: Any, groups: Any, func: str):
+    t = _as_binary(y_true, "y_true", func)
+    y = _as_binary(y_pred, "y_pred", func)
+    names, index = _group_index(groups, func)
+    _check_same_length(func, y_true=t, y_pred=y, groups=index)
+    k = names.shape[0]
+    tpr = _rate_by_group(y, index, t == 1, k)
+    fpr = _rate_by_group(y, index, t == 0, k)
+    return tpr, fpr
+
+
+def equal_opportunity_difference(
+    y_true: Any, y_pred: Any, groups: Any
+) -> float:
+    """Equal-opportunity difference ΔEOpp (ideal 0): the largest gap in
+    true-positive rate between two groups.
+
+    .. math::
+
+        \\Delta EOpp = \\max_a P(\\hat y = 1 \\mid y = 1, A = a)
+            - \\min_a P(\\hat y = 1 \\mid y = 1, A = a)
+
+    Equals ``fairlearn.metrics.true_positive_rate_difference`` (between
+    groups); a group without positive samples has rate 0, as there.
+
+    Args:
+      y_true: ``[N]`` binary targets.
+      y_pred: ``[N]`` binary predictions.
+      groups: ``[N]`` group label per sample, two or more distinct values.
+
+    Returns:
+      ΔEOpp in ``[0, 1]``.
+    """
+    tpr, _ = _odds(y_true, y_pred, groups, "equal_opportunity_difference")
+    return float(tpr.max() - tpr.min())
+
+
+def equalized_odds_difference(y_true: Any, y_pred: Any, groups: Any) -> float:
+    """Equalized-odds difference ΔEOd (ideal 0): the larger of the
+    between-group gaps in true-positive and in false-positive rate.
+
+    Equals ``fairlearn.metrics.equalized_odds_difference`` (its defaults:
+    ``method="between_groups"``, ``agg="worst_case"``); a group without
+    positive (negative) samples has true- (false-) positive rate 0, as
+    there.
+
+    Args:
+      y_true: ``[N]`` binary targets.
+      y_pred: ``[N]`` binary predictions.
+      groups: ``[N]`` group label per sample, two or more distinct values.
+
+    Returns:
+      ΔEOd in ``[0, 1]``.
+    """
+    tpr, fpr = _odds(y_true, y_pred, groups, "equalized_odds_difference")
+    return float(max(tpr.max() - tpr.min(), fpr.max() - fpr.min()))
 
 
 def weighted_f1(y_true: Any, y_pred: Any) -> float:

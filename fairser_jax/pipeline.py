@@ -41,6 +41,7 @@ import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
+import fairser_jax
 from fairser_jax import constants, distributed, report
 from fairser_jax import results as results_lib
 from fairser_jax import workdir as workdir_lib
@@ -410,18 +411,12 @@ def agree_on_config(cfg: ml_collections.ConfigDict) -> None:
         lambda: None,
         lambda _: {
             "config sha256": digest[:16],
-            "fairser_jax": _version(),
+            "fairser_jax": fairser_jax.__version__,
             "jax": jax.__version__,
             "flax": flax.__version__,
             "optax": optax.__version__,
         },
     )
-
-
-def _version() -> str:
-    from fairser_jax import __version__
-
-    return __version__
 
 
 def _study_fingerprint(loaded) -> dict[str, str]:
@@ -479,11 +474,13 @@ def _train_claimed(
             variant, cfg, workdir, data, info, trained, resume, progress, mesh
         )
     digest = workdir_lib.config_digest(cfg_json)
-    distributed.on_primary(
+    results = distributed.on_primary(
         "write results.json",
         lambda: assemble(workdir, order, study, digest),
     )
-    return json.loads((workdir / "results.json").read_text(encoding="utf-8"))
+    if results is None:  # another process: read what process 0 wrote
+        results = json.loads((workdir / "results.json").read_text("utf-8"))
+    return results
 
 
 def _train_one(

@@ -12,6 +12,14 @@ the predictions pooled over the five leave-one-session-out folds):
 - ΔSP_spk = |P(ŷ=1 | speaker M) − P(ŷ=1 | speaker F)| over all rows (S1).
 - ΔSP_rat: the same with the rater-gender group, over the rows whose
   ``rater_gender`` is not empty (S2).
+
+Beside the paper's ΔSP, two more group-fairness views on each side (same
+rows, same groups; fairlearn's definitions, between groups, worst case):
+
+- ΔEOd (``eod_spk``, ``eod_rat``): equalized-odds difference, the larger
+  of the true-positive-rate and false-positive-rate gaps between groups.
+- ΔEOpp (``eopp_spk``, ``eopp_rat``): equal-opportunity difference, the
+  true-positive-rate gap between groups.
 """
 
 from __future__ import annotations
@@ -43,7 +51,17 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 )
 """Exact header of ``predictions.csv``."""
 
-METRIC_KEYS: tuple[str, ...] = ("f1", "dsp_spk", "dsp_rat")
+METRIC_KEYS: tuple[str, ...] = (
+    "f1",
+    "dsp_spk",
+    "dsp_rat",
+    "eod_spk",
+    "eod_rat",
+    "eopp_spk",
+    "eopp_rat",
+)
+"""Per-run metrics of ``results.json`` (the ``_rat`` ones None without S2
+rows)."""
 
 RunKey = tuple[str, str, int, float | None]
 """(variant, emotion, seed, alpha) — identifies one run."""
@@ -206,44 +224,54 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
     ]
 
 
+def _side(
+    y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray
+) -> dict[str, float]:
+    """ΔSP, ΔEOd and ΔEOpp of one side's rows and groups."""
+    return {
+        "dsp": metrics.statistical_parity_difference(y_pred, groups),
+        "eod": metrics.equalized_odds_difference(y_true, y_pred, groups),
+        "eopp": metrics.equal_opportunity_difference(y_true, y_pred, groups),
+    }
+
+
 def run_metrics(run: RunPredictions) -> dict[str, Any]:
-    """F1, ΔSP_spk and ΔSP_rat of one run (paper §2.2.3).
+    """F1 and the fairness views of both sides of one run (paper §2.2.3).
 
     Args:
       run: pooled out-of-fold predictions, N rows.
 
     Returns:
       A ``results.json``-style dict: variant, emotion, seed, alpha, f1,
-      dsp_spk, dsp_rat (None when the run has no S2 row).
+      dsp_spk, dsp_rat, eod_spk, eod_rat, eopp_spk, eopp_rat (the ``_rat``
+      ones None when the run has no S2 row).
     """
     variant, emotion, seed, alpha = run.key
     in_s2 = run.rater_gender >= 0
     try:
         f1 = metrics.weighted_f1(run.y_true, run.y_pred)
-        dsp_spk = metrics.statistical_parity_difference(
-            run.y_pred, run.speaker_gender
-        )
-        dsp_rat = (
-            metrics.statistical_parity_difference(
-                run.y_pred[in_s2], run.rater_gender[in_s2]
-            )
+        spk = _side(run.y_true, run.y_pred, run.speaker_gender)
+        rat = (
+            _side(run.y_true[in_s2], run.y_pred[in_s2], run.rater_gender[in_s2])
             if in_s2.any()
-            else None
+            else dict.fromkeys(spk)
         )
     except ValueError as e:
         raise ValueError(
             f"predictions.csv, run {format_key(run.key)} (starting at line "
             f"{run.first_line}): {e}"
         ) from e
-    return {
+    out = {
         "variant": variant,
         "emotion": emotion,
         "seed": seed,
         "alpha": alpha,
         "f1": float(f1),
-        "dsp_spk": float(dsp_spk),
-        "dsp_rat": None if dsp_rat is None else float(dsp_rat),
     }
+    for view in ("dsp", "eod", "eopp"):
+        out[f"{view}_spk"] = float(spk[view])
+        out[f"{view}_rat"] = None if rat[view] is None else float(rat[view])
+    return out
 
 
 def runs_from_predictions(csv_path: str | pathlib.Path) -> list[dict]:
@@ -255,7 +283,8 @@ def runs_from_predictions(csv_path: str | pathlib.Path) -> list[dict]:
     Returns:
       One dict per (variant, emotion, seed, alpha) with keys variant,
       emotion, seed, alpha (None unless fixed α), f1 (weighted, over S1),
-      dsp_spk (over S1) and dsp_rat (over the S2 rows; None if there are
-      none), in order of first appearance in the file.
+      dsp_spk, eod_spk, eopp_spk (over S1) and dsp_rat, eod_rat, eopp_rat
+      (over the S2 rows; None if there are none), in order of first
+      appearance in the file.
     """
     return [run_metrics(run) for run in read_predictions(csv_path)]

@@ -13,7 +13,11 @@ import time
 import numpy as np
 import pytest
 from conftest import launch_processes, wait_all
-from fairlearn.metrics import demographic_parity_difference
+from fairlearn.metrics import (
+    demographic_parity_difference,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+)
 from sklearn.metrics import f1_score
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
@@ -170,6 +174,17 @@ def test_results_recompute_with_sklearn_and_fairlearn(workdir):
             ),
             abs=1e-12,
         )
+        for name, fn in (
+            ("eod", equalized_odds_difference),
+            ("eopp", equal_opportunity_difference),
+        ):
+            assert run[f"{name}_spk"] == pytest.approx(
+                fn(y_true, y_pred, sensitive_features=spk), abs=1e-12
+            )
+            assert run[f"{name}_rat"] == pytest.approx(
+                fn(y_true[s2], y_pred[s2], sensitive_features=rat[s2]),
+                abs=1e-12,
+            )
 
 
 def test_report_recompute_cli_agrees(workdir):

@@ -4,7 +4,11 @@ import warnings
 
 import numpy as np
 import pytest
-from fairlearn.metrics import demographic_parity_difference
+from fairlearn.metrics import (
+    demographic_parity_difference,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+)
 from sklearn.metrics import f1_score
 
 from fairser_jax import metrics
@@ -60,6 +64,61 @@ def test_spd_edge_cases_match_fairlearn(y_pred, groups):
     )
     got = metrics.statistical_parity_difference(y_pred, groups)
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-12)
+
+
+# --------------------------------------------------------------------------
+# equalized odds / equal opportunity vs fairlearn
+
+
+_VIEWS = (
+    (metrics.equalized_odds_difference, equalized_odds_difference),
+    (metrics.equal_opportunity_difference, equal_opportunity_difference),
+)
+
+
+@pytest.mark.parametrize("case", range(40))
+def test_odds_views_match_fairlearn_random(case):
+    """k = 2..4 groups, int or string labels, any base rates, small groups
+    (some without positives or without negatives: fairlearn's rate 0)."""
+    rng = np.random.default_rng(100 + case)
+    n = int(rng.integers(2, 120))
+    groups = rng.integers(0, int(rng.integers(2, 5)), size=n)
+    groups[0], groups[1] = 0, 1
+    if case % 2:
+        groups = np.array(["F", "M", "X", "Y"])[groups]
+    y_true = _random_binary(rng, n, rng.random())
+    y_pred = _random_binary(rng, n, rng.random())
+    for ours, theirs in _VIEWS:
+        got = ours(y_true, y_pred, groups)
+        assert isinstance(got, float)
+        want = theirs(y_true, y_pred, sensitive_features=groups)
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_odds_views_by_hand():
+    """Two groups: TPR M = 1/2, F = 1; FPR M = 1/2, F = 0."""
+    y_true = [1, 1, 0, 0, 1, 0]
+    y_pred = [1, 0, 1, 0, 1, 0]
+    groups = ["M", "M", "M", "M", "F", "F"]
+    assert metrics.equal_opportunity_difference(y_true, y_pred, groups) == 0.5
+    assert metrics.equalized_odds_difference(y_true, y_pred, groups) == 0.5
+    y_pred = [1, 0, 1, 1, 1, 0]  # FPR M = 1 now
+    assert metrics.equalized_odds_difference(y_true, y_pred, groups) == 1.0
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (([1, 0], [1, 0.5], ["M", "F"]), "y_pred must be binary"),
+        (([1, 2], [1, 0], ["M", "F"]), "y_true must be binary"),
+        (([1, 0], [1, 0], ["M", "M"]), "at least two distinct"),
+        (([1, 0, 1], [1, 0], ["M", "F", "F"]), "the same length"),
+    ],
+)
+def test_odds_views_reject_bad_inputs(args, message):
+    for ours, _ in _VIEWS:
+        with pytest.raises(ValueError, match=message):
+            ours(*args)
 
 
 def test_spd_two_groups_is_absolute_rate_difference():

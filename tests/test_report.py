@@ -18,7 +18,11 @@ import sys
 
 import numpy as np
 import pytest
-from fairlearn.metrics import demographic_parity_difference
+from fairlearn.metrics import (
+    demographic_parity_difference,
+    equal_opportunity_difference,
+    equalized_odds_difference,
+)
 from PIL import Image
 from sklearn.metrics import f1_score
 
@@ -64,9 +68,20 @@ def _utterances(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def _reference_run(y_true, y_pred, spk, rat) -> dict[str, float]:
-    """F1 / ΔSP by sklearn and fairlearn, independent of fairser_jax."""
+    """F1 / ΔSP / ΔEOd / ΔEOpp by sklearn and fairlearn, independent of
+    fairser_jax."""
     s2 = rat != ""
+    views = {}
+    for name, fn in (
+        ("eod", equalized_odds_difference),
+        ("eopp", equal_opportunity_difference),
+    ):
+        views[f"{name}_spk"] = float(fn(y_true, y_pred, sensitive_features=spk))
+        views[f"{name}_rat"] = float(
+            fn(y_true[s2], y_pred[s2], sensitive_features=rat[s2])
+        )
     return {
+        **views,
         "f1": float(f1_score(y_true, y_pred, average="weighted")),
         "dsp_spk": float(
             demographic_parity_difference(
@@ -381,8 +396,10 @@ def test_table2_blocks_numbers_and_markers(workdir):
     results = json.loads((workdir / "results.json").read_text())
     md = (workdir / "report.md").read_text()
     blocks = section_tables(md, "Table 2")
-    assert len(blocks) == len(METRICS)
-    for block, (metric, head, tol) in zip(blocks, METRICS, strict=True):
+    # The paper's three metrics, then ΔEOd / ΔEOpp of each side (tested in
+    # test_other_fairness_views_are_extra_table_blocks).
+    assert len(blocks) == len(METRICS) + 4
+    for block, (metric, head, tol) in zip(blocks[:3], METRICS, strict=True):
         assert f"### {head}" in md
         assert block[0] == ["Model"] + [e.capitalize() for e in EMOS]
         rows = {r["Model"]: r for r in as_dicts(block)}
@@ -875,7 +892,7 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(
         [
             f"{n}.{x}"
-            for n in ("table1", "table2_f1", "table2_dsp_spk", "table2_dsp_rat")
+            for n in ("table1", *(f"table2_{m}" for m in tables.METRIC_HEADERS))
             for x in ("csv", "tex")
         ]
         + ["notes.txt"]
@@ -930,3 +947,53 @@ def test_missing_results_json(tmp_path):
     assert "no results.json" in proc.stderr
     assert "python -m fairser_jax.train" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_other_fairness_views_are_extra_table_blocks(workdir):
+    """ΔEOd and ΔEOpp of each side: a Table 2 block each (ours only, the
+    paper has none) and rows of Table 3, with the numpy mean / SD over
+    seeds of results.json, whose values come from fairlearn."""
+    results = json.loads((workdir / "results.json").read_text())
+    folder = workdir / "tables"
+    md = (workdir / "report.md").read_text()
+    for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
+        assert f"### {tables.TABLE2_BLOCK_TITLES[metric]}" in md
+        rows = {
+            r["Model"]: r for r in read_csv(folder / f"table2_{metric}.csv")
+        }
+        assert sorted(rows) == sorted(name for _, name in MODELS)
+        for variant, name in MODELS:
+            for e in EMOS:
+                col = e.capitalize()
+                got = (
+                    float(rows[name][f"{col} mean"]),
+                    float(rows[name][f"{col} sd"]),
+                )
+                ref = _np_cell(results, variant, e, metric)
+                assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    t3 = {(r["Metric"], r["Model"]): r for r in read_csv(folder / "table3.csv")}
+    for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
+        label = tables.METRIC_HEADERS[metric]
+        for variant, name in (("basic", "Basic"), ("proposed", "Proposed")):
+            for e in EMOS:
+                got = float(t3[(label, name)][f"{e.capitalize()} mean"])
+                ref = _np_cell(results, variant, e, metric)[0]
+                assert got == pytest.approx(ref, rel=1e-12)
+    # Intra/inter marks follow the side, as for ΔSP.
+    assert tables.fairness_view("fair_spk", "eod_spk") == "intra"
+    assert tables.fairness_view("fair_spk", "eopp_rat") == "inter"
+    assert tables.fairness_view("dnn", "eod_spk") is None
+
+
+def test_results_of_an_older_release_get_no_empty_blocks(tmp_path):
+    """A results.json without ΔEOd / ΔEOpp (older release): the report
+    shows the paper's metrics only, no columns of dashes."""
+    results = make_workdir(tmp_path, two_sided=True)
+    for run in results["runs"]:
+        for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
+            del run[metric]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    md = tables.write_report(tmp_path, figures=False).read_text()
+    assert "ΔEOd" not in md and "ΔEOpp" not in md
+    assert not (tmp_path / "tables" / "table2_eod_spk.csv").exists()
+    assert "ΔSP_rat" in md

@@ -146,24 +146,52 @@ PAPER_TABLE3: dict[str, dict[str, dict[str, Any]]] = {
 TABLE2_VARIANTS: tuple[str, ...] = variants_lib.in_table(2)
 TABLE3_VARIANTS: tuple[str, ...] = variants_lib.in_table(3)
 
-_SIDE_METRIC = {"spk": "dsp_spk", "rat": "dsp_rat"}
+_SIDES = ("spk", "rat")
 
 
 def fairness_view(variant: str, metric: str) -> str | None:
     """Cross-reference scheme of paper §2.2.3 for a one-sided model.
 
     Returns:
-      "intra" when `metric` judges `variant` from the side it is trained to
-      be fair on (`Variant.intra_fair`), "inter" from the other side, None
-      for F1, unconstrained and two-sided models.
+      "intra" when `metric` (a fairness view of one side: ``dsp_spk``,
+      ``eod_rat``, ...) judges `variant` from the side it is trained to be
+      fair on (`Variant.intra_fair`), "inter" from the other side, None for
+      F1, unconstrained and two-sided models.
     """
     side = variants_lib.REGISTRY[variant].intra_fair
-    if side not in _SIDE_METRIC or metric not in _SIDE_METRIC.values():
+    metric_side = metric.rpartition("_")[2]
+    if side not in _SIDES or metric == "f1" or metric_side not in _SIDES:
         return None
-    return "intra" if _SIDE_METRIC[side] == metric else "inter"
+    return "intra" if metric_side == side else "inter"
 
 
-METRIC_HEADERS = {"f1": "F1 (%)", "dsp_spk": "ΔSP_spk", "dsp_rat": "ΔSP_rat"}
+METRIC_HEADERS = {
+    "f1": "F1 (%)",
+    "dsp_spk": "ΔSP_spk",
+    "dsp_rat": "ΔSP_rat",
+    "eod_spk": "ΔEOd_spk",
+    "eod_rat": "ΔEOd_rat",
+    "eopp_spk": "ΔEOpp_spk",
+    "eopp_rat": "ΔEOpp_rat",
+}
+"""Per-run metrics shown in the tables: the paper's (F1, ΔSP), then the
+equalized-odds and equal-opportunity differences (not in the paper)."""
+
+PAPER_METRICS = ("f1", "dsp_spk", "dsp_rat")
+"""The metrics the paper publishes (Tables 2 and 3)."""
+
+
+def reported_metrics(runs: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
+    """`METRIC_HEADERS` keys to show: the paper's always, the others when
+    some run carries them (a `results.json` of an older release has
+    none)."""
+    return tuple(
+        m
+        for m in METRIC_HEADERS
+        if m in PAPER_METRICS or any(r.get(m) is not None for r in runs)
+    )
+
+
 MISSING = "—"
 
 
@@ -595,10 +623,21 @@ TABLE2_LEGEND = (
     "lower is fairer (ideal 0)."
 )
 
+OTHER_VIEWS_NOTE = (
+    "The paper reports F1 and ΔSP only; ΔEOd is fairlearn's "
+    "equalized-odds difference (the larger of the true- and "
+    "false-positive-rate gaps between groups), ΔEOpp its equal-opportunity "
+    "difference (the true-positive-rate gap). "
+)
+
 TABLE2_BLOCK_TITLES: dict[str, str] = {
     "f1": "F1 (%)",
     "dsp_spk": "ΔSP_spk (S1, by speaker gender)",
     "dsp_rat": "ΔSP_rat (S2, by rater-gender group)",
+    "eod_spk": "ΔEOd_spk (S1, equalized odds by speaker gender)",
+    "eod_rat": "ΔEOd_rat (S2, equalized odds by rater-gender group)",
+    "eopp_spk": "ΔEOpp_spk (S1, equal opportunity by speaker gender)",
+    "eopp_rat": "ΔEOpp_rat (S2, equal opportunity by rater-gender group)",
 }
 """Table 2 is shown as one block per metric: rows = models (ours, then the
 paper's), columns = emotions."""
@@ -612,7 +651,9 @@ def paper_table2_rows(
     Rows are labelled ``"<model> (paper)"`` and carry the same intra/inter
     marks as ours; F1 in % with 2 decimals, ΔSP with 3 (as printed).
     """
-    k = list(METRIC_HEADERS).index(metric)
+    if metric not in PAPER_METRICS:
+        return []
+    k = PAPER_METRICS.index(metric)
     return [
         (Cell(f"{variants_lib.display_name(v)} (paper)"),)
         + tuple(
@@ -637,7 +678,8 @@ def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
 
     Args:
       runs: ``results.json["runs"]``.
-      metric: ``"f1"`` (in %), ``"dsp_spk"`` or ``"dsp_rat"``.
+      metric: a key of `METRIC_HEADERS` (``"f1"`` in %); the paper's rows
+        are added for the metrics it publishes (`PAPER_METRICS`).
 
     Returns:
       Table ``table2_<metric>``, or None when none of the three variants
@@ -655,15 +697,17 @@ def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
         for v in variants
     ]
     header = ("Model",) + tuple(e.capitalize() for e in emotions)
+    paper = paper_table2_rows(variants, emotions, metric)
     return Table(
         name=f"table2_{metric}",
         title=f"Table 2, {TABLE2_BLOCK_TITLES[metric]}: one-sided models, "
-        "mean ± SD over seeds (ours), then the paper's values",
+        "mean ± SD over seeds (ours)"
+        + (", then the paper's values" if paper else "; not in the paper"),
         header=header,
-        rows=tuple(ours + paper_table2_rows(variants, emotions, metric)),
+        rows=tuple(ours + paper),
         paired=(False,) + (True,) * len(emotions),
         align=("l",) + ("r",) * len(emotions),
-        breaks=(len(ours),),
+        breaks=(len(ours),) if paper else (),
     )
 
 
@@ -674,6 +718,10 @@ TABLE3_ROWS: tuple[tuple[str, str], ...] = (
     ("f1", "F1 (%)"),
     ("dsp_spk", "ΔSP_spk"),
     ("dsp_rat", "ΔSP_rat"),
+    ("eod_spk", "ΔEOd_spk"),
+    ("eod_rat", "ΔEOd_rat"),
+    ("eopp_spk", "ΔEOpp_spk"),
+    ("eopp_rat", "ΔEOpp_rat"),
     ("product", "ΔSP_spk × ΔSP_rat"),
     ("gap", "|ΔSP_spk − ΔSP_rat|"),
     ("seed_product", "ΔSP_spk × ΔSP_rat per seed"),
@@ -728,10 +776,12 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     variants, emotions = _present(runs, TABLE3_VARIANTS)
     if not variants:
         return None
+    shown = reported_metrics(runs)
     rows = [
         (Cell(label), Cell(variants_lib.display_name(v)))
         + tuple(_table3_value(runs, v, e, key) for e in emotions)
         for key, label in TABLE3_ROWS
+        if key in shown or key not in METRIC_HEADERS
         for v in variants
     ]
     return _table3_layout(
@@ -950,13 +1000,14 @@ def _existing_figures(
 def report_tables(results: Mapping[str, Any]) -> dict[str, Table]:
     """Every table of ``report.md``, by name, in report order.
 
-    Names: ``table1``; ``table2_f1``, ``table2_dsp_spk``,
-    ``table2_dsp_rat``; ``table3``, ``table3_paper``; ``fixed_alpha`` —
-    those whose inputs exist.
+    Names: ``table1``; ``table2_<metric>`` for each of
+    `reported_metrics` (``f1``, ``dsp_spk``, ``dsp_rat``, ``eod_spk``,
+    ...); ``table3``, ``table3_paper``; ``fixed_alpha`` — those whose
+    inputs exist.
     """
     runs = list(results.get("runs", []))
     built = [table1(results.get("study_sets", {}))]
-    built += [table2(runs, m) for m in METRIC_HEADERS]
+    built += [table2(runs, m) for m in reported_metrics(runs)]
     built += [table3(runs), paper_table3(runs), fixed_alpha_table(runs)]
     return {t.name: t for t in built if t is not None}
 
@@ -998,27 +1049,28 @@ def render_report(
             "## Table 1: emotion distribution of the study sets",
             _table_block(tabs["table1"]),
         ]
-    blocks = [
-        tabs[f"table2_{m}"] for m in METRIC_HEADERS if f"table2_{m}" in tabs
-    ]
+    blocks = {
+        m: tabs[f"table2_{m}"] for m in METRIC_HEADERS if f"table2_{m}" in tabs
+    }
     if blocks:
         variants, _ = _present(runs, TABLE2_VARIANTS)
         parts += [
             "## Table 2: one-sided models, recognition and fairness",
             "One block per metric: our models (mean ± SD over seeds), then "
             "the paper's Table 2 values of the same cells. "
+            + (OTHER_VIEWS_NOTE if len(blocks) > len(PAPER_METRICS) else "")
             + TABLE2_LEGEND
             + " "
             + _seed_note(runs, variants),
         ]
-        for metric, block in zip(METRIC_HEADERS, blocks, strict=True):
+        for metric, block in blocks.items():
             parts += [f"### {TABLE2_BLOCK_TITLES[metric]}", _table_block(block)]
     if "table3" in tabs:
         variants, _ = _present(runs, TABLE3_VARIANTS)
         parts += [
             "## Table 3: two-sided models, Basic vs Proposed",
             _table_block(tabs["table3"]),
-            "F1 and ΔSP are mean ± SD over seeds; the product and the "
+            "Metrics are mean ± SD over seeds; the product and the "
             "absolute difference are of the two mean parities. "
             + _seed_note(runs, variants),
             "Paper (Table 3, ten models per cell):",
