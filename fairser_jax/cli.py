@@ -120,14 +120,14 @@ class RunFlags:
     overwrite: flags.FlagHolder
     config_help: flags.FlagHolder
     example: str
-    distributed: flags.FlagHolder | None = None
-    coordinator_address: flags.FlagHolder | None = None
-    num_processes: flags.FlagHolder | None = None
-    process_id: flags.FlagHolder | None = None
-    local_device_ids: flags.FlagHolder | None = None
-    distributed_timeout: flags.FlagHolder | None = None
+    distributed: flags.FlagHolder
+    coordinator_address: flags.FlagHolder
+    num_processes: flags.FlagHolder
+    process_id: flags.FlagHolder
+    local_device_ids: flags.FlagHolder
+    distributed_timeout: flags.FlagHolder
 
-    def launch(self):
+    def launch(self) -> Any:
         """The `distributed.Launch` these flags describe."""
         from fairser_jax import distributed
 
