@@ -25,16 +25,13 @@ JSON line.
 
 from __future__ import annotations
 
-import dataclasses
 import json
-import math
 import os
 import pathlib
 import socket
 import subprocess
 import sys
 
-import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent))
@@ -52,12 +49,8 @@ _STEPS_PER_EPOCH = 185  # ceil(5890 / 32): IEMOCAP S1's largest training fold
 
 def _worker(role: str, num_runs: int, steps: int, repeats: int) -> None:
     import jax
-    import jax.numpy as jnp
 
-    from fairser_jax import config as config_lib
-    from fairser_jax import constants, distributed, models
-    from fairser_jax.train import runner
-    from fairser_jax.train import runs as runs_lib
+    from fairser_jax import distributed
 
     if role != "single":
         count, index, port = (int(v) for v in role.split(","))
@@ -69,32 +62,7 @@ def _worker(role: str, num_runs: int, steps: int, repeats: int) -> None:
                 timeout_s=120,
             )
         )
-    cfg = config_lib.get_default_config()
-    cfg.train.epochs = repeats + 1
-    table = tt.synthetic_s1(tt._NUM_UTTERANCES.value)
-    data, info = tt._jax_dataset(table)
-    seeds = range(math.ceil(num_runs / 25))
-    specs = runs_lib.make_runs("fair_spk", constants.EMOTIONS, range(5), seeds)
-    stack = dataclasses.replace(
-        runner.plan("fair_spk", specs[:num_runs], info.fold, cfg),
-        steps_per_epoch=steps,
-    )
-    data = distributed.put(data, stack.replicated)
-    model = models.model_from_config(cfg.model)
-    tx = runner.make_optimizer(cfg)
-    state, _ = runner.init_or_restore(stack, cfg, model, tx, tt._FEATURE_DIM)
-    inputs = runner.run_inputs(stack, None)
-    epoch_fn = runner.make_epoch_fn(
-        model, tx, stack.variant.objective, cfg, steps, stack.sharded
-    )
-
-    def call(epoch: int) -> np.ndarray:
-        nonlocal state
-        state, terms = epoch_fn(
-            state, inputs, data, jnp.asarray(epoch, jnp.int32)
-        )
-        return stack.get(terms["loss"])  # as runner.fit, every epoch
-
+    call, _ = tt.trainer_epochs("fair_spk", num_runs, steps, repeats)
     timing = tt._time_epochs(call, repeats, num_runs, steps)
     if distributed.is_primary():
         tt._emit(

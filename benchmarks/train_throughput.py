@@ -64,6 +64,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 
+import ml_collections
 import numpy as np
 from absl import app, flags
 
@@ -348,12 +349,22 @@ def _time_epochs(
     )
 
 
-def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
-    import jax
+def trainer_epochs(
+    variant: str, num_runs: int, steps: int, repeats: int
+) -> tuple[Callable[[int], np.ndarray], ml_collections.ConfigDict]:
+    """The real trainer's epoch over `num_runs` stacked runs of `variant`.
+
+    As `runner.train_variant` does it (the data and the runs placed on the
+    runs mesh of every device of the run, the step losses gathered every
+    epoch as `runner.fit` does), with the benchmark's own steps per epoch.
+
+    Returns:
+      (`call(epoch) -> step losses [R, steps]`, the config).
+    """
     import jax.numpy as jnp
 
     from fairser_jax import config as config_lib
-    from fairser_jax import constants, models
+    from fairser_jax import constants, distributed, models
     from fairser_jax.train import runner
     from fairser_jax.train import runs as runs_lib
 
@@ -361,13 +372,12 @@ def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
     cfg.train.epochs = repeats + 1
     data, info = _jax_dataset(synthetic_s1(_NUM_UTTERANCES.value))
     seeds = range(math.ceil(num_runs / 25))
-    variant = "dnn" if impl == _FLOOR else "fair_spk"
     specs = runs_lib.make_runs(variant, constants.EMOTIONS, range(5), seeds)
-    # As runner.train_variant, with the benchmark's own steps per epoch.
     stack = dataclasses.replace(
         runner.plan(variant, specs[:num_runs], info.fold, cfg),
         steps_per_epoch=steps,
     )
+    data = distributed.put(data, stack.replicated)
     model = models.model_from_config(cfg.model)
     tx = runner.make_optimizer(cfg)
     state, _ = runner.init_or_restore(stack, cfg, model, tx, _FEATURE_DIM)
@@ -381,8 +391,16 @@ def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
         state, terms = epoch_fn(
             state, device_runs, data, jnp.asarray(epoch, jnp.int32)
         )
-        return np.asarray(terms["loss"])
+        return stack.get(terms["loss"])
 
+    return call, cfg
+
+
+def _jax_worker(num_runs: int, steps: int, repeats: int, impl: str) -> None:
+    import jax
+
+    variant = "dnn" if impl == _FLOOR else "fair_spk"
+    call, cfg = trainer_epochs(variant, num_runs, steps, repeats)
     with _patched(impl):  # traced (once) in the first call
         timing = _time_epochs(call, repeats, num_runs, steps)
     _emit(

@@ -547,24 +547,32 @@ def test_report_links_every_table_file(workdir):
     assert not list((workdir / "tables").glob("*.tmp"))
 
 
+def _table2_csv(folder, results, metric) -> dict[str, dict[str, str]]:
+    """The rows of tables/table2_<metric>.csv by model, after checking
+    that our models' cells are the numpy mean / SD of results.json."""
+    rows = {r["Model"]: r for r in read_csv(folder / f"table2_{metric}.csv")}
+    for variant, name in MODELS:
+        for e in EMOS:
+            col = e.capitalize()
+            got = (
+                float(rows[name][f"{col} mean"]),
+                float(rows[name][f"{col} sd"]),
+            )
+            ref = _np_cell(results, variant, e, metric)
+            assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
+    return rows
+
+
 def test_csv_tables_equal_numpy_over_seeds(workdir):
     """Unrounded CSV numbers = numpy mean / SD (ddof=1) of results.json."""
     results = json.loads((workdir / "results.json").read_text())
     folder = workdir / "tables"
     for metric, _, _ in METRICS:
-        rows = {
-            r["Model"]: r for r in read_csv(folder / f"table2_{metric}.csv")
-        }
+        rows = _table2_csv(folder, results, metric)
         k = list(tables.METRIC_HEADERS).index(metric)
         for variant, name in MODELS:
             for e in EMOS:
                 col = e.capitalize()
-                got = (
-                    float(rows[name][f"{col} mean"]),
-                    float(rows[name][f"{col} sd"]),
-                )
-                ref = _np_cell(results, variant, e, metric)
-                assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
                 paper = rows[f"{name} (paper)"]
                 assert (
                     float(paper[f"{col} mean"])
@@ -958,19 +966,8 @@ def test_other_fairness_views_are_extra_table_blocks(workdir):
     md = (workdir / "report.md").read_text()
     for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
         assert f"### {tables.TABLE2_BLOCK_TITLES[metric]}" in md
-        rows = {
-            r["Model"]: r for r in read_csv(folder / f"table2_{metric}.csv")
-        }
+        rows = _table2_csv(folder, results, metric)
         assert sorted(rows) == sorted(name for _, name in MODELS)
-        for variant, name in MODELS:
-            for e in EMOS:
-                col = e.capitalize()
-                got = (
-                    float(rows[name][f"{col} mean"]),
-                    float(rows[name][f"{col} sd"]),
-                )
-                ref = _np_cell(results, variant, e, metric)
-                assert got == pytest.approx(ref, rel=1e-12, abs=1e-15)
     t3 = {(r["Metric"], r["Model"]): r for r in read_csv(folder / "table3.csv")}
     for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
         label = tables.METRIC_HEADERS[metric]
