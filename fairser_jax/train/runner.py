@@ -12,7 +12,9 @@ of all of them, each process placing only its own shards.
 
 Randomness of a run is a pure function of its own key (`runs.run_key`), the
 epoch and the step, so a run's result does not depend on which other runs
-share the stack, nor on the number of devices.
+share the stack, nor on the number of devices or processes, up to float32
+rounding: XLA vectorises over the runs stacked on a device, so the last bit
+of a run's values can change with the number of runs per device.
 
 The spine, as in flax's examples: `plan` (runs → padded, sharded stack),
 `init_or_restore` (random, from another variant's trained parameters, or
