@@ -172,3 +172,44 @@ def test_a_workdir_that_is_not_shared_is_refused(tmp_path):
     assert "process 1 failed to see the shared workdir" in p0
     # Nothing of a run was written: the claim is all that happened.
     assert sorted(p.name for p in (tmp_path / "w0").iterdir()) == [".lock"]
+
+
+def test_a_slurm_launch_joins_without_flags(tmp_path):
+    """srun's environment alone (2 tasks) makes one run of 2 processes, as
+    JAX's own detection reads it; a step every process fails (reading a
+    corpus that is not there) ends both, each with its one line."""
+    port = free_port()
+    procs = []
+    for i in range(2):
+        env = dict(os.environ, JAX_PLATFORMS="cpu")
+        env.update(
+            SLURM_JOB_ID="7",
+            SLURM_STEP_NODELIST="localhost",
+            SLURM_NTASKS="2",
+            SLURM_PROCID=str(i),
+            SLURM_LOCALID=str(i),
+            JAX_COORDINATOR_PORT=str(port),
+        )
+        with open(tmp_path / f"p{i}.log", "w") as log:
+            procs.append(
+                subprocess.Popen(
+                    [
+                        sys.executable,
+                        "-m",
+                        "fairser_jax.train",
+                        *_main(tmp_path / "w")[:2],
+                        "--distributed_timeout=60",
+                    ],
+                    cwd=REPO,
+                    env=env,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                )
+            )
+    assert wait_all(procs, timeout=300) == [1, 1]
+    logs = [(tmp_path / f"p{i}.log").read_text() for i in range(2)]
+    assert "process 0 of 2 (slurm)" in logs[0]
+    for log in logs:
+        assert "Traceback" not in log
+        (line,) = [x for x in log.splitlines() if "train: error:" in x]
+        assert "/w/corpus is not a directory" in line
