@@ -946,6 +946,17 @@ def test_cli_recompute_and_tampering(workdir, tmp_path):
     key = recompute.format_key(recompute.run_key(results["runs"][5]))
     assert f"{key}: f1 is 0.5 in results.json" in bad.stderr
 
+    # A results.json of an older release lacks the newer metrics: said so,
+    # with the command that rewrites it.
+    del results["runs"][5]["eod_rat"]
+    (tmp_path / "results.json").write_text(json.dumps(results))
+    old = _cli(f"--workdir={tmp_path}", "--recompute", "--nofigures")
+    assert old.returncode == 1
+    assert f"{key}: results.json has no eod_rat (written by an older" in (
+        old.stderr
+    )
+    assert "fairser_jax.train --resume" in old.stderr
+
 
 def test_missing_results_json(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m fairser_jax.train"):

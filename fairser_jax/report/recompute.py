@@ -92,7 +92,15 @@ def compare_runs(
         )
     for key in new.keys() & old.keys():
         for m in METRIC_KEYS:
-            a, b = old[key].get(m), new[key][m]
+            if m not in old[key]:
+                problems.append(
+                    f"{format_key(key)}: results.json has no {m} (written "
+                    "by an older release); `python -m fairser_jax.train "
+                    "--resume` with the workdir's config rewrites it from "
+                    "predictions.csv without retraining"
+                )
+                continue
+            a, b = old[key][m], new[key][m]
             if not _close(a, b, atol):
                 problems.append(
                     f"{format_key(key)}: {m} is {a!r} in results.json but "
