@@ -301,13 +301,21 @@ def _key(name: str, process: int | str) -> str:
 
 def _exchange(name: str, status: str, who: Sequence[int], timeout_s: int):
     """Publishes this process's `status`; returns those of `who`."""
+    _client().key_value_set(_key(name, jax.process_index()), status)
+    return _collect(name, who, timeout_s, mine=status)
+
+
+def _collect(
+    name: str, who: Sequence[int], timeout_s: int, mine: str | None = None
+) -> dict[int, str]:
+    """The statuses of processes `who` at step `name` (this process's is
+    `mine`), waiting up to `timeout_s` for each."""
     client = _client()
     me = jax.process_index()
-    client.key_value_set(_key(name, me), status)
     out = {}
     for p in who:
         if p == me:
-            out[p] = status
+            out[p] = mine
             continue
         try:
             out[p] = client.blocking_key_value_get(
@@ -371,7 +379,7 @@ def on_primary(name: str, fn: Callable[[], T]) -> T | str | None:
         shared = payload if isinstance(payload, str) else ""
         _exchange(name, _status(True, shared), [0], _TIMEOUT_S)
         return payload
-    ok, text = _parse(_exchange(name, "", [0], WAIT_FOR_PRIMARY_S)[0])
+    ok, text = _parse(_collect(name, [0], WAIT_FOR_PRIMARY_S)[0])
     if not ok:
         raise OtherProcessFailedError(f"process 0 failed to {name}: {text}")
     return text or None

@@ -19,11 +19,17 @@ def rng() -> np.random.Generator:
     return np.random.default_rng(0)
 
 
-def run_on_fake_devices(script: str, num_devices: int = 4) -> None:
-    """Runs `script` in a fresh Python whose CPU shows `num_devices`."""
+def fake_devices_env(num_devices: int) -> dict[str, str]:
+    """This environment, with JAX on a CPU that shows `num_devices`."""
     env = dict(os.environ)
     env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
     env["JAX_PLATFORMS"] = "cpu"
+    return env
+
+
+def run_on_fake_devices(script: str, num_devices: int = 4) -> None:
+    """Runs `script` in a fresh Python whose CPU shows `num_devices`."""
+    env = fake_devices_env(num_devices)
     subprocess.run(
         [sys.executable, "-c", script], check=True, env=env, timeout=600
     )
@@ -52,11 +58,7 @@ def launch_processes(
     i's output goes to `logs/p{i}.log`.
     """
     logs.mkdir(parents=True, exist_ok=True)
-    env = dict(os.environ)
-    env["XLA_FLAGS"] = (
-        f"--xla_force_host_platform_device_count={devices_per_process}"
-    )
-    env["JAX_PLATFORMS"] = "cpu"
+    env = fake_devices_env(devices_per_process)
     port = free_port()
     procs = []
     for i in range(num_processes):
