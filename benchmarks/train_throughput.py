@@ -196,9 +196,9 @@ def _jax_dataset(table: dict[str, np.ndarray]):
         ids=ids,
         features=table["features"],
         labels=[constants.EMOTIONS[i] for i in table["label"]],
-        speaker_gender=[code[int(g)] for g in table["speaker"][:n]],
-        sessions=table["session"],
-        s2_rater_gender=rater,
+        speaker_group=[code[int(g)] for g in table["speaker"][:n]],
+        folds=np.asarray(table["session"]) - 1,
+        s2_rater_group=rater,
     )
 
 
@@ -813,8 +813,8 @@ def check_equal_work() -> dict[str, float]:
     batch = objectives.Batch(
         x=jnp.asarray(x),
         y=jnp.asarray(y),
-        speaker_gender=jnp.asarray(spk),
-        rater_gender=jnp.zeros_like(jnp.asarray(spk)),
+        speaker_group=jnp.asarray(spk),
+        rater_group=jnp.zeros_like(jnp.asarray(spk)),
         in_s2=jnp.zeros(len(rows), bool),
     )
 

@@ -13,12 +13,30 @@ def get_default_config() -> ml_collections.ConfigDict:
     """Returns the paper's configuration (§2.2.2, §3)."""
     config = ml_collections.ConfigDict()
 
-    # Corpus in IEMOCAP layout. Empty: generate the built-in demo corpus into
-    # <workdir>/corpus from `config.demo` (fairser_jax/data/demo_corpus.py).
+    # Corpus in IEMOCAP layout or a manifest folder (utterances.csv,
+    # ratings.csv, raters.csv; fairser_jax/data/manifest.py). Empty:
+    # generate the built-in demo corpus into <workdir>/corpus from
+    # `config.demo` (fairser_jax/data/demo_corpus.py).
     config.data = ml_collections.ConfigDict()
     config.data.corpus = ""
-    # JSON {"E1": "M", ...}. Empty: <corpus>/rater_gender.json when it exists.
+    # "auto" (a folder holding utterances.csv is a manifest), "iemocap" or
+    # "manifest".
+    config.data.format = "auto"
+    # IEMOCAP only: JSON {"E1": "M", ...}. Empty: <corpus>/rater_gender.json
+    # when it exists.
     config.data.rater_gender = ""
+    # The groups of each side: the manifest's speaker_<attr> and
+    # rater_<attr> columns (IEMOCAP: gender only). Any number of groups.
+    config.data.speaker_attribute = "gender"
+    config.data.rater_attribute = "gender"
+    # The study's classes (S1 = utterances whose consensus is one of them),
+    # spelled as in the corpus's labels; config.emotions picks detectors
+    # among them.
+    config.data.classes = constants.EMOTIONS
+    # Manifests with neither a fold nor a session column: this many
+    # speaker-independent folds.
+    config.data.num_folds = 5
+    # S2 keeps utterances rated by raters of at least two groups.
     config.data.require_both_genders = True
 
     config.demo = ml_collections.ConfigDict()
@@ -54,6 +72,10 @@ def get_default_config() -> ml_collections.ConfigDict:
     # fairser_jax.train.objectives.distance_space and docs/DESIGN.md).
     config.loss.unit_sphere_distance = True
     config.loss.grl_scale = 1.0
+    # L_D-S / L_D-R with more than two groups: "pairs" (mean Sinkhorn
+    # divergence over group pairs; two groups: the paper's term) or
+    # "pooled" (each group against the pooled batch). docs/DESIGN.md.
+    config.loss.group_pooling = "pairs"
 
     config.train = ml_collections.ConfigDict()
     config.train.epochs = 500

@@ -10,13 +10,17 @@ Terms (paper symbols):
 
 - ``emotion_loss``: L_S / L_R, sigmoid binary cross-entropy (eqs. 1-2).
 - ``supervised_contrastive``: L_cl, Khosla et al. (2020) L^sup_out (eq. 2).
-- ``adversarial_loss`` + ``gradient_reversal``: L_Adv of eq. (1).
+- ``adversarial_loss`` + ``gradient_reversal``: L_Adv of eq. (1), a
+  sigmoid BCE for two groups or a k-way softmax cross-entropy for k groups.
 - ``wasserstein`` / ``group_distance``: L_D-S / L_D-R, the entropic
-  Wasserstein (Sinkhorn) distance between the two gender groups of a batch
-  (eqs. 1-2), computed with ott-jax.
+  Wasserstein (Sinkhorn) distance between the groups of a batch
+  (eqs. 1-2), computed with ott-jax: between the two gender groups, or,
+  for k > 2 groups, averaged over group pairs or taken group vs. pool.
 
-Groups are integer arrays coded as ``constants.GENDER_CODE`` (F=0, M=1);
-any other value (e.g. -1 for "unknown") is treated as absent.
+Groups are integer arrays of codes ``0 .. k-1`` (``k = num_groups``,
+default 2); any other value (e.g. -1 for "unknown") is treated as absent.
+Binary gender, the paper's setting, is coded as
+``fairser_jax.constants.GENDER_CODE`` (F=0, M=1).
 """
 
 from __future__ import annotations
@@ -94,6 +98,33 @@ def _check_iterations(fn: str, num_iterations: Any) -> None:
             f"fairser_jax/losses.py:{fn}: `num_iterations` must be a Python "
             f"int >= 1 (it fixes the loop length), got {num_iterations!r}. "
             "Fix: set config.loss.sinkhorn_iterations to a positive int."
+        )
+
+
+def _check_num_groups(fn: str, num_groups: Any) -> None:
+    """A group count must be a static Python int >= 2."""
+    if (
+        not isinstance(num_groups, numbers.Integral)
+        or isinstance(num_groups, bool)
+        or num_groups < 2
+    ):
+        raise ValueError(
+            f"fairser_jax/losses.py:{fn}: `num_groups` must be a Python int "
+            f">= 2 (groups are coded 0 .. num_groups-1), got {num_groups!r}. "
+            "Fix: pass the number of groups, e.g. num_groups=2 for gender "
+            "(F=0, M=1)."
+        )
+
+
+_POOLINGS = ("pairs", "pooled")
+
+
+def _check_pooling(fn: str, pooling: Any) -> None:
+    if not isinstance(pooling, str) or pooling not in _POOLINGS:
+        raise ValueError(
+            f"fairser_jax/losses.py:{fn}: `pooling` must be one of "
+            f"{_POOLINGS}, got {pooling!r}. Fix: use 'pairs' (mean over "
+            "group pairs) or 'pooled' (mean of each group vs. the batch)."
         )
 
 
@@ -243,39 +274,83 @@ def adversarial_loss(
     groups: jax.Array,
     where: jax.Array | None = None,
 ) -> jax.Array:
-    r"""L_Adv of eq. (1): BCE of the gender adversary.
+    r"""L_Adv of eq. (1): cross-entropy of the group (gender) adversary.
 
-    The adversary predicts :math:`P(\text{group} = M \mid z)` from the
-    embedding. Eq. (1)'s ":math:`-L_{Adv}`" is a min-max game, implemented
-    with :func:`gradient_reversal` between ``z`` and the adversary head: the
+    The adversary predicts the group of an example from its embedding.
+    Eq. (1)'s ":math:`-L_{Adv}`" is a min-max game, implemented with
+    :func:`gradient_reversal` between ``z`` and the adversary head: the
     training objective *adds* this loss, so the adversary minimises it while
     the encoder receives the reversed gradient (it maximises it).
+
+    Two groups (``adversary_logits`` of shape ``[B]``, the paper's setting):
+    the adversary's logit :math:`a_i` scores :math:`P(g_i = M \mid z_i)` and
+    the loss is the sigmoid BCE
 
     .. math::
         L_{Adv} = \frac{1}{|V|} \sum_{i \in V}
             \ell(a_i, \mathbb{1}[g_i = M]),
         \quad V = \{i : \text{where}_i \wedge g_i \in \{F, M\}\}
 
+    with :math:`\ell` = :func:`sigmoid_binary_cross_entropy`, F=0 and M=1.
+
+    K groups (``adversary_logits`` of shape ``[B, K]``, ``K >= 2``): the
+    softmax cross-entropy with integer targets
+
+    .. math::
+        L_{Adv} = \frac{1}{|V|} \sum_{i \in V}
+            -\log \frac{\exp a_{i, g_i}}{\sum_{k=0}^{K-1} \exp a_{i, k}},
+        \quad V = \{i : \text{where}_i \wedge 0 \le g_i < K\}.
+
+    Rows outside :math:`V` may hold any logits (even NaN or inf): they reach
+    neither the value nor the gradient in the ``[B, K]`` form.
+
     Args:
-      adversary_logits: ``[B]`` adversary logits.
-      groups: ``[B]`` int group codes (F=0, M=1); other values are excluded.
+      adversary_logits: ``[B]`` logits of group 1 vs. group 0 (two groups),
+        or ``[B, K]`` logits over groups ``0 .. K-1``.
+      groups: ``[B]`` int group codes (``0 .. K-1``; F=0, M=1 for gender);
+        other values are excluded.
       where: optional ``[B]`` boolean mask (e.g. "sample is in S2").
 
     Returns:
-      Scalar loss; 0 when no example is valid.
+      Scalar loss; exactly 0 (zero gradient) when no example is valid.
     """
-    _check_ndim("adversary_logits", "adversarial_loss", adversary_logits, 1)
-    _check_ndim("groups", "adversarial_loss", groups, 1)
+    fn = "adversarial_loss"
+    ndim = jnp.ndim(adversary_logits)
+    if ndim not in (1, 2):
+        raise ValueError(
+            f"fairser_jax/losses.py:{fn}: `adversary_logits` must have 1 or 2 "
+            f"dimensions, got shape {jnp.shape(adversary_logits)}. Fix: pass "
+            "[batch] logits (two groups) or [batch, num_groups] logits "
+            "(vmap over any extra leading axis)."
+        )
+    _check_ndim("groups", fn, groups, 1)
     _check_same_length(
-        "adversarial_loss",
-        ("adversary_logits", "groups"),
-        adversary_logits,
-        groups,
+        fn, ("adversary_logits", "groups"), adversary_logits, groups
     )
-    valid = _mask(where, groups, "adversarial_loss")
-    valid = valid & ((groups == _FEMALE) | (groups == _MALE))
-    bce = sigmoid_binary_cross_entropy(adversary_logits, groups == _MALE)
-    return masked_mean(bce, valid)
+    valid = _mask(where, groups, fn)
+    if ndim == 1:
+        valid = valid & ((groups == _FEMALE) | (groups == _MALE))
+        bce = sigmoid_binary_cross_entropy(adversary_logits, groups == _MALE)
+        return masked_mean(bce, valid)
+
+    num_groups = jnp.shape(adversary_logits)[1]
+    if num_groups < 2:
+        raise ValueError(
+            f"fairser_jax/losses.py:{fn}: [batch, K] `adversary_logits` need "
+            f"K >= 2 groups, got shape {jnp.shape(adversary_logits)}. Fix: "
+            "pass [batch] logits for a single binary logit (squeeze the "
+            "trailing axis)."
+        )
+    groups = jnp.asarray(groups)
+    valid = valid & (groups >= 0) & (groups < num_groups)
+    logits = _float(adversary_logits)
+    # Double where: rows outside V never reach log_softmax (they may hold
+    # NaN/inf), and their targets are a harmless in-range stand-in.
+    logits = jnp.where(valid[:, None], logits, 0.0)
+    target = jnp.where(valid, groups, 0).astype(jnp.int32)
+    log_prob = jax.nn.log_softmax(logits, axis=-1)
+    nll = -jnp.take_along_axis(log_prob, target[:, None], axis=1)[:, 0]
+    return masked_mean(nll, valid)
 
 
 # ---------------------------------------------------------------------------
@@ -538,30 +613,65 @@ def group_distance(
     epsilon: float | jax.Array,
     num_iterations: int,
     debiased: bool = True,
+    num_groups: int = 2,
+    pooling: str = "pairs",
 ) -> jax.Array:
-    r"""L_D-S / L_D-R of eqs. (1)-(2): distance between the gender groups.
+    r"""L_D-S / L_D-R of eqs. (1)-(2): distance between the groups of a batch.
 
-    :func:`wasserstein` between the valid rows of group M (code 1) and the
-    valid rows of group F (code 0) of one batch, each group weighted
-    uniformly. Both clouds are the whole ``[B, D]`` batch with zero weight on
-    rows outside the group, so shapes are static and nothing is sliced.
+    The paper's terms (eq. (1): L_D-S, speaker gender; eq. (2): L_D-R,
+    rater-gender group) are :func:`wasserstein` between the valid rows of
+    group M (code 1) and the valid rows of group F (code 0) of one batch,
+    each group weighted uniformly:
 
     .. math::
-        L_{D} = S_\varepsilon\big(\tfrac{1}{|M|}\textstyle\sum_{i \in M}
-            \delta_{z_i},\ \tfrac{1}{|F|}\sum_{j \in F} \delta_{z_j}\big)
+        L_{D} = S_\varepsilon\big(\mu_M, \mu_F\big), \qquad
+        \mu_c = \tfrac{1}{|G_c|}\textstyle\sum_{i \in G_c} \delta_{z_i},
+
+    :math:`G_c` being the valid rows with group code :math:`c`. Every cloud
+    is the whole ``[B, D]`` batch with zero weight on rows outside it, so
+    shapes are static and nothing is sliced.
+
+    For ``num_groups = k`` groups (codes ``0 .. k-1``), with
+    :math:`K = \{c : G_c \neq \emptyset\}` the groups present in the batch:
+
+    - ``pooling="pairs"`` (default): the mean over the present pairs,
+
+      .. math::
+          L_D = \frac{1}{|\{(c, c') : c < c',\ c, c' \in K\}|}
+              \sum_{c < c',\ c, c' \in K} S_\varepsilon(\mu_{c'}, \mu_c);
+
+      with ``k = 2`` this is the paper's binary term above, computed by
+      exactly the same code as before groups were generalised (bit for bit).
+    - ``pooling="pooled"``: the mean over the present groups of each
+      group's divergence from the pooled batch :math:`\mu_\cup` (uniform
+      over the valid rows of all groups ``0 .. k-1``),
+
+      .. math::
+          L_D = \frac{1}{|K|} \sum_{c \in K} S_\varepsilon(\mu_c, \mu_\cup).
+
+      It solves ``k`` problems instead of ``k (k - 1) / 2``. Valid for
+      ``k = 2`` too, where it is a different quantity from the pair term
+      (not a rescaling of it).
+
+    Either form is exactly 0 with zero gradient when fewer than two groups
+    are present.
 
     Args:
       embeddings: ``[B, D]`` batch embeddings ``z``.
-      groups: ``[B]`` int group codes (F=0, M=1); other values are excluded.
+      groups: ``[B]`` int group codes ``0 .. num_groups-1`` (gender: F=0,
+        M=1); other values (e.g. -1) are excluded.
       where: optional ``[B]`` boolean mask (e.g. "sample is in S2" for the
         rater-gender term L_D-R).
       epsilon: entropic regularisation (absolute, see :func:`wasserstein`).
       num_iterations: exact Sinkhorn iteration count (static int).
       debiased: Sinkhorn divergence (True) or regularised OT cost (False).
+      num_groups: number of groups k (static Python int >= 2).
+      pooling: ``"pairs"`` or ``"pooled"`` (static), see above.
 
     Returns:
-      Scalar distance; exactly 0 with zero gradient when either group has no
-      valid row in the batch (never NaN).
+      Scalar distance; exactly 0 with zero gradient when fewer than two
+      groups have a valid row in the batch (never NaN, also when excluded
+      rows hold NaN/inf).
     """
     fn = "group_distance"
     _check_ndim("embeddings", fn, embeddings, 2)
@@ -569,12 +679,96 @@ def group_distance(
     _check_same_length(fn, ("embeddings", "groups"), embeddings, groups)
     _check_iterations(fn, num_iterations)
     _check_positive(fn, "epsilon", epsilon)
+    _check_num_groups(fn, num_groups)
+    _check_pooling(fn, pooling)
     valid = _mask(where, groups, fn)
-    male = valid & (groups == _MALE)
-    female = valid & (groups == _FEMALE)
-    return _packed_divergence(
-        _float(embeddings), male, female, epsilon, num_iterations, debiased
-    )
+    if pooling == "pooled":
+        return _pooled_divergence(
+            embeddings,
+            groups,
+            valid,
+            num_groups,
+            epsilon,
+            num_iterations,
+            debiased,
+        )
+    if num_groups == 2:  # The paper's binary term, unchanged.
+        male = valid & (groups == _MALE)
+        female = valid & (groups == _FEMALE)
+        return _packed_divergence(
+            _float(embeddings), male, female, epsilon, num_iterations, debiased
+        )
+
+    members = jnp.stack([valid & (groups == c) for c in range(num_groups)])
+    # Rows in no group are zeroed first: a pair with an empty group is
+    # solved on a stand-in split of *all* rows (then discarded), and NaN/inf
+    # there would turn its zero cotangent into NaN gradients.
+    z = jnp.where(members.any(axis=0)[:, None], _float(embeddings), 0.0)
+    pairs = [
+        (i, j) for i in range(num_groups) for j in range(i + 1, num_groups)
+    ]
+    lower = jnp.asarray([i for i, _ in pairs])
+    upper = jnp.asarray([j for _, j in pairs])
+
+    def pair_divergence(first: jax.Array, second: jax.Array) -> jax.Array:
+        return _packed_divergence(
+            z, first, second, epsilon, num_iterations, debiased
+        )
+
+    # One vmapped solve over the pairs (one scan, not k (k - 1) / 2): each
+    # is exactly 0 with zero gradient if either of its groups is empty.
+    values = jax.vmap(pair_divergence)(members[upper], members[lower])
+    present = members.any(axis=1)
+    counted = present[upper] & present[lower]
+    num_pairs = jnp.sum(counted).astype(values.dtype)
+    return jnp.sum(jnp.where(counted, values, 0.0)) / jnp.maximum(num_pairs, 1)
+
+
+def _pooled_divergence(
+    embeddings: jax.Array,
+    groups: jax.Array,
+    valid: jax.Array,
+    num_groups: int,
+    eps: float | jax.Array,
+    num_iterations: int,
+    debiased: bool,
+) -> jax.Array:
+    """Mean over present groups of `wasserstein`(group, pooled batch).
+
+    Args:
+      embeddings: [B, D] embeddings.
+      groups: [B] int codes; only 0 .. num_groups-1 count.
+      valid: [B] bool mask.
+      num_groups: k (static).
+      eps, num_iterations, debiased: as for `wasserstein`.
+
+    Returns:
+      Scalar; exactly 0 with zero gradient if fewer than two groups have a
+      valid row.
+    """
+    z = _float(embeddings)
+    members = jnp.stack([valid & (groups == c) for c in range(num_groups)])
+    pooled = members.any(axis=0).astype(z.dtype)
+
+    def versus_pool(member: jax.Array) -> jax.Array:
+        # Zero weight = absent: `wasserstein` moves those rows to the origin
+        # (so NaN/inf never enters) and returns 0 for an empty group.
+        return wasserstein(
+            z,
+            z,
+            member.astype(z.dtype),
+            pooled,
+            epsilon=eps,
+            num_iterations=num_iterations,
+            debiased=debiased,
+        )
+
+    values = jax.vmap(versus_pool)(members)
+    present = members.any(axis=1)
+    num_present = jnp.sum(present)
+    total = jnp.sum(jnp.where(present, values, 0.0))
+    mean = total / jnp.maximum(num_present, 1).astype(total.dtype)
+    return jnp.where(num_present >= 2, mean, 0.0)
 
 
 def _packed_divergence(

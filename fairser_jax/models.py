@@ -8,15 +8,17 @@ Proposed, fixed α); the variants differ only in their losses (eqs. 1-3)::
                   ├─► EmotionHead: Dense(1) ─► logits [B]        (L_S, L_R)
                   │
                   └─► gradient_reversal(z, grl_scale)
-                        ─► AdversaryHead: Dense(H)-ReLU-Dense(1)
-                        ─► adversary_logits [B]                  (L_Adv)
+                        ─► AdversaryHead: Dense(H)-ReLU-Dense(1 or K)
+                        ─► adversary_logits [B] or [B, K]        (L_Adv)
 
 The encoder plus the emotion head is the paper's "three-layer DNN"
 (768 → 256 → 128 → 1 with the default sizes). The adversary predicts the
-rater-gender group from z; the gradient-reversal layer makes the single
-loss ``L_Adv`` play the min-max game of eq. (1): the adversary head
-descends ``L_Adv`` while the encoder receives ``-grl_scale`` times its
-gradient, i.e. ascends it (the ``- L_Adv`` term of ``L_RAT``).
+rater-gender group from z (two groups, F=0 and M=1: one logit per
+utterance, the paper's setting; ``num_rater_groups = K > 2`` groups coded
+0 .. K-1: K logits); the gradient-reversal layer makes the single loss
+``L_Adv`` play the min-max game of eq. (1): the adversary head descends
+``L_Adv`` while the encoder receives ``-grl_scale`` times its gradient,
+i.e. ascends it (the ``- L_Adv`` term of ``L_RAT``).
 
 Dropout (`HashDropout`: flax's inverted dropout with a counter-based hash
 mask) draws from the ``"dropout"`` RNG collection and is active only when
@@ -26,6 +28,7 @@ kernels, zero biases).
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 from typing import Any
 
@@ -58,8 +61,11 @@ class ModelOutput:
       logits: ``[B]`` emotion-detector logits (sigmoid → P(emotion)).
       embeddings: ``[B, D]`` encoder embeddings z (D = last encoder size),
         the input of L_cl, L_D-S, L_D-R and of the Proposed model's α.
-      adversary_logits: ``[B]`` gender-adversary logits (sigmoid →
-        P(group = 1 = "M")), computed behind the gradient-reversal layer.
+      adversary_logits: ``[B]`` (2 groups) or ``[B, K]`` (K > 2 groups)
+        group-adversary logits, computed behind the gradient-reversal
+        layer: with 2 groups, sigmoid → P(group = 1 = "M"); with K groups,
+        softmax → P(group = k), k = 0 .. K-1 (see
+        :func:`fairser_jax.losses.adversarial_loss`).
     """
 
     logits: jax.Array
@@ -185,7 +191,14 @@ class EmotionHead(nn.Module):
 
 
 class AdversaryHead(nn.Module):
-    """Gender adversary: Dense(hidden)-ReLU-Dense(1), returns ``[B]``.
+    """Group adversary: Dense(hidden)-ReLU-Dense(1 or K).
+
+    Returns ``[B]`` logits (``Dense(1)``, squeezed) for two groups, the
+    paper's binary rater gender (sigmoid → P(group = 1 = "M")), and
+    ``[B, num_groups]`` logits (``Dense(num_groups)``, softmax over groups
+    0 .. K-1) for ``num_groups > 2``. The output layer is named ``"out"``
+    in both cases; with two groups the parameters are exactly those of the
+    binary head.
 
     It sees z only through :func:`fairser_jax.losses.gradient_reversal`
     (applied by :class:`FairSERModel`, not here), so it can also be used
@@ -193,24 +206,39 @@ class AdversaryHead(nn.Module):
 
     Attributes:
       hidden: width of the hidden layer (64; docs/DESIGN.md).
+      num_groups: number of groups K >= 2 the adversary tells apart.
     """
 
     hidden: int = 64
+    num_groups: int = 2
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
-        """Maps (reversed) embeddings ``z[B, D]`` to logits ``[B]``."""
+        """Maps (reversed) embeddings ``z[B, D]`` to logits ``[B]`` (two
+        groups) or ``[B, num_groups]``."""
         if int(self.hidden) < 1:
             raise ValueError(
                 f"{_WHERE}: AdversaryHead.hidden must be a positive width; "
                 f"got {self.hidden}. Set config.model.adversary_hidden."
             )
+        if (
+            not isinstance(self.num_groups, numbers.Integral)
+            or isinstance(self.num_groups, bool)
+            or self.num_groups < 2
+        ):
+            raise ValueError(
+                f"{_WHERE}: AdversaryHead.num_groups must be an int >= 2 "
+                f"(groups coded 0 .. num_groups-1); got {self.num_groups!r}. "
+                "Pass num_rater_groups=2 for binary rater gender."
+            )
         h = nn.relu(nn.Dense(int(self.hidden), name="hidden")(z))
-        return nn.Dense(1, name="out")(h)[..., 0]
+        if self.num_groups == 2:
+            return nn.Dense(1, name="out")(h)[..., 0]
+        return nn.Dense(int(self.num_groups), name="out")(h)
 
 
 class FairSERModel(nn.Module):
-    """Encoder + emotion head + gender adversary (paper §2.2.2, Fig. 1).
+    """Encoder + emotion head + group adversary (paper §2.2.2, Fig. 1).
 
     Parameters live under ``params["encoder"]``, ``params["emotion_head"]``
     and ``params["adversary_head"]``.
@@ -219,6 +247,9 @@ class FairSERModel(nn.Module):
       encoder_sizes: encoder widths; the last is the embedding size D.
       dropout_rate: dropout after each encoder ReLU.
       adversary_hidden: hidden width of the adversary head.
+      num_rater_groups: number of rater groups K the adversary predicts
+        (2: binary rater gender F=0 / M=1, ``adversary_logits[B]``;
+        K > 2: codes 0 .. K-1, ``adversary_logits[B, K]``).
 
     Example::
 
@@ -232,11 +263,14 @@ class FairSERModel(nn.Module):
     encoder_sizes: Sequence[int] = (256, 128)
     dropout_rate: float = 0.2
     adversary_hidden: int = 64
+    num_rater_groups: int = 2
 
     def setup(self) -> None:
         self.encoder = Encoder(self.encoder_sizes, self.dropout_rate)
         self.emotion_head = EmotionHead()
-        self.adversary_head = AdversaryHead(self.adversary_hidden)
+        self.adversary_head = AdversaryHead(
+            self.adversary_hidden, self.num_rater_groups
+        )
 
     def __call__(
         self,
@@ -256,7 +290,7 @@ class FairSERModel(nn.Module):
 
         Returns:
           :class:`ModelOutput` with ``logits[B]``, ``embeddings[B, D]`` and
-          ``adversary_logits[B]``.
+          ``adversary_logits`` ``[B]`` (2 groups) or ``[B, K]``.
         """
         z = self.encoder(x, train=train)
         logits = self.emotion_head(z)
@@ -309,16 +343,21 @@ def embed(
     )
 
 
-def model_from_config(model_config: Any) -> FairSERModel:
+def model_from_config(
+    model_config: Any, num_rater_groups: int = 2
+) -> FairSERModel:
     """Builds the model from ``config.model`` (fairser_jax/config.py).
 
     Args:
       model_config: object with ``encoder_sizes``, ``dropout_rate`` and
         ``adversary_hidden`` (an ``ml_collections.ConfigDict`` or any
         attribute container).
+      num_rater_groups: number of rater groups K the adversary predicts
+        (2, the default, is the paper's binary rater gender).
     """
     return FairSERModel(
         encoder_sizes=tuple(int(s) for s in model_config.encoder_sizes),
         dropout_rate=float(model_config.dropout_rate),
         adversary_hidden=int(model_config.adversary_hidden),
+        num_rater_groups=num_rater_groups,
     )

@@ -42,10 +42,12 @@ import numpy as np
 from jax.sharding import Mesh
 
 import fairser_jax
-from fairser_jax import constants, distributed, report
+from fairser_jax import config as config_lib
+from fairser_jax import distributed, report
 from fairser_jax import results as results_lib
 from fairser_jax import workdir as workdir_lib
-from fairser_jax.data import demo_corpus, iemocap, study_sets
+from fairser_jax.data import corpus as corpus_lib
+from fairser_jax.data import demo_corpus, study_sets
 from fairser_jax.data import features as features_lib
 from fairser_jax.train import dataset as dataset_lib
 from fairser_jax.train import outputs, runner
@@ -78,28 +80,74 @@ def features_path(cfg: ml_collections.ConfigDict, workdir: pathlib.Path):
     return pathlib.Path(cfg.features.path or workdir / "features.npz")
 
 
+def read_corpus(
+    cfg: ml_collections.ConfigDict, corpus: pathlib.Path
+) -> corpus_lib.Corpus:
+    """Reads the corpus in the layout `cfg.data.format` names (or detects)."""
+    return corpus_lib.read(
+        corpus,
+        format=cfg.data.format,
+        rater_gender=rater_gender_path(cfg, corpus),
+        classes=tuple(cfg.data.classes),
+        speaker_attribute=cfg.data.speaker_attribute,
+        rater_attribute=cfg.data.rater_attribute,
+        num_folds=cfg.data.num_folds,
+    )
+
+
 def load_study(cfg: ml_collections.ConfigDict, corpus: pathlib.Path):
-    """Reads the corpus and builds S1/S2 (paper §2.1.1, Table 1)."""
-    utterances = iemocap.read_corpus(corpus)
-    path = rater_gender_path(cfg, corpus)
-    rater_gender = {} if path is None else study_sets.load_rater_gender(path)
+    """Reads the corpus and builds S1/S2 (paper §2.1.1, Table 1).
+
+    Returns:
+      (`fairser_jax.data.corpus.Corpus`, `study_sets.StudySets`).
+
+    Raises:
+      ValueError: the corpus has no utterance of a configured fold, or a
+        speaker attribute with fewer than two groups.
+    """
+    data = read_corpus(cfg, corpus)
+    if data.format == "iemocap" and cfg.data.speaker_attribute != "gender":
+        raise ValueError(
+            f"config.data.speaker_attribute is "
+            f"{cfg.data.speaker_attribute!r}, but an IEMOCAP corpus has "
+            "speaker gender only; export it as a manifest (python -m "
+            "fairser_jax.export_manifest) and add columns there."
+        )
+    if data.format == "iemocap" and cfg.data.rater_attribute != "gender":
+        raise ValueError(
+            f"config.data.rater_attribute is {cfg.data.rater_attribute!r}, "
+            "but an IEMOCAP corpus has rater gender only (from "
+            "--config.data.rater_gender); use a manifest for other rater "
+            "attributes."
+        )
+    missing = [f for f in cfg.folds if f >= data.num_folds]
+    if missing:
+        raise ValueError(
+            f"config.folds has {missing}, but the corpus {corpus} has "
+            f"{data.num_folds} fold(s) (0..{data.num_folds - 1}); pass "
+            f"--config.folds="
+            f"{','.join(str(f) for f in range(data.num_folds))} or fewer."
+        )
     study = study_sets.build(
-        utterances,
-        rater_gender,
+        data,
+        classes=tuple(cfg.data.classes),
+        rater_attribute=cfg.data.rater_attribute,
         require_both_genders=cfg.data.require_both_genders,
     )
-    return utterances, study
+    return data, study
 
 
 def make_training_table(
-    cfg: ml_collections.ConfigDict, utterances, study, feature_set
+    cfg: ml_collections.ConfigDict, data: corpus_lib.Corpus, study, feature_set
 ):
     """The S1 training table with speaker-wise z-normalised features.
 
     The z-normalisation statistics of a speaker use all of that speaker's
-    extracted utterances (paper §2.2.1), not only S1's.
+    extracted utterances (paper §2.2.1), not only S1's. Group codes index
+    the vocabulary of each side's attribute over the whole corpus (binary
+    gender: F=0, M=1).
     """
-    by_id = {u.id: u for u in utterances}
+    by_id = {u.id: u for u in data.records}
     ids = np.asarray(feature_set.ids)
     feats = np.asarray(feature_set.features, np.float32)
     if cfg.features.znorm:
@@ -113,13 +161,28 @@ def make_training_table(
         ),
         s1,
     )
+    attr = cfg.data.speaker_attribute
+    speaker_groups = dataset_lib.vocabulary(
+        [u.speaker_attributes.get(attr, "") for u in data.records]
+    )
+    if len(speaker_groups) < 2:
+        raise ValueError(
+            f"the speaker attribute {attr!r} has the single value "
+            f"{speaker_groups[0]!r} in {data.root}: group fairness needs at "
+            "least two groups; pick another --config.data.speaker_attribute."
+        )
     return dataset_lib.make_dataset(
         ids=s1,
         features=z,
         labels=[by_id[i].label for i in s1],
-        speaker_gender=[by_id[i].speaker_gender for i in s1],
-        sessions=[by_id[i].session for i in s1],
-        s2_rater_gender=study.s2_rater_gender,
+        speaker_group=[by_id[i].speaker_attributes[attr] for i in s1],
+        folds=[by_id[i].fold for i in s1],
+        s2_rater_group=study.s2_rater_group,
+        classes=study.classes,
+        speaker_groups=speaker_groups,
+        rater_groups=dataset_lib.vocabulary(study.rater_groups),
+        speaker_attribute=attr,
+        rater_attribute=cfg.data.rater_attribute,
     )
 
 
@@ -166,14 +229,41 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
     the data (fold sizes, memory).
     """
     variants_lib.validate(cfg)
-    bad = [e for e in cfg.emotions if e not in constants.EMOTIONS]
+    classes = tuple(cfg.data.classes)
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(
+            f"config.data.classes is {classes}; it must list at least two "
+            "distinct classes (S1 = utterances labelled with one of them)."
+        )
+    bad = [e for e in cfg.emotions if e not in classes]
     if bad:
         raise ValueError(
-            f"config.emotions has {bad}; choose from {constants.EMOTIONS}."
+            f"config.emotions has {bad}, which config.data.classes "
+            f"{classes} lacks; detectors are for the study's classes."
         )
-    bad = [f for f in cfg.folds if f not in range(5)]
-    if bad:
-        raise ValueError(f"config.folds has {bad}; folds are 0..4.")
+    bad = [f for f in cfg.folds if not isinstance(f, int) or f < 0]
+    if bad or len(set(cfg.folds)) != len(cfg.folds) or not cfg.folds:
+        raise ValueError(
+            f"config.folds is {tuple(cfg.folds)}; it must be distinct fold "
+            "indices >= 0 (IEMOCAP: 0..4, one per session)."
+        )
+    corpus_lib.detect_format("", cfg.data.format)
+    for side in ("speaker_attribute", "rater_attribute"):
+        value = cfg.data[side]
+        if not value or not str(value).replace("_", "").isalnum():
+            raise ValueError(
+                f"config.data.{side} is {value!r}; it must name a column "
+                f"suffix (e.g. 'gender' for {side.split('_')[0]}_gender)."
+            )
+    if cfg.data.num_folds < 2:
+        raise ValueError(
+            f"config.data.num_folds is {cfg.data.num_folds}; it must be >= 2."
+        )
+    if cfg.loss.group_pooling not in ("pairs", "pooled"):
+        raise ValueError(
+            f"config.loss.group_pooling is {cfg.loss.group_pooling!r}; it "
+            "must be 'pairs' or 'pooled'."
+        )
     if not cfg.seeds:
         raise ValueError("config.seeds is empty.")
     for name, ok, must in _BOUNDS:
@@ -199,7 +289,7 @@ def load_features(
     cfg: ml_collections.ConfigDict,
     workdir: pathlib.Path,
     corpus: pathlib.Path,
-    utterances,
+    data: corpus_lib.Corpus,
 ) -> features_lib.FeatureSet:
     """The feature store, checked against what the config and corpus ask.
 
@@ -224,7 +314,7 @@ def load_features(
         raise FileNotFoundError(
             f"No feature store at {path}. Extract it first: {fix}"
         )
-    present = [u for u in utterances if u.wav_path.exists()]
+    present = [u for u in data.records if u.wav_path.exists()]
     expected = extraction.expected_manifest(
         cfg.features.checkpoint,
         features_lib.corpus_fingerprint(present),
@@ -310,6 +400,7 @@ def check_fits(
                 cfg.folds,
                 cfg.seeds,
                 spec.alphas(cfg),
+                classes=tuple(cfg.data.classes),
             )
         )
         per_device = math.ceil(runs / len(devices))
@@ -326,11 +417,30 @@ def check_fits(
             )
 
 
+def _with_new_fields(old: dict, default: dict) -> dict:
+    """`old` (a config.json) with the fields it lacks taken from `default`.
+
+    A workdir of an earlier release lacks the config fields added since;
+    they are read as their defaults, which is how that release behaved, so
+    `--resume` with an unchanged config still matches.
+    """
+    out = dict(old)
+    for key, value in default.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = _with_new_fields(out[key], value)
+    return out
+
+
 def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
     path = workdir / "config.json"
     if not path.exists():
         return
-    old = json.loads(path.read_text())
+    old = _with_new_fields(
+        json.loads(path.read_text()),
+        json.loads(config_lib.get_default_config().to_json_best_effort()),
+    )
     new = json.loads(cfg_json)
     if old != new:
         diff = sorted(
@@ -443,15 +553,15 @@ def _train_claimed(
     if resume:
         _check_resume_config(workdir, cfg_json)
     corpus = corpus_dir(cfg, workdir)
-    utterances, study = distributed.on_all(
+    records, study = distributed.on_all(
         "read the corpus", lambda: load_study(cfg, corpus), _study_fingerprint
     )
     feature_set = distributed.on_all(
         "read the feature store",
-        lambda: load_features(cfg, workdir, corpus, utterances),
+        lambda: load_features(cfg, workdir, corpus, records),
         _features_fingerprint,
     )
-    data, info = make_training_table(cfg, utterances, study, feature_set)
+    data, info = make_training_table(cfg, records, study, feature_set)
     check_fits(cfg, info, feature_set.feature_dim, mesh)
 
     def start() -> None:
@@ -509,7 +619,12 @@ def _train_one(
         logging.info("%s: already finished, kept.", variant)
         return outputs.load_params(params_file)
     runs = runs_lib.make_runs(
-        variant, spec.emotions(cfg), cfg.folds, cfg.seeds, spec.alphas(cfg)
+        variant,
+        spec.emotions(cfg),
+        cfg.folds,
+        cfg.seeds,
+        spec.alphas(cfg),
+        classes=tuple(cfg.data.classes),
     )
     init_params = None
     if spec.init_from is not None:
@@ -649,7 +764,8 @@ def prepare(
     elif not corpus.is_dir():
         raise FileNotFoundError(
             f"config.data.corpus={corpus} is not a directory; point it at "
-            "an IEMOCAP root (the folder holding Session1..Session5)."
+            "an IEMOCAP root (the folder holding Session1..Session5) or a "
+            "manifest folder (holding utterances.csv)."
         )
     extraction.extract_corpus(
         corpus,

@@ -9,9 +9,15 @@ Definitions (paper §2.2.3, evaluated per (variant, emotion, seed, alpha) on
 the predictions pooled over the five leave-one-session-out folds):
 
 - F1: weighted F1 of the binary detector over all rows of the run (S1).
-- ΔSP_spk = |P(ŷ=1 | speaker M) − P(ŷ=1 | speaker F)| over all rows (S1).
-- ΔSP_rat: the same with the rater-gender group, over the rows whose
-  ``rater_gender`` is not empty (S2).
+- ΔSP_spk = |P(ŷ=1 | speaker M) − P(ŷ=1 | speaker F)| over all rows (S1);
+  with k groups, the largest gap between any two groups (fairlearn's
+  ``demographic_parity_difference``).
+- ΔSP_rat: the same with the rater group, over the rows whose rater group
+  is not empty (S2).
+
+The two group columns are named after the attribute of each side,
+``speaker_<attr>`` and ``rater_<attr>`` (``speaker_gender`` and
+``rater_gender`` by default); their values are any non-empty text.
 
 Beside the paper's ΔSP, two more group-fairness views on each side (same
 rows, same groups; fairlearn's definitions, between groups, worst case):
@@ -36,7 +42,7 @@ import numpy as np
 from fairser_jax import metrics
 from fairser_jax.constants import GENDER_CODE
 
-PREDICTION_COLUMNS: tuple[str, ...] = (
+_FIXED_COLUMNS: tuple[str, ...] = (
     "variant",
     "emotion",
     "seed",
@@ -46,10 +52,26 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
     "y_true",
     "y_score",
     "y_pred",
+)
+
+PREDICTION_COLUMNS: tuple[str, ...] = (
+    *_FIXED_COLUMNS,
     "speaker_gender",
     "rater_gender",
 )
-"""Exact header of ``predictions.csv``."""
+"""Header of ``predictions.csv`` with the default attributes (gender)."""
+
+
+def prediction_columns(
+    speaker_attribute: str = "gender", rater_attribute: str = "gender"
+) -> tuple[str, ...]:
+    """Header of ``predictions.csv`` for the attributes of the two sides."""
+    return (
+        *_FIXED_COLUMNS,
+        f"speaker_{speaker_attribute}",
+        f"rater_{rater_attribute}",
+    )
+
 
 METRIC_KEYS: tuple[str, ...] = (
     "f1",
@@ -79,17 +101,16 @@ class RunPredictions:
       key: (variant, emotion, seed, alpha).
       y_true: int64 [N] binary target.
       y_pred: int64 [N] binary prediction.
-      speaker_gender: int64 [N] speaker group, ``GENDER_CODE`` coded.
-      rater_gender: int64 [N] rater-gender group, ``GENDER_CODE`` coded,
-        -1 outside S2.
+      speaker_group: int64 [N] speaker group code (gender: F=0, M=1).
+      rater_group: int64 [N] rater group code, -1 outside S2.
       first_line: line of ``predictions.csv`` where the run starts.
     """
 
     key: RunKey
     y_true: np.ndarray
     y_pred: np.ndarray
-    speaker_gender: np.ndarray
-    rater_gender: np.ndarray
+    speaker_group: np.ndarray
+    rater_group: np.ndarray
     first_line: int
 
 
@@ -112,17 +133,13 @@ def format_key(key: RunKey) -> str:
 
 
 _BINARY = {"0": 0, "1": 1}
-_SPEAKER_GROUP = dict(GENDER_CODE)
-_RATER_GROUP = {**GENDER_CODE, "": -1}
 
 
 def _bad_value(where: str, column: str, value: str) -> ValueError:
     allowed = {
         "y_true": "0 or 1",
         "y_pred": "0 or 1 (sigmoid(logit) >= 0.5)",
-        "speaker_gender": "'M' or 'F'",
-        "rater_gender": "'M', 'F' or empty (outside S2)",
-    }[column]
+    }.get(column, "a group (not empty)")
     return ValueError(
         f"{where}: column {column!r} must be {allowed}, got {value!r}."
     )
@@ -132,7 +149,12 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
     """Reads ``predictions.csv`` and groups its rows by run.
 
     Args:
-      csv_path: file with exactly the columns of :data:`PREDICTION_COLUMNS`.
+      csv_path: file with the columns of :func:`prediction_columns` (any
+        attribute names).
+
+    Group values are coded by their position in the sorted values of their
+    column over the whole file (binary gender: F=0, M=1); the metrics do
+    not depend on the coding.
 
     Returns:
       One :class:`RunPredictions` per (variant, emotion, seed, alpha), in
@@ -149,18 +171,20 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
             f"{path}: no such file; `python -m fairser_jax.train` writes "
             "predictions.csv into its --workdir."
         )
-    columns: dict[RunKey, dict[str, list[int]]] = {}
+    columns: dict[RunKey, dict[str, list]] = {}
     seen: dict[RunKey, set[str]] = {}
     first_line: dict[RunKey, int] = {}
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.reader(f)
         header = next(reader, None)
-        if header is None or tuple(header) != PREDICTION_COLUMNS:
+        if not _is_header(header):
             raise ValueError(
-                f"{path}:1: header must be exactly "
-                f"{','.join(PREDICTION_COLUMNS)}; got "
-                f"{'nothing' if header is None else ','.join(header)}."
+                f"{path}:1: header must be "
+                f"{','.join(_FIXED_COLUMNS)},speaker_<attribute>,"
+                f"rater_<attribute> (e.g. {','.join(PREDICTION_COLUMNS)}); "
+                f"got {'nothing' if header is None else ','.join(header)}."
             )
+        spk_col = header[9]
         for row in reader:
             line = reader.line_num
             if not row:
@@ -201,27 +225,57 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
                     "row per utterance and run."
                 )
             seen[key].add(uid)
-            for name, value, table, out in (
-                ("y_true", y_true, _BINARY, cols["yt"]),
-                ("y_pred", y_pred, _BINARY, cols["yp"]),
-                ("speaker_gender", row[9], _SPEAKER_GROUP, cols["sg"]),
-                ("rater_gender", row[10], _RATER_GROUP, cols["rg"]),
+            for name, value, out in (
+                ("y_true", y_true, cols["yt"]),
+                ("y_pred", y_pred, cols["yp"]),
             ):
-                code = table.get(value)
+                code = _BINARY.get(value)
                 if code is None:
                     raise _bad_value(f"{path}:{line}", name, value)
                 out.append(code)
+            if not row[9]:
+                raise _bad_value(f"{path}:{line}", spk_col, row[9])
+            cols["sg"].append(row[9])
+            cols["rg"].append(row[10])
+    speaker_code = _coding(v for c in columns.values() for v in c["sg"])
+    rater_code = {
+        **_coding(v for c in columns.values() for v in c["rg"] if v),
+        "": -1,
+    }
     return [
         RunPredictions(
             key=key,
             y_true=np.asarray(c["yt"], np.int64),
             y_pred=np.asarray(c["yp"], np.int64),
-            speaker_gender=np.asarray(c["sg"], np.int64),
-            rater_gender=np.asarray(c["rg"], np.int64),
+            speaker_group=np.array(
+                [speaker_code[v] for v in c["sg"]], np.int64
+            ),
+            rater_group=np.array([rater_code[v] for v in c["rg"]], np.int64),
             first_line=first_line[key],
         )
         for key, c in columns.items()
     ]
+
+
+def _is_header(header: list[str] | None) -> bool:
+    return (
+        header is not None
+        and len(header) == len(PREDICTION_COLUMNS)
+        and tuple(header[:9]) == _FIXED_COLUMNS
+        and header[9].startswith("speaker_")
+        and len(header[9]) > len("speaker_")
+        and header[10].startswith("rater_")
+        and len(header[10]) > len("rater_")
+    )
+
+
+def _coding(values) -> dict[str, int]:
+    """Group value -> code: its rank among the sorted distinct values
+    (binary gender: `GENDER_CODE`, F=0, M=1)."""
+    distinct = sorted(set(values))
+    if set(distinct) <= set(GENDER_CODE):
+        return dict(GENDER_CODE)
+    return {v: k for k, v in enumerate(distinct)}
 
 
 def _side(
@@ -247,12 +301,12 @@ def run_metrics(run: RunPredictions) -> dict[str, Any]:
       ones None when the run has no S2 row).
     """
     variant, emotion, seed, alpha = run.key
-    in_s2 = run.rater_gender >= 0
+    in_s2 = run.rater_group >= 0
     try:
         f1 = metrics.weighted_f1(run.y_true, run.y_pred)
-        spk = _side(run.y_true, run.y_pred, run.speaker_gender)
+        spk = _side(run.y_true, run.y_pred, run.speaker_group)
         rat = (
-            _side(run.y_true[in_s2], run.y_pred[in_s2], run.rater_gender[in_s2])
+            _side(run.y_true[in_s2], run.y_pred[in_s2], run.rater_group[in_s2])
             if in_s2.any()
             else dict.fromkeys(spk)
         )

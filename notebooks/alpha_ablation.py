@@ -196,9 +196,9 @@ plt.show()
 # same anchors and references the pipeline trained above.
 
 # %%
-utterances, study = pipeline.load_study(cfg, pipeline.corpus_dir(cfg, WORKDIR))
+records, study = pipeline.load_study(cfg, pipeline.corpus_dir(cfg, WORKDIR))
 feature_set = features_lib.load(pipeline.features_path(cfg, WORKDIR))
-data, info = pipeline.make_training_table(cfg, utterances, study, feature_set)
+data, info = pipeline.make_training_table(cfg, records, study, feature_set)
 trained = {
     v: outputs.load_params(outputs.params_path(WORKDIR, v))
     for v in ("fair_spk", "fair_rat")

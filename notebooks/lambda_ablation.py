@@ -68,9 +68,9 @@ cfg.seeds = SEEDS
 cfg.emotions = (EMOTION,)
 
 corpus = pipeline.prepare(cfg, WORKDIR, progress=False)
-utterances, study = pipeline.load_study(cfg, corpus)
+records, study = pipeline.load_study(cfg, corpus)
 feature_set = features_lib.load(pipeline.features_path(cfg, WORKDIR))
-data, info = pipeline.make_training_table(cfg, utterances, study, feature_set)
+data, info = pipeline.make_training_table(cfg, records, study, feature_set)
 label = np.asarray(data.label)
 print(study.table1())
 

@@ -39,9 +39,9 @@ def synthetic_table(n=150, dim=12, seed=0):
         ids=ids,
         features=x,
         labels=[constants.EMOTIONS[i] for i in label_idx],
-        speaker_gender=spk,
-        sessions=[i % 5 + 1 for i in range(n)],
-        s2_rater_gender={i: g for i, g in zip(ids, rater, strict=True) if g},
+        speaker_group=spk,
+        folds=[i % 5 for i in range(n)],
+        s2_rater_group={i: g for i, g in zip(ids, rater, strict=True) if g},
     )
 
 
@@ -210,8 +210,8 @@ def test_distance_terms_ignore_embedding_scale():
     batch = objectives.Batch(
         x=np.zeros((16, 4), np.float32),
         y=(np.arange(16) % 3 == 0).astype(np.float32),
-        speaker_gender=(np.arange(16) % 2 == 0).astype(np.int32),
-        rater_gender=(np.arange(16) % 2 == 0).astype(np.int32),
+        speaker_group=(np.arange(16) % 2 == 0).astype(np.int32),
+        rater_group=(np.arange(16) % 2 == 0).astype(np.int32),
         in_s2=np.arange(16) < 12,
     )
     cfg = _cfg().loss

@@ -28,6 +28,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from fairser_jax.constants import EMOTIONS
+from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data.iemocap import Utterance
 
 __all__ = [
@@ -129,39 +130,60 @@ class StudySets:
     Attributes:
       s1_ids: ids of S1, sorted.
       s2_ids: ids of S2 (a subset of S1), sorted.
-      s2_rater_gender: S2 id -> rater-gender group ``"M"``/``"F"``.
-      labels: S1 id -> consensus class (one of ``EMOTIONS``).
-      require_both_genders: the S2 rule this was built with.
+      s2_rater_group: S2 id -> the rater group of its agreeing raters
+        (``"M"``/``"F"`` for rater gender).
+      labels: S1 id -> consensus class (one of ``classes``).
+      require_both_genders: the S2 rule this was built with (rated by
+        raters of at least two groups).
+      classes: the study's classes, in table order.
+      rater_attribute: the rater attribute the groups are values of.
+      rater_groups: every value of that attribute among the corpus's
+        raters, sorted.
     """
 
     s1_ids: tuple[str, ...]
     s2_ids: tuple[str, ...]
-    s2_rater_gender: Mapping[str, str]
+    s2_rater_group: Mapping[str, str]
     labels: Mapping[str, str]
     require_both_genders: bool = True
+    classes: tuple[str, ...] = EMOTIONS
+    rater_attribute: str = "gender"
+    rater_groups: tuple[str, ...] = ("F", "M")
+
+    @property
+    def s2_rater_gender(self) -> Mapping[str, str]:
+        """`s2_rater_group` under its binary-gender name."""
+        return self.s2_rater_group
 
     def table1(self) -> dict[str, dict]:
         """Class counts of S1 and S2 (paper Table 1).
 
         Returns:
-          ``{"S1": {"n": int, "per_class": {emotion: int}}, "S2": {...}}``
-          with the emotions in ``EMOTIONS`` order; S2 also carries
-          ``"per_group": {"M": int, "F": int}``.
+          ``{"S1": {"n": int, "per_class": {class: int}}, "S2": {...}}``
+          with the classes in ``classes`` order; S2 also carries
+          ``"per_group": {group: int}`` over ``rater_groups`` (``M``
+          before ``F`` for gender, as in the paper).
         """
         out = {}
         for name, ids in (("S1", self.s1_ids), ("S2", self.s2_ids)):
-            per_class = dict.fromkeys(EMOTIONS, 0)
+            per_class = dict.fromkeys(self.classes, 0)
             for i in ids:
                 per_class[self.labels[i]] += 1
             out[name] = {"n": len(ids), "per_class": per_class}
-        groups = list(self.s2_rater_gender.values())
-        out["S2"]["per_group"] = {g: groups.count(g) for g in ("M", "F")}
+        groups = list(self.s2_rater_group.values())
+        order = (
+            ("M", "F")
+            if set(self.rater_groups) == {"F", "M"}
+            else self.rater_groups
+        )
+        out["S2"]["per_group"] = {g: groups.count(g) for g in order}
         return out
 
 
 def format_table1(table: Mapping[str, Mapping]) -> str:
     """Markdown rendering of :meth:`StudySets.table1` (paper Table 1)."""
-    head = ["", "Overall", *(e.capitalize() for e in EMOTIONS)]
+    classes = list(table["S1"]["per_class"])
+    head = ["", "Overall", *(c.capitalize() for c in classes)]
     lines = [
         "| " + " | ".join(head) + " |",
         "|" + "---|" * len(head),
@@ -169,81 +191,118 @@ def format_table1(table: Mapping[str, Mapping]) -> str:
     for name in ("S1", "S2"):
         row = table[name]
         cells = [name, str(row["n"])]
-        cells += [str(row["per_class"][e]) for e in EMOTIONS]
+        cells += [str(row["per_class"][c]) for c in classes]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
-def _check_rater_gender(
-    utterances: Sequence[Utterance],
-    rater_gender: Mapping[str, str] | None,
+def _rater_groups_of(
+    corpus: corpus_lib.Corpus,
+    s1: Sequence[corpus_lib.Record],
+    attribute: str,
 ) -> dict[str, str]:
+    """rater id -> group, covering every rater of ``s1``; else names them."""
     needed = sorted(
-        {r for u in utterances for r in u.rater_labels},
-        key=lambda r: (len(r), r),
+        {r for u in s1 for r in u.ratings}, key=lambda r: (len(r), r)
     )
-    if rater_gender is None:
+    groups = {
+        r: attrs[attribute]
+        for r, attrs in corpus.rater_attributes.items()
+        if attrs.get(attribute)
+    }
+    hint = corpus.rater_hint
+    if not corpus.rater_attributes:
         raise ValueError(
-            "building S2 needs the genders of raters "
-            f"{', '.join(needed) or '(none found)'}, but no rater-gender "
-            f"mapping was given; {RATER_GENDER_HINT}"
+            f"building S2 needs the {attribute} of raters "
+            f"{', '.join(needed) or '(none found)'}, but no rater "
+            f"{attribute} was given; {hint}"
         )
-    mapping = normalise_rater_gender(rater_gender)
-    missing = [r for r in needed if r not in mapping]
+    missing = [r for r in needed if r not in groups]
     if missing:
+        shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
         raise ValueError(
-            f"the rater-gender mapping has no gender for rater(s) "
-            f"{', '.join(missing)} (it covers {', '.join(mapping) or 'none'})"
-            f"; {RATER_GENDER_HINT}"
+            f"{corpus.rater_source} has no {attribute} for rater(s) {shown} "
+            f"(it covers {', '.join(sorted(groups)[:20]) or 'none'}); {hint}"
         )
-    return mapping
+    return groups
 
 
 def build(
-    utterances: Sequence[Utterance],
-    rater_gender: Mapping[str, str] | None,
+    source: corpus_lib.Corpus | Sequence[Utterance],
+    rater_gender: Mapping[str, str] | None = None,
     *,
+    classes: Sequence[str] = EMOTIONS,
+    rater_attribute: str = "gender",
     require_both_genders: bool = True,
 ) -> StudySets:
-    """Builds S1 and S2 and each S2 sample's rater-gender group.
+    """Builds S1 and S2 and each S2 sample's rater group.
+
+    S1: the utterances with a wav whose consensus class is one of
+    ``classes``. S2: the S1 utterances whose agreeing raters (those whose
+    labels include the consensus class) all belong to one group of
+    ``rater_attribute`` -- the sample's rater group -- and (by default)
+    which raters of at least two groups rated. With binary gender this is
+    the paper's rule: agreeing raters all male or all female, rated by at
+    least one male and one female rater.
 
     Args:
-      utterances: records from :func:`fairser_jax.data.iemocap.read_corpus`.
-      rater_gender: rater id -> ``"M"``/``"F"`` covering every rater of the
-        S1 utterances (keys ``E1`` or ``C-E1``), e.g. from
-        :func:`load_rater_gender`.
-      require_both_genders: keep only S2 samples rated by at least one male
-        and one female rater (the paper's set); ``False`` drops that rule.
+      source: a `fairser_jax.data.corpus.Corpus`, or IEMOCAP records from
+        :func:`fairser_jax.data.iemocap.read_corpus` with ``rater_gender``.
+      rater_gender: with IEMOCAP records: rater id -> ``"M"``/``"F"``
+        covering every rater of the S1 utterances (keys ``E1`` or
+        ``C-E1``), e.g. from :func:`load_rater_gender`.
+      classes: the study's classes (IEMOCAP: the paper's five).
+      rater_attribute: the rater attribute whose values are the groups.
+      require_both_genders: keep only S2 samples rated by raters of at
+        least two groups (the paper's set); ``False`` drops that rule.
 
     Returns:
       A :class:`StudySets`.
 
     Raises:
-      ValueError: ``rater_gender`` is ``None`` or lacks raters (the message
-        names them and the flag to set), or an id appears twice.
+      ValueError: raters of S1 without the attribute (the message names
+        them and how to supply it), or an id appears twice.
     """
-    counts = collections.Counter(u.id for u in utterances)
+    if isinstance(source, corpus_lib.Corpus):
+        corpus = source
+    else:
+        if rater_gender is None:
+            rater_gender = {}
+        corpus = corpus_lib.from_iemocap(source, rater_gender)
+        if not rater_gender:
+            corpus = dataclasses.replace(corpus, rater_attributes={})
+    counts = collections.Counter(u.id for u in corpus.records)
     dup = sorted(i for i, n in counts.items() if n > 1)
     if dup:
         raise ValueError(f"utterance ids appear twice: {', '.join(dup[:5])}")
-    s1 = [u for u in utterances if u.label is not None and u.wav_exists]
-    mapping = _check_rater_gender(s1, rater_gender)
+    classes = tuple(classes)
+    s1 = [u for u in corpus.records if u.label in classes and u.wav_exists]
+    group_of = _rater_groups_of(corpus, s1, rater_attribute)
     s2_group: dict[str, str] = {}
     for u in s1:
-        raters = list(u.rater_labels)
-        rated = {mapping[r] for r in raters}
-        agreeing = {mapping[r] for r in raters if u.label in u.rater_classes(r)}
+        rated = {group_of[r] for r in u.ratings}
+        agreeing = {
+            group_of[r] for r, labels in u.ratings.items() if u.label in labels
+        }
         if len(agreeing) != 1:
             continue
-        if require_both_genders and rated != {"M", "F"}:
+        if require_both_genders and len(rated) < 2:
             continue
         s2_group[u.id] = agreeing.pop()
+    all_groups = {
+        attrs[rater_attribute]
+        for attrs in corpus.rater_attributes.values()
+        if attrs.get(rater_attribute)
+    }
     return StudySets(
         s1_ids=tuple(sorted(u.id for u in s1)),
         s2_ids=tuple(sorted(s2_group)),
-        s2_rater_gender=dict(sorted(s2_group.items())),
+        s2_rater_group=dict(sorted(s2_group.items())),
         labels={u.id: u.label for u in s1},
         require_both_genders=require_both_genders,
+        classes=classes,
+        rater_attribute=rater_attribute,
+        rater_groups=tuple(sorted(all_groups)),
     )
 
 

@@ -44,7 +44,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from fairser_jax import metrics
-from fairser_jax.constants import EMOTIONS
+from fairser_jax.constants import EMOTIONS, in_paper_order
 from fairser_jax.train import variants as variants_lib
 
 MALE_COLOR = "#1f4fbf"  # blue, as in the paper's Fig. 2
@@ -100,8 +100,8 @@ def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
 
 def _emotion_order(preferred: str, available: Sequence[str]) -> list[str]:
     """``preferred`` first, then the paper's order; only those available."""
-    order = [preferred] + [e for e in EMOTIONS if e != preferred]
-    return [e for e in order if e in available]
+    order = [preferred, *in_paper_order(available)]
+    return [e for e in dict.fromkeys(order) if e in available]
 
 
 # ----------------------------------------------------------------- Fig. 2
@@ -112,23 +112,35 @@ def load_embeddings(path: str | pathlib.Path) -> dict[str, np.ndarray]:
 
     Returns:
       ``utterance_id`` str [N], ``embedding`` float32 [N, D],
-      ``speaker_gender`` str [N] ('M'/'F'), ``rater_gender`` str [N]
-      ('M'/'F'/'' outside S2).
+      ``speaker_group`` str [N] (e.g. 'M'/'F'), ``rater_group`` str [N]
+      ('' outside S2), ``speaker_attribute`` and ``rater_attribute`` (str,
+      e.g. 'gender'). Files of releases before k-group attributes hold
+      ``speaker_gender`` / ``rater_gender`` and read the same.
 
     Raises:
-      ValueError: a missing array, mismatched lengths or unknown labels;
-        the message names the file.
+      ValueError: a missing array, mismatched lengths or empty speaker
+        groups; the message names the file.
     """
     path = pathlib.Path(path)
-    keys = ("utterance_id", "embedding", "speaker_gender", "rater_gender")
     with np.load(path, allow_pickle=False) as data:
+        old = "speaker_gender" in data.files
+        names = {
+            "speaker_group": "speaker_gender" if old else "speaker_group",
+            "rater_group": "rater_gender" if old else "rater_group",
+        }
+        keys = ("utterance_id", "embedding", *names.values())
         missing = [k for k in keys if k not in data.files]
         if missing:
             raise ValueError(
                 f"{path}: missing array(s) {missing}; the training stage "
                 f"writes {list(keys)}."
             )
-        out = {k: np.asarray(data[k]) for k in keys}
+        out = {k: np.asarray(data[k]) for k in ("utterance_id", "embedding")}
+        for new, stored in names.items():
+            out[new] = np.asarray(data[stored])
+        for side in ("speaker", "rater"):
+            key = f"{side}_attribute"
+            out[key] = str(data[key]) if key in data.files else "gender"
     n = out["utterance_id"].shape[0]
     emb = out["embedding"]
     if emb.ndim != 2 or emb.shape[0] != n:
@@ -136,16 +148,13 @@ def load_embeddings(path: str | pathlib.Path) -> dict[str, np.ndarray]:
             f"{path}: 'embedding' must be [N, D] with N = {n} utterances; "
             f"got shape {emb.shape}."
         )
-    for k, allowed in (
-        ("speaker_gender", {"M", "F"}),
-        ("rater_gender", {"M", "F", ""}),
-    ):
+    for k, empty_ok in (("speaker_group", False), ("rater_group", True)):
         arr = out[k].astype(str)
-        if arr.shape != (n,) or not set(arr.tolist()) <= allowed:
+        if arr.shape != (n,) or (not empty_ok and (arr == "").any()):
             raise ValueError(
-                f"{path}: '{k}' must be [N] strings in {sorted(allowed)}; "
-                f"got shape {arr.shape}, values "
-                f"{sorted(set(arr.tolist()))[:5]}."
+                f"{path}: '{names[k]}' must be [N] strings"
+                f"{'' if empty_ok else ', none empty'}; got shape "
+                f"{arr.shape}, values {sorted(set(arr.tolist()))[:5]}."
             )
         out[k] = arr
     out["utterance_id"] = out["utterance_id"].astype(str)
@@ -180,9 +189,35 @@ def _perplexity(n: int) -> float:
     return float(min(30.0, max(1.0, (n - 1) / 3.0)))
 
 
+def _group_style(groups: np.ndarray) -> dict[str, tuple[str, str]]:
+    """group -> (colour, legend label): the paper's male/female colours for
+    gender, a qualitative palette for other attributes; grey = no group."""
+    present = sorted(set(groups.tolist()) - {""})
+    if set(present) <= {"M", "F"}:
+        style = {"M": (MALE_COLOR, "male"), "F": (FEMALE_COLOR, "female")}
+    else:
+        palette = [
+            "#1f77b4",
+            "#d62728",
+            "#2ca02c",
+            "#9467bd",
+            "#ff7f0e",
+            "#17becf",
+            "#8c564b",
+            "#e377c2",
+            "#bcbd22",
+            "#7f7f7f",
+        ]
+        style = {
+            g: (palette[i % len(palette)], g) for i, g in enumerate(present)
+        }
+    style[""] = (NO_GROUP_COLOR, "no rater group")
+    return style
+
+
 def _scatter_groups(ax, xy: np.ndarray, groups: np.ndarray, order) -> None:
-    """Scatter coloured by group; grey underneath, M/F in random order."""
-    colors = {"M": MALE_COLOR, "F": FEMALE_COLOR, "": NO_GROUP_COLOR}
+    """Scatter coloured by group; grey underneath, groups in random order."""
+    style = _group_style(groups)
     grey = groups == ""
     if grey.any():
         ax.scatter(
@@ -198,12 +233,12 @@ def _scatter_groups(ax, xy: np.ndarray, groups: np.ndarray, order) -> None:
         xy[idx, 0],
         xy[idx, 1],
         s=7,
-        c=[colors[g] for g in groups[idx]],
+        c=[style[g][0] for g in groups[idx]],
         alpha=0.85,
         linewidths=0,
     )
     handles = []
-    for g, label in (("M", "male"), ("F", "female"), ("", "no rater group")):
+    for g, (color, label) in style.items():
         count = int(np.sum(groups == g))
         if count:
             handles.append(
@@ -213,7 +248,7 @@ def _scatter_groups(ax, xy: np.ndarray, groups: np.ndarray, order) -> None:
                     marker="o",
                     linestyle="",
                     markersize=5,
-                    color=colors[g],
+                    color=color,
                     label=f"{label} ({count})",
                 )
             )
@@ -314,14 +349,12 @@ def tsne_figure(
             method="exact" if take <= _EXACT_TSNE_MAX else "barnes_hut",
             random_state=random_state,
         ).fit_transform(d["embedding"][rows].astype(np.float64))
-        for col, (field, side) in enumerate(
-            (("speaker_gender", "speaker"), ("rater_gender", "rater"))
-        ):
+        for col, side in enumerate(("speaker", "rater")):
             ax = axes[row, col]
-            _scatter_groups(ax, xy, d[field][rows], draw_order)
+            _scatter_groups(ax, xy, d[f"{side}_group"][rows], draw_order)
             ax.set_title(
                 f"({next(letters)}) {variants_lib.display_name(v)}, "
-                f"coloured by {side} gender",
+                f"coloured by {side} {d[f'{side}_attribute']}",
                 fontsize=10,
             )
     fig.suptitle(
@@ -363,7 +396,7 @@ def parity_bars_figure(
     ]
     if not variants:
         return None
-    emotions = [e for e in EMOTIONS if any(r["emotion"] == e for r in runs)]
+    emotions = in_paper_order(r["emotion"] for r in runs)
     ncols = min(3, len(variants))
     nrows = -(-len(variants) // ncols)
     fig = Figure(
@@ -823,7 +856,14 @@ def make_figures(
       absent); each has a PDF of the same stem beside it.
     """
     out = figures_dir(workdir)
-    emotions = _emotion_order(emotion, EMOTIONS)
+    emotions = _emotion_order(
+        emotion,
+        [
+            *EMOTIONS,
+            *(r["emotion"] for r in _runs(results)),
+            *results.get("alpha_trace", {}),
+        ],
+    )
     drawn = {
         "tsne": [
             tsne_figure(workdir, emotion=emotion, sample_size=tsne_sample_size)

@@ -114,7 +114,7 @@ def check_study_sets(
 ) -> list[str]:
     """Checks Table 1 counts against the predictions of every run.
 
-    Each run's rows are S1 (its S2 rows carry a rater gender), so a run of
+    Each run's rows are S1 (its S2 rows carry a rater group), so a run of
     the ``e`` detector must have ``S1.n`` rows of which
     ``S1.per_class[e]`` are positive, and likewise for S2.
 
@@ -128,7 +128,7 @@ def check_study_sets(
     problems = []
     for run in runs:
         emotion = run.key[1]
-        in_s2 = run.rater_gender >= 0
+        in_s2 = run.rater_group >= 0
         for name, mask in (("S1", np.ones_like(in_s2)), ("S2", in_s2)):
             table = study_sets.get(name)
             if table is None:
@@ -222,15 +222,18 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
                 "(a newer run started here and has not finished): finish it "
                 "with --resume, or start over with --overwrite."
             )
+    classes = tuple(
+        results.get("study_sets", {}).get("S1", {}).get("per_class", EMOTIONS)
+    )
     for i, run in enumerate(results.get("runs", [])):
         missing = {"variant", "emotion", "seed"} - set(run)
         if missing:
             raise ValueError(f"{path}: runs[{i}] lacks {sorted(missing)}.")
         known = variants_lib.REGISTRY
-        if run["variant"] not in known or run["emotion"] not in EMOTIONS:
+        if run["variant"] not in known or run["emotion"] not in classes:
             raise ValueError(
                 f"{path}: runs[{i}] has variant {run['variant']!r} / "
                 f"emotion {run['emotion']!r}; expected one of {list(known)} / "
-                f"{EMOTIONS}."
+                f"{classes} (the study's classes)."
             )
     return results

@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from fairser_jax import metrics
-from fairser_jax.constants import EMOTIONS
+from fairser_jax.constants import in_paper_order
 from fairser_jax.report import figures as figures_lib
 from fairser_jax.report import recompute
 from fairser_jax.train import variants as variants_lib
@@ -437,8 +437,7 @@ def _present(
     """Variants (given order) and emotions (paper order) that have runs."""
     have_v = {r["variant"] for r in runs}
     vs = [v for v in variants if v in have_v]
-    have_e = {r["emotion"] for r in runs if r["variant"] in vs}
-    return vs, [e for e in EMOTIONS if e in have_e]
+    return vs, in_paper_order(r["emotion"] for r in runs if r["variant"] in vs)
 
 
 def seed_values(
@@ -580,11 +579,9 @@ def table1(study_sets: Mapping[str, Any]) -> Table | None:
     sets = [s for s in ("S1", "S2") if s in study_sets]
     if not sets:
         return None
-    emotions = [
-        e
-        for e in EMOTIONS
-        if any(e in study_sets[s].get("per_class", {}) for s in sets)
-    ]
+    emotions = in_paper_order(
+        e for s in sets for e in study_sets[s].get("per_class", {})
+    )
     header = ("Set", "Overall") + tuple(e.capitalize() for e in emotions)
     rows = []
     for s in sets:
@@ -845,7 +842,7 @@ def fixed_alpha_table(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     ]
     if not fixed:
         return None
-    emotions = [e for e in EMOTIONS if any(r["emotion"] == e for r in fixed)]
+    emotions = in_paper_order(r["emotion"] for r in fixed)
     alphas = sorted({round(float(r["alpha"]), 9) for r in fixed})
 
     rows = [

@@ -1,8 +1,10 @@
 """The training table: S1 utterances with features and group codes.
 
 Everything a step needs, as arrays that live on the device for the whole run
-: features, the 5-class consensus label, speaker gender, rater-gender
-group (S2 only) and the leave-one-session-out fold.
+: features, the consensus class, the speaker group, the rater group (S2
+only) and the fold. Groups are values of one categorical attribute per side
+(binary gender by default), coded by their position in the side's sorted
+vocabulary, so binary gender is F=0, M=1 (`constants.GENDER_CODE`).
 """
 
 from __future__ import annotations
@@ -23,19 +25,23 @@ class Dataset:
 
     Attributes:
       features: [N, H] float32 pooled (z-normalised) wav2vec2 features.
-      label: [N] int32 index into `constants.EMOTIONS` of the consensus class.
-      speaker_gender: [N] int32 speaker gender code (F=0, M=1).
-      rater_gender: [N] int32 rater-gender group code; 0 outside S2.
+      label: [N] int32 index into the study's classes of the consensus class.
+      speaker_group: [N] int32 speaker group code in 0..K_S-1.
+      rater_group: [N] int32 rater group code in 0..K_R-1; 0 outside S2.
       in_s2: [N] bool, whether the utterance is in S2 (has a rater group).
-      fold: [N] int32 fold index (session - 1).
+      fold: [N] int32 fold index.
+      num_speaker_groups: K_S (static), at least 2.
+      num_rater_groups: K_R (static), at least 2.
     """
 
     features: jax.Array
     label: jax.Array
-    speaker_gender: jax.Array
-    rater_gender: jax.Array
+    speaker_group: jax.Array
+    rater_group: jax.Array
     in_s2: jax.Array
     fold: jax.Array
+    num_speaker_groups: int = flax.struct.field(pytree_node=False, default=2)
+    num_rater_groups: int = flax.struct.field(pytree_node=False, default=2)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -44,34 +50,93 @@ class DatasetInfo:
 
     Attributes:
       ids: [N] utterance ids.
-      speaker_gender: [N] "M"/"F".
-      rater_gender: [N] "M"/"F" for S2 utterances, "" elsewhere.
+      speaker_group: [N] speaker attribute value (e.g. "M"/"F").
+      rater_group: [N] rater group of S2 utterances, "" elsewhere.
       fold: [N] int fold index.
+      classes: the study's classes; `Dataset.label` indexes them.
+      speaker_groups: the speaker vocabulary; codes index it.
+      rater_groups: the rater vocabulary; codes index it.
+      speaker_attribute: the speaker attribute's name ("gender").
+      rater_attribute: the rater attribute's name ("gender").
     """
 
     ids: np.ndarray
-    speaker_gender: np.ndarray
-    rater_gender: np.ndarray
+    speaker_group: np.ndarray
+    rater_group: np.ndarray
     fold: np.ndarray
+    classes: tuple[str, ...] = constants.EMOTIONS
+    speaker_groups: tuple[str, ...] = ("F", "M")
+    rater_groups: tuple[str, ...] = ("F", "M")
+    speaker_attribute: str = "gender"
+    rater_attribute: str = "gender"
+
+    @property
+    def speaker_column(self) -> str:
+        """The `predictions.csv` column of the speaker group."""
+        return f"speaker_{self.speaker_attribute}"
+
+    @property
+    def rater_column(self) -> str:
+        """The `predictions.csv` column of the rater group."""
+        return f"rater_{self.rater_attribute}"
+
+    def speaker_codes(self, rows: np.ndarray) -> np.ndarray:
+        """int64 speaker group codes of `rows`."""
+        index = {g: k for k, g in enumerate(self.speaker_groups)}
+        return np.array([index[g] for g in self.speaker_group[rows]], np.int64)
+
+    def rater_codes(self, rows: np.ndarray) -> np.ndarray:
+        """int64 rater group codes of `rows`, -1 outside S2."""
+        index = {g: k for k, g in enumerate(self.rater_groups)}
+        return np.array(
+            [index.get(g, -1) for g in self.rater_group[rows]], np.int64
+        )
+
+
+def vocabulary(values: Sequence[str]) -> tuple[str, ...]:
+    """The sorted distinct non-empty group values (at least F, M if binary).
+
+    Binary gender always gets ("F", "M"), even if a table holds only one of
+    them, so its codes are `constants.GENDER_CODE` whatever the data.
+    """
+    distinct = sorted({str(v) for v in values if str(v) != ""})
+    if set(distinct) <= set(constants.GENDER_CODE):
+        return tuple(
+            sorted(constants.GENDER_CODE, key=constants.GENDER_CODE.get)
+        )
+    return tuple(distinct)
 
 
 def make_dataset(
     ids: Sequence[str],
     features: np.ndarray,
     labels: Sequence[str],
-    speaker_gender: Sequence[str],
-    sessions: Sequence[int],
-    s2_rater_gender: Mapping[str, str],
+    speaker_group: Sequence[str],
+    folds: Sequence[int],
+    s2_rater_group: Mapping[str, str],
+    *,
+    classes: Sequence[str] = constants.EMOTIONS,
+    speaker_groups: Sequence[str] | None = None,
+    rater_groups: Sequence[str] | None = None,
+    speaker_attribute: str = "gender",
+    rater_attribute: str = "gender",
 ) -> tuple[Dataset, DatasetInfo]:
     """Builds the training table from aligned host arrays.
 
     Args:
       ids: [N] S1 utterance ids.
       features: [N, H] features aligned with `ids`.
-      labels: [N] consensus class names (members of `constants.EMOTIONS`).
-      speaker_gender: [N] "M"/"F".
-      sessions: [N] IEMOCAP session numbers 1..5.
-      s2_rater_gender: S2 id -> "M"/"F" rater-gender group.
+      labels: [N] consensus class names (members of `classes`).
+      speaker_group: [N] speaker attribute values ("M"/"F").
+      folds: [N] fold indices >= 0.
+      s2_rater_group: S2 id -> rater group ("M"/"F").
+      classes: the study's classes (default: the paper's five).
+      speaker_groups: the speaker vocabulary (default: `vocabulary` of
+        `speaker_group`); must hold every value.
+      rater_groups: the rater vocabulary (default: `vocabulary` of the S2
+        groups); must hold every value.
+      speaker_attribute: name of the speaker attribute.
+      rater_attribute: name of the rater attribute.
 
     Returns:
       The device `Dataset` and its host `DatasetInfo`.
@@ -85,34 +150,59 @@ def make_dataset(
         )
     if not np.all(np.isfinite(features)):
         raise ValueError("features contain NaN or Inf values.")
-    bad = sorted({lab for lab in labels if lab not in constants.EMOTIONS})
+    classes = tuple(classes)
+    bad = sorted({lab for lab in labels if lab not in classes})
     if bad:
         raise ValueError(
-            f"labels {bad} are not among {constants.EMOTIONS}; pass only S1 "
-            "utterances."
+            f"labels {bad} are not among {classes}; pass only S1 utterances."
         )
-    sessions = np.asarray(sessions, np.int32)
-    if sessions.min() < 1 or sessions.max() > 5:
-        raise ValueError(f"sessions must be 1..5, got {np.unique(sessions)}.")
-    rater = np.array([s2_rater_gender.get(i, "") for i in ids])
-    spk = np.asarray(speaker_gender)
-    code = constants.GENDER_CODE
+    folds = np.asarray(folds, np.int32)
+    if n and folds.min() < 0:
+        raise ValueError(f"folds must be >= 0, got {np.unique(folds)}.")
+    rater = np.array([s2_rater_group.get(i, "") for i in ids], dtype=object)
+    rater = rater.astype(str) if n else np.array([], str)
+    spk = np.asarray(speaker_group).astype(str)
+    speaker_groups = tuple(
+        vocabulary(spk) if speaker_groups is None else speaker_groups
+    )
+    rater_groups = tuple(
+        vocabulary(rater) if rater_groups is None else rater_groups
+    )
+    for side, values, vocab in (
+        ("speaker", spk, speaker_groups),
+        ("rater", rater[rater != ""], rater_groups),
+    ):
+        unknown = sorted(set(values) - set(vocab))
+        if unknown:
+            raise ValueError(
+                f"{side} groups {unknown} are not in the {side} vocabulary "
+                f"{vocab}."
+            )
+    spk_code = {g: k for k, g in enumerate(speaker_groups)}
+    rat_code = {g: k for k, g in enumerate(rater_groups)}
     dataset = Dataset(
         features=jax.numpy.asarray(features),
         label=jax.numpy.asarray(
-            [constants.EMOTIONS.index(lab) for lab in labels], np.int32
+            [classes.index(lab) for lab in labels], np.int32
         ),
-        speaker_gender=jax.numpy.asarray([code[g] for g in spk], np.int32),
-        rater_gender=jax.numpy.asarray(
-            [code.get(g, 0) for g in rater], np.int32
+        speaker_group=jax.numpy.asarray([spk_code[g] for g in spk], np.int32),
+        rater_group=jax.numpy.asarray(
+            [rat_code.get(g, 0) for g in rater], np.int32
         ),
         in_s2=jax.numpy.asarray(rater != ""),
-        fold=jax.numpy.asarray(sessions - 1),
+        fold=jax.numpy.asarray(folds),
+        num_speaker_groups=max(2, len(speaker_groups)),
+        num_rater_groups=max(2, len(rater_groups)),
     )
     info = DatasetInfo(
         ids=np.asarray(ids),
-        speaker_gender=spk,
-        rater_gender=rater,
-        fold=sessions - 1,
+        speaker_group=spk,
+        rater_group=rater,
+        fold=folds,
+        classes=classes,
+        speaker_groups=speaker_groups,
+        rater_groups=rater_groups,
+        speaker_attribute=speaker_attribute,
+        rater_attribute=rater_attribute,
     )
     return dataset, info

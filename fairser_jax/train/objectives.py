@@ -45,16 +45,22 @@ class Batch:
       x: [B, H] features.
       y: [B] float32 binary target (1 iff the consensus class is the run's
         emotion).
-      speaker_gender: [B] int32 speaker gender code.
-      rater_gender: [B] int32 rater-gender group code (0 outside S2).
-      in_s2: [B] bool, whether a sample has a rater-gender group.
+      speaker_group: [B] int32 speaker group code in 0..K_S-1 (speaker
+        gender: F=0, M=1).
+      rater_group: [B] int32 rater group code in 0..K_R-1 (0 outside S2).
+      in_s2: [B] bool, whether a sample has a rater group.
+      num_speaker_groups: K_S (static).
+      num_rater_groups: K_R (static): the adversary is binary (one logit)
+        for 2 groups, a K_R-way softmax otherwise.
     """
 
     x: jax.Array
     y: jax.Array
-    speaker_gender: jax.Array
-    rater_gender: jax.Array
+    speaker_group: jax.Array
+    rater_group: jax.Array
     in_s2: jax.Array
+    num_speaker_groups: int = flax.struct.field(pytree_node=False, default=2)
+    num_rater_groups: int = flax.struct.field(pytree_node=False, default=2)
 
 
 Terms = dict[str, jax.Array]
@@ -133,18 +139,23 @@ def speaker_fair(
 
     L_cl is the supervised contrastive loss with speaker-gender labels, so
     subtracting it pushes same-gender embeddings apart; L_D-S is the
-    Sinkhorn divergence between male- and female-speaker embeddings.
+    Sinkhorn divergence between male- and female-speaker embeddings. With
+    another speaker attribute of K groups, L_cl takes the K labels and
+    L_D-S is `losses.group_distance` over K groups
+    (`config.loss.group_pooling`).
     """
     l_s = losses.emotion_loss(out.logits, batch.y)
     l_cl = losses.supervised_contrastive(
-        out.embeddings, batch.speaker_gender, temperature=cfg.temperature
+        out.embeddings, batch.speaker_group, temperature=cfg.temperature
     )
     l_ds = losses.group_distance(
         distance_space(out.embeddings, cfg),
-        batch.speaker_gender,
+        batch.speaker_group,
         epsilon=cfg.epsilon,
         num_iterations=cfg.sinkhorn_iterations,
         debiased=cfg.debiased,
+        num_groups=batch.num_speaker_groups,
+        pooling=cfg.group_pooling,
     )
     loss = l_s - l_cl + cfg.lambda_s * l_ds
     return loss, {"loss": loss, "bce": l_s, "l_cl": l_cl, "l_ds": l_ds}
@@ -156,19 +167,22 @@ def rater_fair(
     """Fair_rat, eq. (1): L_RAT = L_R − L_Adv + λ_R L_D-R (rater gender).
 
     The group terms use only S2 samples (the ones with a rater-gender
-    group); L_R uses every sample of the batch.
+    group); L_R uses every sample of the batch. With another rater
+    attribute of K > 2 groups the adversary is a K-way softmax.
     """
     l_r = losses.emotion_loss(out.logits, batch.y)
     l_adv = losses.adversarial_loss(
-        out.adversary_logits, batch.rater_gender, where=batch.in_s2
+        out.adversary_logits, batch.rater_group, where=batch.in_s2
     )
     l_dr = losses.group_distance(
         distance_space(out.embeddings, cfg),
-        batch.rater_gender,
+        batch.rater_group,
         where=batch.in_s2,
         epsilon=cfg.epsilon,
         num_iterations=cfg.sinkhorn_iterations,
         debiased=cfg.debiased,
+        num_groups=batch.num_rater_groups,
+        pooling=cfg.group_pooling,
     )
     objective = l_r + l_adv + cfg.lambda_r * l_dr  # GRL flips L_Adv's sign.
     loss = l_r - l_adv + cfg.lambda_r * l_dr

@@ -67,7 +67,7 @@ def out_of_fold(
 
     Args:
       output: what `runner.train_variant` returned.
-      label: [N] host class index (into `constants.EMOTIONS`) of each row.
+      label: [N] host class index (into `info.classes`) of each row.
       info: host metadata of the dataset rows.
 
     Returns:
@@ -79,7 +79,7 @@ def out_of_fold(
         groups.setdefault(key, []).append(r)
     results = []
     for key, run_indices in groups.items():
-        emotion = constants.EMOTIONS.index(key[1])
+        emotion = info.classes.index(key[1])
         parts = []
         for r in run_indices:
             n = output.arrays.n_test[r]
@@ -115,17 +115,13 @@ def out_of_fold(
 
 def metrics_of(oof: OutOfFold, info: DatasetInfo) -> dict:
     """The `results.json` entry of one result (paper §2.2.3)."""
-    code = constants.GENDER_CODE
-    rater = info.rater_gender[oof.rows]
     return results_lib.run_metrics(
         results_lib.RunPredictions(
             key=oof.key,
             y_true=oof.y_true,
             y_pred=oof.y_pred,
-            speaker_gender=np.array(
-                [code[g] for g in info.speaker_gender[oof.rows]]
-            ),
-            rater_gender=np.array([code.get(g, -1) for g in rater]),
+            speaker_group=info.speaker_codes(oof.rows),
+            rater_group=info.rater_codes(oof.rows),
             first_line=0,
         )
     )
@@ -146,8 +142,8 @@ def prediction_rows(oof: OutOfFold, info: DatasetInfo) -> Iterable[list]:
             int(oof.y_true[i]),
             f"{oof.y_score[i]:.9g}",
             int(oof.y_pred[i]),
-            info.speaker_gender[row],
-            info.rater_gender[row],
+            info.speaker_group[row],
+            info.rater_group[row],
         ]
 
 
@@ -158,7 +154,11 @@ def write_predictions(
     tmp = path.with_suffix(".tmp")
     with open(tmp, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(results_lib.PREDICTION_COLUMNS)
+        writer.writerow(
+            results_lib.prediction_columns(
+                info.speaker_attribute, info.rater_attribute
+            )
+        )
         for oof in results:
             writer.writerows(prediction_rows(oof, info))
     tmp.replace(path)
@@ -183,8 +183,10 @@ def write_embeddings(
         path,
         utterance_id=info.ids[oof.rows].astype(str),
         embedding=oof.embedding.astype(np.float32),
-        speaker_gender=info.speaker_gender[oof.rows].astype(str),
-        rater_gender=info.rater_gender[oof.rows].astype(str),
+        speaker_group=info.speaker_group[oof.rows].astype(str),
+        rater_group=info.rater_group[oof.rows].astype(str),
+        speaker_attribute=np.array(info.speaker_attribute),
+        rater_attribute=np.array(info.rater_attribute),
     )
 
 
@@ -296,6 +298,13 @@ def read_alpha_trace(path: pathlib.Path) -> dict[str, np.ndarray]:
         return {k: np.asarray(f[k]) for k in f.files}
 
 
+def _paper_order(emotion: str) -> tuple[int, str]:
+    """The paper's emotions first, in its order; other classes by name."""
+    if emotion in constants.EMOTIONS:
+        return constants.EMOTIONS.index(emotion), ""
+    return len(constants.EMOTIONS), emotion
+
+
 def summarize_alpha_trace(path: pathlib.Path) -> dict[str, dict]:
     """What Fig. 3b needs per emotion, for `results.json["alpha_trace"]`.
 
@@ -308,10 +317,9 @@ def summarize_alpha_trace(path: pathlib.Path) -> dict[str, dict]:
     trace = read_alpha_trace(path)
     edges = np.linspace(0.0, 1.0, ALPHA_BINS + 1)
     out = {}
-    for emotion in constants.EMOTIONS:
+    emotions = dict.fromkeys(k.split("/")[0] for k in trace)
+    for emotion in sorted(emotions, key=_paper_order):
         keys = [k for k in trace if k.split("/")[0] == emotion]
-        if not keys:
-            continue
         values = np.concatenate([trace[k] for k in keys]).astype(np.float64)
         counts, _ = np.histogram(values, bins=edges)
         out[emotion] = {

@@ -165,9 +165,11 @@ def gather_batch(
     return objectives.Batch(
         x=data.features[rows],
         y=(data.label[rows] == emotion).astype(jnp.float32),
-        speaker_gender=data.speaker_gender[rows],
-        rater_gender=data.rater_gender[rows],
+        speaker_group=data.speaker_group[rows],
+        rater_group=data.rater_group[rows],
         in_s2=data.in_s2[rows],
+        num_speaker_groups=data.num_speaker_groups,
+        num_rater_groups=data.num_rater_groups,
     )
 
 
@@ -431,7 +433,7 @@ def plan(
     """Lays out the runs of `variant` as one stack over `mesh`."""
     mesh = runs_mesh() if mesh is None else mesh
     num_devices = mesh.devices.size
-    arrays = build_run_arrays(runs, fold)
+    arrays = build_run_arrays(runs, fold, tuple(cfg.data.classes))
     padded = math.ceil(len(runs) / num_devices) * num_devices
     pad_index = np.concatenate(
         [np.arange(len(runs)), np.zeros(padded - len(runs), np.int64)]
@@ -732,7 +734,9 @@ def train_variant(
         )
     data = distributed.put(data, stack.replicated)
     inputs = run_inputs(stack, refs)
-    model = models.model_from_config(cfg.model)
+    model = models.model_from_config(
+        cfg.model, num_rater_groups=data.num_rater_groups
+    )
     tx = make_optimizer(cfg)
     manager = (
         None if checkpoint_dir is None else _checkpoint_manager(checkpoint_dir)

@@ -23,7 +23,8 @@ class RunSpec:
 
     Attributes:
       variant: a name of `fairser_jax.train.variants.REGISTRY`.
-      emotion: one of `constants.EMOTIONS` (the binary detector's class).
+      emotion: one of the study's classes (the binary detector's class;
+        default: `constants.EMOTIONS`, the paper's five).
       fold: leave-one-session-out fold index; the run tests on session
         `fold + 1` and trains on the other four.
       seed: replicate index (paper: ten models per setting).
@@ -52,14 +53,15 @@ def make_runs(
     folds: Sequence[int],
     seeds: Sequence[int],
     alphas: Sequence[float | None] = (None,),
+    classes: Sequence[str] = constants.EMOTIONS,
 ) -> list[RunSpec]:
     """All runs of one variant, ordered by (emotion, seed, alpha, fold)."""
     variants.get(variant)  # raises on an unknown name
     for emotion in emotions:
-        if emotion not in constants.EMOTIONS:
+        if emotion not in classes:
             raise ValueError(
                 f"Unknown emotion {emotion!r}; expected one of "
-                f"{constants.EMOTIONS}."
+                f"{tuple(classes)}."
             )
     return [
         RunSpec(variant, emotion, int(fold), int(seed), alpha)
@@ -70,15 +72,19 @@ def make_runs(
     ]
 
 
-def run_key(spec: RunSpec) -> jax.Array:
+def run_key(
+    spec: RunSpec, classes: Sequence[str] = constants.EMOTIONS
+) -> jax.Array:
     """The run's root PRNG key: a function of (seed, emotion, fold) only.
+
+    The emotion enters as its index in the study's `classes`.
 
     The variant is deliberately not folded in, so that every variant of the
     same (emotion, fold, seed) starts from the same initial parameters and
     sees the same batch order: paired comparisons between variants.
     """
     key = jax.random.key(spec.seed)
-    key = jax.random.fold_in(key, constants.EMOTIONS.index(spec.emotion))
+    key = jax.random.fold_in(key, tuple(classes).index(spec.emotion))
     return jax.random.fold_in(key, spec.fold)
 
 
@@ -87,7 +93,7 @@ class RunArrays:
     """Per-run arrays, stacked on a leading runs axis R (host NumPy).
 
     Attributes:
-      emotion: [R] int32 index into `constants.EMOTIONS`.
+      emotion: [R] int32 index into the study's classes.
       alpha: [R] float32 constant α (NaN when the run has none).
       train_idx: [R, N_train_max] int32 rows of the dataset to train on;
         entries past `n_train` are padding (repeat row 0, never read).
@@ -117,12 +123,17 @@ def _pad_rows(rows: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return out, np.array([len(r) for r in rows], np.int32)
 
 
-def build_run_arrays(runs: Sequence[RunSpec], fold: np.ndarray) -> RunArrays:
+def build_run_arrays(
+    runs: Sequence[RunSpec],
+    fold: np.ndarray,
+    classes: Sequence[str] = constants.EMOTIONS,
+) -> RunArrays:
     """Train/test row indices per run from the dataset's fold column.
 
     Args:
       runs: the runs to stack.
       fold: [N] int fold index of every dataset row.
+      classes: the study's classes (`Dataset.label` indexes them).
 
     Returns:
       The stacked `RunArrays`.
@@ -136,17 +147,19 @@ def build_run_arrays(runs: Sequence[RunSpec], fold: np.ndarray) -> RunArrays:
             raise ValueError(
                 f"Run {spec.name} has {len(train)} training and {len(test)} "
                 "test utterances; every fold needs both. Check that the "
-                "corpus has utterances in all five sessions."
+                "corpus has S1 utterances in every fold of config.folds "
+                "(IEMOCAP: all five sessions)."
             )
         train_rows.append(train)
         test_rows.append(test)
     train_idx, n_train = _pad_rows(train_rows)
     test_idx, n_test = _pad_rows(test_rows)
-    keys = np.stack([np.asarray(jax.random.key_data(run_key(s))) for s in runs])
+    classes = tuple(classes)
+    keys = np.stack(
+        [np.asarray(jax.random.key_data(run_key(s, classes))) for s in runs]
+    )
     return RunArrays(
-        emotion=np.array(
-            [constants.EMOTIONS.index(s.emotion) for s in runs], np.int32
-        ),
+        emotion=np.array([classes.index(s.emotion) for s in runs], np.int32),
         alpha=np.array(
             [np.nan if s.alpha is None else s.alpha for s in runs], np.float32
         ),

@@ -32,6 +32,7 @@ import numpy as np
 
 import fairser_jax
 from fairser_jax import progress as progress_lib
+from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import features as features_lib
 from fairser_jax.data import iemocap
 from fairser_jax.wav2vec2 import audio
@@ -445,8 +446,9 @@ def resolve_source(
 ) -> tuple[list[str], list[pathlib.Path], str]:
     """``(ids, wav paths, fingerprint)`` of a corpus root or a file list.
 
-    A corpus root (IEMOCAP layout) gives the utterance ids of
-    ``read_corpus`` whose wav exists; a list of files gives the file stems.
+    A corpus root (IEMOCAP layout, or a manifest folder holding
+    ``utterances.csv``) gives the ids of its utterances whose wav exists; a
+    list of files gives the file stems.
     """
     if isinstance(source, str | os.PathLike):
         root = pathlib.Path(source)
@@ -455,13 +457,23 @@ def resolve_source(
                 f"{root}: not a corpus directory. Pass an IEMOCAP-layout "
                 "root (--corpus) or a list of wav files (--wav_list)."
             )
-        utterances = [
-            u for u in iemocap.read_corpus(root) if u.wav_path.exists()
-        ]
+        if corpus_lib.detect_format(root) == "manifest":
+            from fairser_jax.data import manifest  # noqa: PLC0415
+
+            records = manifest.read(
+                root,
+                classes=None,
+                speaker_attribute=None,
+                rater_attribute=None,
+            ).records
+        else:
+            records = iemocap.read_corpus(root)
+        utterances = [u for u in records if u.wav_path.exists()]
         if not utterances:
             raise ValueError(
                 f"{root}: no utterance with an existing wav file "
-                "(expected Session*/sentences/wav/<dialog>/<id>.wav)."
+                "(expected Session*/sentences/wav/<dialog>/<id>.wav, or the "
+                "wav_path column of utterances.csv)."
             )
         ids = [u.id for u in utterances]
         paths = [pathlib.Path(u.wav_path) for u in utterances]
