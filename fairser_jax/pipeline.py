@@ -17,6 +17,9 @@ Workdir layout::
     embeddings/*.npz      out-of-fold test embeddings (Fig. 2)
     checkpoints/<v>/      orbax checkpoint of <v> while it trains (removed
                           once params/<v>.npz and predictions/<v>.csv exist)
+    detector.json         what `fairser_jax.predict` needs besides params/:
+    normalization.npz     the feature manifest, the config, and the average
+                          training speaker's feature mean and SD
 
 With several processes (`fairser_jax.distributed`), every process reads
 the corpus and the feature store and trains its shards of every stack;
@@ -43,6 +46,7 @@ from jax.sharding import Mesh
 
 import fairser_jax
 from fairser_jax import config as config_lib
+from fairser_jax import detector as detector_lib
 from fairser_jax import distributed, report
 from fairser_jax import results as results_lib
 from fairser_jax import workdir as workdir_lib
@@ -568,6 +572,14 @@ def _train_claimed(
         _atomic_write(workdir / "config.json", cfg_json)
         for sub in WORK_SUBDIRS:
             (workdir / sub).mkdir(exist_ok=True)
+        by_id = {u.id: u for u in records.records}
+        detector_lib.write_detector_files(
+            workdir,
+            feature_set.manifest,
+            feature_set.features,
+            [by_id[i].speaker for i in feature_set.ids],
+            cfg_json,
+        )
 
     distributed.on_primary("write config.json", start)
     order = variants_lib.training_order(cfg.variants)

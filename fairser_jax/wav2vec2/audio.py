@@ -224,11 +224,71 @@ class Preprocessing:
         )
 
 
-def load_waveform(path: PathLike, prep: Preprocessing) -> np.ndarray:
-    """Reads one file and prepares it as model input.
+@dataclasses.dataclass(frozen=True, eq=False)
+class Waveform:
+    """Audio already in memory, usable wherever a sound file path is.
+
+    Attributes:
+        samples: ``[T]`` mono or ``[T, C]`` channels-last samples.
+        sample_rate: their rate in Hz.
+        name: what to call it in messages (e.g. ``"waveforms[3]"``).
+    """
+
+    samples: np.ndarray
+    sample_rate: int
+    name: str = "<waveform>"
+
+    def __fspath__(self) -> str:
+        return self.name
+
+
+def mono(waveform: Waveform) -> np.ndarray:
+    """``waveform`` as ``[T]`` float32, channels averaged as `read_audio`.
+
+    Raises:
+        AudioError: not 1-D/2-D, no samples, a bad rate, or NaN/inf.
+    """
+    x = np.asarray(waveform.samples)
+    name = waveform.name
+    if x.ndim not in (1, 2) or not np.issubdtype(x.dtype, np.number):
+        raise AudioError(
+            name,
+            "unreadable",
+            f"expected [T] or [T, channels] numbers, got {x.dtype} of shape "
+            f"{x.shape}.",
+        )
+    if int(waveform.sample_rate) <= 0:
+        raise AudioError(
+            name, "unreadable", f"sample rate {waveform.sample_rate} Hz."
+        )
+    if x.shape[0] == 0 or x.size == 0:
+        raise AudioError(name, "empty", "the waveform holds no samples.")
+    if np.issubdtype(x.dtype, np.integer):  # PCM: scale to [-1, 1)
+        x = x / float(np.iinfo(x.dtype).max + 1)
+    x = x.astype(np.float32)
+    if x.ndim == 2:
+        x = x.mean(axis=1, dtype=np.float64).astype(np.float32)
+    if not np.all(np.isfinite(x)):
+        bad = int(np.count_nonzero(~np.isfinite(x)))
+        raise AudioError(
+            name, "non_finite", f"{bad} of {x.size} samples are NaN or inf."
+        )
+    return x
+
+
+def source_length(source: PathLike | Waveform, target_sr: int) -> int:
+    """`probe_length` of a file, or the resampled length of a `Waveform`."""
+    if isinstance(source, Waveform):
+        n = np.shape(source.samples)[0] if np.ndim(source.samples) else 0
+        return resampled_length(int(n), int(source.sample_rate), target_sr)
+    return probe_length(source, target_sr)
+
+
+def load_waveform(path: PathLike | Waveform, prep: Preprocessing) -> np.ndarray:
+    """Reads one file (or takes a `Waveform`) and prepares it as input.
 
     Args:
-        path: sound file.
+        path: sound file, or audio in memory.
         prep: target rate, normalisation, minimum length.
 
     Returns:
@@ -238,7 +298,10 @@ def load_waveform(path: PathLike, prep: Preprocessing) -> np.ndarray:
         AudioError: unreadable, empty, non-finite, or shorter than one conv
             frame after resampling.
     """
-    samples, rate = read_audio(path)
+    if isinstance(path, Waveform):
+        samples, rate = mono(path), int(path.sample_rate)
+    else:
+        samples, rate = read_audio(path)
     samples = resample(samples, rate, prep.sample_rate)
     if samples.shape[0] < prep.min_samples:
         raise AudioError(

@@ -286,7 +286,7 @@ class Extractor:
         lengths: dict[int, int] = {}
         for i, path in enumerate(paths):
             try:
-                n = audio.probe_length(path, self.prep.sample_rate)
+                n = audio.source_length(path, self.prep.sample_rate)
             except audio.AudioError as error:
                 reject(i, error)
                 continue

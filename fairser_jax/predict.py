@@ -1,0 +1,312 @@
+r"""Run a trained workdir's fair emotion detectors on new recordings.
+
+    python -m fairser_jax.predict --workdir=/tmp/fairser_demo \
+        --audio=/tmp/fairser_demo/corpus/Session1 [--variant=proposed] \
+        [--out=preds.csv] [--speaker_of=speakers.csv]
+
+``--audio`` is a sound file (wav, flac, ...), a folder (searched
+recursively) or a text file listing sound files (one per line, relative to
+the list; ``#`` comments). For every recording and every emotion detector
+of the variant (default: the best two-sided variant the workdir has, else
+Fair_spk, else DNN), the CSV holds the probability averaged over the
+workdir's fold × seed models, its SD across them and the yes/no decision
+(probability >= 0.5)::
+
+    path,variant,emotion,probability,sd,decision
+
+Speaker-wise z-normalisation (as in training, paper §2.2.1) needs several
+recordings per speaker: ``--speaker_of`` is a CSV ``path,speaker``; without
+it each folder is one speaker. A speaker with fewer than
+``--min_speaker_utterances`` recordings is normalised with the average
+training speaker's statistics, with a warning. Unreadable, empty or too
+short files are reported one by one; the others are still predicted.
+"""
+
+from __future__ import annotations
+
+import csv
+import logging
+import pathlib
+import time
+
+from absl import app, flags
+
+from fairser_jax import cli
+from fairser_jax import detector as detector_lib
+from fairser_jax.train import variants as variants_lib
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir.")
+_AUDIO = flags.DEFINE_string(
+    "audio", None, "Sound file, folder (recursive) or text file of paths."
+)
+_VARIANT = flags.DEFINE_string(
+    "variant",
+    None,
+    "Variant whose detectors to use (default: proposed, else basic, else "
+    "fair_spk, else dnn, else fair_rat; whichever the workdir has).",
+)
+_OUT = flags.DEFINE_string(
+    "out",
+    None,
+    "Output CSV (default: <workdir>/predict/<audio name>.csv).",
+)
+_SPEAKER_OF = flags.DEFINE_string(
+    "speaker_of",
+    None,
+    "CSV with columns path,speaker (paths relative to the CSV); default: "
+    "each folder is one speaker.",
+)
+_MIN_UTTERANCES = flags.DEFINE_integer(
+    "min_speaker_utterances",
+    detector_lib.MIN_SPEAKER_UTTERANCES,
+    "Fewest recordings of a speaker normalised with its own statistics.",
+    lower_bound=2,
+)
+_OVERWRITE = flags.DEFINE_bool(
+    "overwrite", False, "Replace an existing --out file."
+)
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
+"""Files a folder is searched for (what libsndfile reads)."""
+
+_SHOWN_ROWS = 10
+
+
+def audio_files(source: str | pathlib.Path) -> list[pathlib.Path]:
+    """The recordings `--audio` names, sorted for a folder.
+
+    Raises:
+      ValueError: nothing there, or no sound file found.
+    """
+    path = pathlib.Path(source)
+    if path.is_dir():
+        files = sorted(
+            p
+            for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES
+        )
+        if not files:
+            raise ValueError(
+                f"--audio={path}: no sound file ({', '.join(AUDIO_SUFFIXES)})"
+                " in this folder or below."
+            )
+        return files
+    if not path.is_file():
+        raise ValueError(f"--audio={path}: no such file or folder.")
+    if path.suffix.lower() in AUDIO_SUFFIXES:
+        return [path]
+    files = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        entry = line.strip()
+        if entry and not entry.startswith("#"):
+            file = pathlib.Path(entry)
+            files.append(file if file.is_absolute() else path.parent / file)
+    if not files:
+        raise ValueError(f"--audio={path}: the list of files is empty.")
+    return files
+
+
+def read_speaker_of(path: str | pathlib.Path) -> dict[pathlib.Path, str]:
+    """`--speaker_of`: resolved path -> speaker.
+
+    Raises:
+      ValueError: no such file, no ``path``/``speaker`` header, or an
+        empty cell (naming the line).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise ValueError(f"--speaker_of={path}: no such file.")
+    out = {}
+    with path.open(newline="", encoding="utf-8-sig") as f:
+        reader = csv.DictReader(f)
+        if not reader.fieldnames or not {"path", "speaker"} <= set(
+            reader.fieldnames
+        ):
+            raise ValueError(
+                f"{path}:1: the header must name the columns path,speaker; "
+                f"got {','.join(reader.fieldnames or [])}."
+            )
+        for row in reader:
+            file, speaker = row["path"].strip(), row["speaker"].strip()
+            if not file or not speaker:
+                raise ValueError(
+                    f"{path}:{reader.line_num}: empty "
+                    f"{'path' if not file else 'speaker'} cell."
+                )
+            resolved = pathlib.Path(file)
+            if not resolved.is_absolute():
+                resolved = path.parent / resolved
+            out[resolved.resolve()] = speaker
+    return out
+
+
+def speakers_of(
+    files: list[pathlib.Path], mapping: dict[pathlib.Path, str] | None
+) -> list[str]:
+    """Speaker of each file: `mapping`, else its folder."""
+    out = []
+    for file in files:
+        resolved = file.resolve()
+        if mapping is not None and resolved in mapping:
+            out.append(mapping[resolved])
+        else:
+            out.append(f"folder:{resolved.parent}")
+    if mapping is not None:
+        missing = sum(1 for f in files if f.resolve() not in mapping)
+        if missing:
+            logging.warning(
+                "%d of %d file(s) are not in --speaker_of; each of their "
+                "folders counts as one speaker",
+                missing,
+                len(files),
+            )
+    return out
+
+
+def _describe(detector, chosen: bool, workdir: str) -> str:
+    name = variants_lib.display_name(detector.variant)
+    why = (
+        "as asked"
+        if chosen
+        else (
+            "the best two-sided variant in the workdir"
+            if detector.variant in ("proposed", "basic")
+            else "the workdir has no two-sided variant"
+        )
+    )
+    models = len(detector.runs) // max(1, len(detector.emotions))
+    return (
+        f"variant: {name} ({detector.variant}; {why}), {models} models "
+        f"(folds x seeds) per emotion, from {workdir}"
+    )
+
+
+def _table(rows: list[tuple[str, list[tuple[float, float, bool]]]], emotions):
+    head = ["recording", *emotions]
+    lines = [head]
+    for name, cells in rows[:_SHOWN_ROWS]:
+        lines.append(
+            [name]
+            + [
+                f"{p:.2f}±{sd:.2f}{' *' if yes else '  '}"
+                for p, sd, yes in cells
+            ]
+        )
+    widths = [max(len(r[i]) for r in lines) for i in range(len(head))]
+    text = [
+        "  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True))
+        for r in lines
+    ]
+    if len(rows) > _SHOWN_ROWS:
+        text.append(f"... {len(rows) - _SHOWN_ROWS} more recording(s)")
+    text.append("(probability ± SD over the models; * = yes)")
+    return "\n".join(text)
+
+
+def main(argv: list[str]) -> None:
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+    if not _WORKDIR.value or not _AUDIO.value:
+        raise app.UsageError("--workdir and --audio are required.")
+    cli.configure_logging()
+    cli.enable_compilation_cache()
+    program = "fairser_jax.predict"
+    workdir = pathlib.Path(_WORKDIR.value)
+    audio_path = pathlib.Path(_AUDIO.value)
+    out = pathlib.Path(
+        _OUT.value
+        or workdir / "predict" / f"{audio_path.resolve().name or 'audio'}.csv"
+    )
+    if out.exists() and not _OVERWRITE.value:
+        raise SystemExit(
+            f"{program}: error: {out} exists; pass --overwrite to replace "
+            "it, or another --out."
+        )
+    files = cli.run_or_exit(program, lambda: audio_files(audio_path))
+    mapping = (
+        cli.run_or_exit(program, lambda: read_speaker_of(_SPEAKER_OF.value))
+        if _SPEAKER_OF.value
+        else None
+    )
+    detector = cli.run_or_exit(
+        program,
+        lambda: detector_lib.Detector.load(workdir, _VARIANT.value),
+    )
+    print(_describe(detector, _VARIANT.value is not None, str(workdir)))
+    start = time.perf_counter()
+    result = detector.extract(files, progress=True)
+    kept = [files[int(i)] for i in result.ids]
+    for item in result.skipped:
+        logging.warning("not predicted: %s", item.message)
+    if not kept:
+        raise SystemExit(
+            f"{program}: error: none of the {len(files)} recording(s) could "
+            "be predicted (see the warnings above)."
+        )
+    speakers = speakers_of(kept, mapping)
+    pred = detector.predict_features(
+        result.features,
+        speakers,
+        min_speaker_utterances=_MIN_UTTERANCES.value,
+    )
+    detector_lib.warn_fallback(
+        speakers, pred.normalization, _MIN_UTTERANCES.value
+    )
+    wall = time.perf_counter() - start
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.tmp")
+    with tmp.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(
+            ["path", "variant", "emotion", "probability", "sd", "decision"]
+        )
+        for i, file in enumerate(kept):
+            for e, emotion in enumerate(pred.emotions):
+                writer.writerow(
+                    [
+                        str(file),
+                        detector.variant,
+                        emotion,
+                        f"{pred.probability[i, e]:.6f}",
+                        f"{pred.sd[i, e]:.6f}",
+                        "yes" if pred.decision[i, e] else "no",
+                    ]
+                )
+    tmp.replace(out)
+    base = audio_path if audio_path.is_dir() else audio_path.parent
+    rows = []
+    for i, file in enumerate(kept):
+        try:
+            name = str(file.relative_to(base))
+        except ValueError:
+            name = str(file)
+        rows.append(
+            (
+                name,
+                [
+                    (
+                        float(pred.probability[i, e]),
+                        float(pred.sd[i, e]),
+                        bool(pred.decision[i, e]),
+                    )
+                    for e in range(len(pred.emotions))
+                ],
+            )
+        )
+    print(_table(rows, pred.emotions))
+    seconds = result.audio_seconds
+    print(
+        f"{len(kept)} of {len(files)} recording(s) predicted"
+        + (
+            f", {len(result.skipped)} not (see warnings)"
+            if result.skipped
+            else ""
+        )
+        + f" in {wall:.1f} s: {len(kept) / wall:.1f} recordings/s, "
+        f"{seconds / wall:.1f}x real time ({seconds:.0f} s of audio); "
+        f"wrote {out}"
+    )
+
+
+if __name__ == "__main__":
+    cli.run_entry("fairser_jax.predict", main)

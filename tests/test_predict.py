@@ -1,0 +1,300 @@
+"""`python -m fairser_jax.predict` and `Detector` on a trained demo workdir."""
+
+import csv
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+
+import ml_collections
+import numpy as np
+import pytest
+import soundfile
+
+from fairser_jax import detector as detector_lib
+from fairser_jax import models
+from fairser_jax.data import corpus as corpus_lib
+from fairser_jax.data import features as features_lib
+from fairser_jax.train import outputs
+from fairser_jax.wav2vec2 import audio
+
+REPO = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _run(module, *args, check=True):
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def workdir(tmp_path_factory):
+    """A demo workdir with Fair_spk only (no two-sided variant)."""
+    out = tmp_path_factory.mktemp("predict") / "w"
+    _run(
+        "fairser_jax.main",
+        "--config=configs/test.py",
+        f"--workdir={out}",
+        "--config.variants=('fair_spk',)",
+        "--config.train.epochs=2",
+        "--config.train.checkpoint_every=1",
+        "--config.report.tsne_samples=60",
+    )
+    return out
+
+
+@pytest.fixture(scope="module")
+def detector(workdir):
+    return detector_lib.Detector.load(workdir)
+
+
+def _reference(workdir):
+    """Every run's probability on the training features, by plain Flax."""
+    config = json.loads((workdir / "config.json").read_text())
+    store = features_lib.load(workdir / "features.npz")
+    records = {r.id: r for r in corpus_lib.read(workdir / "corpus").records}
+    x = features_lib.speaker_znorm(
+        store.features, [records[i].speaker for i in store.ids]
+    )
+    runs, params = outputs.load_params(workdir / "params" / "fair_spk.npz")
+    model = models.model_from_config(ml_collections.ConfigDict(config["model"]))
+    prob = {}
+    for r, run in enumerate(runs):
+        logits = np.asarray(
+            model.apply({"params": _slice(params, r)}, x, train=False).logits,
+            np.float64,
+        )
+        prob.setdefault(run.emotion, []).append(1 / (1 + np.exp(-logits)))
+    return store.ids, records, {e: np.stack(v) for e, v in prob.items()}
+
+
+def _slice(tree, r):
+    if isinstance(tree, dict):
+        return {k: _slice(v, r) for k, v in tree.items()}
+    return np.asarray(tree)[r]
+
+
+def _read(path):
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_workdir_keeps_what_predicting_needs(workdir):
+    """After training, checkpoints are pruned; params, the feature manifest
+    and the normalisation statistics stay. The statistics are the average
+    training speaker's (a plain loop over the store's speakers)."""
+    assert not any((workdir / "checkpoints").rglob("*"))
+    assert (workdir / "params" / "fair_spk.npz").is_file()
+    info = json.loads((workdir / detector_lib.DETECTOR_FILE).read_text())
+    store = features_lib.load(workdir / "features.npz")
+    assert (
+        info["feature_manifest"]["checkpoint"] == store.manifest["checkpoint"]
+    )
+    assert info["feature_manifest"]["layer"] == store.manifest["layer"]
+    records = {r.id: r for r in corpus_lib.read(workdir / "corpus").records}
+    speakers = sorted({records[i].speaker for i in store.ids})
+    means, variances = [], []
+    for s in speakers:
+        rows = [k for k, i in enumerate(store.ids) if records[i].speaker == s]
+        x = store.features[rows].astype(np.float64)
+        means.append(x.mean(axis=0))
+        variances.append(x.var(axis=0))
+    with np.load(workdir / detector_lib.NORMALIZATION_FILE) as f:
+        np.testing.assert_allclose(f["mean"], np.mean(means, 0), rtol=1e-5)
+        np.testing.assert_allclose(
+            f["std"], np.sqrt(np.mean(variances, 0)), rtol=1e-5
+        )
+
+
+def test_predicting_the_corpus_equals_the_trained_models(workdir, tmp_path):
+    """The demo's own wavs through `predict` (speakers given, so each is
+    normalised with its own statistics, as in training) give the mean and
+    SD of the trained runs' probabilities on the stored features."""
+    ids, records, prob = _reference(workdir)
+    speaker_of = tmp_path / "speakers.csv"
+    with speaker_of.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "speaker"])
+        for i in ids:
+            writer.writerow([records[i].wav_path, records[i].speaker])
+    out = tmp_path / "preds.csv"
+    proc = _run(
+        "fairser_jax.predict",
+        f"--workdir={workdir}",
+        f"--audio={workdir / 'corpus'}",
+        f"--speaker_of={speaker_of}",
+        "--min_speaker_utterances=2",
+        f"--out={out}",
+    )
+    assert "variant: Fair_spk (fair_spk; the workdir has no two-sided" in (
+        proc.stdout
+    )
+    assert "recordings/s" in proc.stdout and "x real time" in proc.stdout
+    rows = _read(out)
+    assert {r["variant"] for r in rows} == {"fair_spk"}
+    assert len(rows) == len(ids) * 2
+    by_path = {str(records[i].wav_path): k for k, i in enumerate(ids)}
+    for row in rows:
+        p = prob[row["emotion"]][:, by_path[row["path"]]]
+        assert float(row["probability"]) == pytest.approx(p.mean(), abs=2e-5)
+        assert float(row["sd"]) == pytest.approx(p.std(ddof=1), abs=2e-5)
+        if abs(p.mean() - 0.5) > 1e-4:
+            assert row["decision"] == ("yes" if p.mean() >= 0.5 else "no")
+    # The Python API on the same waveforms and speakers: the same numbers.
+    detector = detector_lib.Detector.load(workdir)
+    full = detector.predict(
+        [soundfile.read(records[i].wav_path)[0] for i in ids],
+        16_000,
+        speakers=[records[i].speaker for i in ids],
+        min_speaker_utterances=2,
+    )
+    for e, emotion in enumerate(full.emotions):
+        np.testing.assert_allclose(
+            full.probability[:, e], prob[emotion].mean(0), atol=2e-5
+        )
+
+
+def _wav(path, x, rate=16_000):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    soundfile.write(path, x, rate, subtype="FLOAT")
+    return path
+
+
+def test_stereo_44k_equals_its_16k_mono_version(detector, workdir, tmp_path):
+    """Resampling and channel averaging as in training: 44.1 kHz stereo
+    waveforms (channels x ± d) predict as their 16 kHz mono versions
+    (channel mean, resampled by training's resampler) written to wav files
+    and read back as training reads its corpus."""
+    records = corpus_lib.read(workdir / "corpus").records[:6]
+    rng = np.random.default_rng(0)
+    stereo, files = [], []
+    for k, r in enumerate(records):
+        x, rate = soundfile.read(r.wav_path, dtype="float32")
+        assert rate == 16_000
+        up = audio.resample(x, 16_000, 44_100)
+        d = 0.05 * rng.standard_normal(up.shape).astype(np.float32)
+        pair = np.stack([up + d, up - d], axis=1)
+        stereo.append(pair)
+        mean = pair.mean(axis=1, dtype=np.float64).astype(np.float32)
+        files.append(
+            _wav(tmp_path / f"m{k}.wav", audio.resample(mean, 44_100, 16_000))
+        )
+    a = detector.predict(stereo, 44_100)
+    b = detector.predict_features(detector.extract(files).features)
+    np.testing.assert_allclose(a.probability, b.probability, atol=1e-6)
+    np.testing.assert_allclose(a.sd, b.sd, atol=1e-6)
+    # Arrays are checked as files are, naming the bad one.
+    for bad, reason in ((np.zeros(0), "no samples"), (np.zeros(50), "short")):
+        with pytest.raises(audio.AudioError, match=f"waveforms.1.*{reason}"):
+            detector.predict([stereo[0], bad], 44_100)
+    # A stereo 44.1 kHz file reads as the same waveform in memory.
+    path = _wav(tmp_path / "s.wav", stereo[0], 44_100)
+    c = detector.predict_features(detector.extract([path]).features)
+    np.testing.assert_allclose(c.probability[0], a.probability[0], atol=1e-6)
+
+
+def test_one_file_alone_equals_it_in_a_folder(detector, workdir, tmp_path):
+    """Batch invariance: with the same (training) normalisation, a file's
+    prediction does not depend on what it is extracted with."""
+    records = corpus_lib.read(workdir / "corpus").records[:6]
+    folder = tmp_path / "many"
+    folder.mkdir()
+    for r in records:
+        shutil.copy(r.wav_path, folder / r.wav_path.name)
+    alone = tmp_path / "alone.csv"
+    together = tmp_path / "together.csv"
+    first = folder / records[0].wav_path.name
+    _run(
+        "fairser_jax.predict",
+        f"--workdir={workdir}",
+        f"--audio={first}",
+        f"--out={alone}",
+    )
+    proc = _run(
+        "fairser_jax.predict",
+        f"--workdir={workdir}",
+        f"--audio={folder}",
+        f"--out={together}",
+    )
+    # 6 recordings of one folder: too few for its own statistics.
+    assert "fewer than 10 utterances" in proc.stderr
+    one = {r["emotion"]: r for r in _read(alone)}
+    many = {r["emotion"]: r for r in _read(together) if r["path"] == str(first)}
+    for emotion, row in one.items():
+        assert float(row["probability"]) == pytest.approx(
+            float(many[emotion]["probability"]), abs=2e-6
+        )
+
+
+def test_bad_audio_is_reported_per_file(workdir, tmp_path):
+    folder = tmp_path / "mixed"
+    good = corpus_lib.read(workdir / "corpus").records[0].wav_path
+    folder.mkdir()
+    shutil.copy(good, folder / "good.wav")
+    _wav(folder / "empty.wav", np.zeros(0, np.float32))
+    _wav(folder / "short.wav", np.zeros(100, np.float32))
+    (folder / "garbage.wav").write_text("not audio")
+    out = tmp_path / "p.csv"
+    proc = _run(
+        "fairser_jax.predict",
+        f"--workdir={workdir}",
+        f"--audio={folder}",
+        f"--out={out}",
+    )
+    for name in ("empty.wav", "short.wav", "garbage.wav"):
+        assert f"not predicted: {folder / name}" in proc.stderr, name
+    assert {r["path"] for r in _read(out)} == {str(folder / "good.wav")}
+    assert "1 of 4 recording(s) predicted, 3 not" in proc.stdout
+    # An existing --out is never replaced silently.
+    again = _run(
+        "fairser_jax.predict",
+        f"--workdir={workdir}",
+        f"--audio={folder}",
+        f"--out={out}",
+        check=False,
+    )
+    assert again.returncode == 1
+    assert (
+        again.stderr.strip()
+        .splitlines()[-1]
+        .endswith("pass --overwrite to replace it, or another --out.")
+    )
+
+
+def test_workdir_problems_are_one_line(workdir, tmp_path):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(detector_lib.DetectorError, match="no trained models"):
+        detector_lib.Detector.load(empty)
+    with pytest.raises(detector_lib.DetectorError, match="has no trained dnn"):
+        detector_lib.Detector.load(workdir, "dnn")
+    copy = tmp_path / "copy"
+    shutil.copytree(workdir / "params", copy / "params")
+    shutil.copy(workdir / "normalization.npz", copy / "normalization.npz")
+    info = json.loads((workdir / "detector.json").read_text())
+    info["config"]["features"]["checkpoint"] = str(tmp_path / "nowhere")
+    (copy / "detector.json").write_text(json.dumps(info))
+    proc = _run(
+        "fairser_jax.predict",
+        f"--workdir={copy}",
+        f"--audio={workdir / 'corpus'}",
+        f"--out={tmp_path / 'x.csv'}",
+        check=False,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fairser_jax.predict: error: the models in")
+    assert str(tmp_path / "nowhere") in last
+    (copy / "detector.json").unlink()
+    with pytest.raises(detector_lib.DetectorError, match="train --resume"):
+        detector_lib.Detector.load(copy)
