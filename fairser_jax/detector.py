@@ -69,6 +69,7 @@ PREFERENCE: tuple[str, ...] = (
 Fair_spk, else DNN, else Fair_rat."""
 
 _MIN_BUCKET = 8
+_MAX_BATCH = 1024  # rows per call: R runs x 1024 x 256 floats at most
 
 
 class DetectorError(ValueError):
@@ -184,7 +185,8 @@ class Detector:
 
     Build with `Detector.load`; `predict` takes waveforms, `predict_files`
     sound files. The model is applied to all runs at once (vmap over the
-    runs axis), jitted once per padded batch size (powers of two, >= 8).
+    runs axis) on batches of at most 1024 recordings, jitted once per
+    padded batch size (powers of two, >= 8).
     """
 
     def __init__(
@@ -350,6 +352,16 @@ class Detector:
     ) -> Prediction:
         """Probabilities from pooled wav2vec2 features [N, H] (raw)."""
         x = np.asarray(features, np.float32)
+        if x.ndim != 2 or x.shape[1] != self.mean.shape[0]:
+            raise ValueError(
+                f"features must be [N, {self.mean.shape[0]}] pooled wav2vec2 "
+                f"features of this workdir's extractor; got {x.shape}."
+            )
+        if speakers is not None and len(speakers) != x.shape[0]:
+            raise ValueError(
+                f"{len(speakers)} speakers for {x.shape[0]} recordings; give "
+                "one speaker (or None) per recording."
+            )
         if self.znorm:
             x, how = znormalize(
                 x,
@@ -361,11 +373,15 @@ class Detector:
         else:
             how = np.full(x.shape[0], "none")
         n = x.shape[0]
-        size = _bucket(n)
-        padded = np.zeros((size, x.shape[1]), np.float32)
-        padded[:n] = x
-        logits = np.asarray(self._logits(self._params, padded))[:, :n]
-        prob = 1.0 / (1.0 + np.exp(-logits.astype(np.float64)))  # [R, N]
+        parts = []
+        for start in range(0, n, _MAX_BATCH):
+            chunk = x[start : start + _MAX_BATCH]
+            padded = np.zeros((_bucket(len(chunk)), x.shape[1]), np.float32)
+            padded[: len(chunk)] = chunk
+            logits = np.asarray(self._logits(self._params, padded))
+            parts.append(logits[:, : len(chunk)].astype(np.float64))
+        logits = np.concatenate(parts, axis=1)
+        prob = 1.0 / (1.0 + np.exp(-logits))  # [R, N]
         out_p = np.zeros((n, len(self.emotions)), np.float32)
         out_sd = np.zeros_like(out_p)
         counts = {}

@@ -35,6 +35,7 @@ import logging
 import math
 import os
 import pathlib
+import re
 import shutil
 from collections.abc import Callable
 from typing import Any
@@ -132,6 +133,18 @@ def load_study(cfg: ml_collections.ConfigDict, corpus: pathlib.Path):
             f"--config.folds="
             f"{','.join(str(f) for f in range(data.num_folds))} or fewer."
         )
+    unused = [f for f in range(data.num_folds) if f not in cfg.folds]
+    if unused:
+        logging.warning(
+            "the corpus %s has %d folds but config.folds=%s: fold(s) %s are "
+            "never tested, so the metrics cover part of S1; pass "
+            "--config.folds=%s to use them all.",
+            corpus,
+            data.num_folds,
+            tuple(cfg.folds),
+            unused,
+            ",".join(str(f) for f in range(data.num_folds)),
+        )
     study = study_sets.build(
         data,
         classes=tuple(cfg.data.classes),
@@ -166,14 +179,28 @@ def make_training_table(
         s1,
     )
     attr = cfg.data.speaker_attribute
-    speaker_groups = dataset_lib.vocabulary(
-        [u.speaker_attributes.get(attr, "") for u in data.records]
-    )
-    if len(speaker_groups) < 2:
+    values = [u.speaker_attributes.get(attr, "") for u in data.records]
+    distinct = sorted(set(values) - {""})
+    if len(distinct) < 2:
         raise ValueError(
             f"the speaker attribute {attr!r} has the single value "
-            f"{speaker_groups[0]!r} in {data.root}: group fairness needs at "
-            "least two groups; pick another --config.data.speaker_attribute."
+            f"{distinct[0] if distinct else None!r} in {data.root}: group "
+            "fairness needs at least two groups; pick another "
+            "--config.data.speaker_attribute."
+        )
+    speaker_groups = dataset_lib.vocabulary(values)
+    rater_side = [
+        v for v in cfg.variants if v in ("fair_rat", "basic", "proposed")
+    ]
+    s2_groups = sorted(set(study.s2_rater_group.values()))
+    if rater_side and len(s2_groups) < 2:
+        logging.warning(
+            "S2 has %s rater group(s) %s: the rater-side terms of %s "
+            "(L_Adv, L_D-R) are zero and ΔSP_rat is undefined; check "
+            "config.data.rater_attribute and the raters' attribute values.",
+            len(s2_groups),
+            s2_groups,
+            ", ".join(rater_side),
         )
     return dataset_lib.make_dataset(
         ids=s1,
@@ -215,6 +242,9 @@ _BOUNDS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
 )
 
 
+_CLASS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
 def _field(cfg: ml_collections.ConfigDict, dotted: str) -> Any:
     value = cfg
     for part in dotted.split("."):
@@ -238,6 +268,13 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"config.data.classes is {classes}; it must list at least two "
             "distinct classes (S1 = utterances labelled with one of them)."
+        )
+    bad = [c for c in classes if not _CLASS_NAME.match(str(c))]
+    if bad:
+        raise ValueError(
+            f"config.data.classes has {bad}: class names become file names "
+            "and keys, so use letters, digits, '_' or '-' (rename them in "
+            "the manifest's label columns)."
         )
     bad = [e for e in cfg.emotions if e not in classes]
     if bad:
@@ -788,6 +825,7 @@ def prepare(
         skip_bad_audio=cfg.features.skip_bad_audio,
         allow_pickle=cfg.features.allow_pickle,
         progress=progress,
+        format=cfg.data.format,
     )
     return corpus
 

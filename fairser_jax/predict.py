@@ -8,9 +8,9 @@ r"""Run a trained workdir's fair emotion detectors on new recordings.
 recursively) or a text file listing sound files (one per line, relative to
 the list; ``#`` comments). For every recording and every emotion detector
 of the variant (default: the best two-sided variant the workdir has, else
-Fair_spk, else DNN), the CSV holds the probability averaged over the
-workdir's fold × seed models, its SD across them and the yes/no decision
-(probability >= 0.5)::
+Fair_spk, else DNN, else Fair_rat), the CSV holds the probability averaged
+over the workdir's fold × seed models, its SD across them and the yes/no
+decision (probability >= 0.5)::
 
     path,variant,emotion,probability,sd,decision
 
@@ -151,7 +151,14 @@ def speakers_of(
             out.append(mapping[resolved])
         else:
             out.append(f"folder:{resolved.parent}")
-    if mapping is not None:
+    if mapping is None:
+        logging.warning(
+            "no --speaker_of: each of the %d folder(s) counts as one speaker "
+            "for z-normalisation; a folder holding several speakers (e.g. "
+            "an IEMOCAP dialog) mixes their statistics",
+            len({f.resolve().parent for f in files}),
+        )
+    else:
         missing = sum(1 for f in files if f.resolve() not in mapping)
         if missing:
             logging.warning(

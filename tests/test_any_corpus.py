@@ -7,14 +7,17 @@ import pathlib
 
 import numpy as np
 import pytest
+import soundfile
 from fairlearn.metrics import demographic_parity_difference
 
 from fairser_jax import config as config_lib
 from fairser_jax import pipeline, results
 from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import demo_corpus, study_sets
+from fairser_jax.data import features as features_lib
 from fairser_jax.report import figures
 from fairser_jax.train import dataset as dataset_lib
+from fairser_jax.wav2vec2 import extraction
 
 
 @pytest.mark.parametrize(
@@ -269,3 +272,63 @@ def test_group_codes_follow_the_vocabulary():
             s2_rater_group={},
             speaker_groups=("a", "b"),
         )
+
+
+def test_class_names_that_cannot_be_file_names_are_refused():
+    cfg = config_lib.get_default_config()
+    cfg.data.classes = ("anger", "happy/excited")
+    cfg.emotions = ("anger",)
+    with pytest.raises(ValueError, match="letters, digits"):
+        pipeline.validate_config(cfg)
+
+
+def test_embedding_files_of_any_class_name_are_found():
+    m = figures._EMBEDDING_FILE.match("fair_rat_very_happy_seed3.npz")
+    assert (m["variant"], m["emotion"], m["seed"]) == (
+        "fair_rat",
+        "very_happy",
+        "3",
+    )
+    m = figures._EMBEDDING_FILE.match("dnn_Class-1_seed0.npz")
+    assert (m["variant"], m["emotion"]) == ("dnn", "Class-1")
+
+
+def test_a_speaker_attribute_with_one_value_is_refused():
+    corpus, _ = _random_corpus(np.random.default_rng(2))
+    records = tuple(
+        corpus_lib.Record(**{**r.__dict__, "speaker_attributes": {"g": "F"}})
+        for r in corpus.records
+    )
+    corpus = corpus_lib.Corpus(
+        root=pathlib.Path("m"),
+        format="manifest",
+        records=records,
+        rater_attributes=corpus.rater_attributes,
+    )
+    cfg = config_lib.get_default_config()
+    cfg.data.speaker_attribute = "g"
+    cfg.data.rater_attribute = "age"
+    study = study_sets.build(corpus, rater_attribute="age")
+    ids = tuple(r.id for r in records)
+    store = features_lib.FeatureSet(
+        ids=ids, features=np.zeros((len(ids), 4), np.float32), manifest={}
+    )
+    with pytest.raises(ValueError, match="single value 'F'"):
+        pipeline.make_training_table(cfg, corpus, study, store)
+
+
+def test_extraction_reads_a_manifest_without_fold_checks(tmp_path):
+    """Four speakers cannot fill five speaker folds, but features do not
+    depend on folds: the extractor's reading of the manifest ignores them."""
+    folder = tmp_path / "m"
+    (folder / "wav").mkdir(parents=True)
+    rows = ["utterance_id,wav_path,speaker_id,speaker_gender"]
+    for i in range(8):
+        soundfile.write(folder / "wav" / f"u{i}.wav", np.zeros(800), 16_000)
+        rows.append(f"u{i},wav/u{i}.wav,s{i % 4},{'MF'[i % 2]}")
+    (folder / "utterances.csv").write_text("\n".join(rows) + "\n")
+    (folder / "ratings.csv").write_text("utterance_id,rater_id,label\n")
+    (folder / "raters.csv").write_text("rater_id,rater_gender\n")
+    ids, paths, _ = extraction.resolve_source(folder)
+    assert ids == [f"u{i}" for i in range(8)]
+    assert paths[3] == folder / "wav" / "u3.wav"

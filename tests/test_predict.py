@@ -197,6 +197,11 @@ def test_stereo_44k_equals_its_16k_mono_version(detector, workdir, tmp_path):
     for bad, reason in ((np.zeros(0), "no samples"), (np.zeros(50), "short")):
         with pytest.raises(audio.AudioError, match=f"waveforms.1.*{reason}"):
             detector.predict([stereo[0], bad], 44_100)
+    dim = detector.mean.shape[0]
+    with pytest.raises(ValueError, match="2 speakers for 3 recordings"):
+        detector.predict_features(np.zeros((3, dim)), ["a", "b"])
+    with pytest.raises(ValueError, match=f"must be .N, {dim}."):
+        detector.predict_features(np.zeros((3, dim + 1)))
     # A stereo 44.1 kHz file reads as the same waveform in memory.
     path = _wav(tmp_path / "s.wav", stereo[0], 44_100)
     c = detector.predict_features(detector.extract([path]).features)

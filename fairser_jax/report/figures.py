@@ -62,8 +62,10 @@ PARITY_VARIANTS: tuple[str, ...] = tuple(
 """Variants of Tables 2 and 3, drawn in the parity bar chart (fixed-α runs
 have Fig. 3a)."""
 
+_VARIANT_NAMES = "|".join(sorted(variants_lib.NAMES, key=len, reverse=True))
 _EMBEDDING_FILE = re.compile(
-    r"^(?P<variant>[a-z_]+)_(?P<emotion>[a-z]+)_seed(?P<seed>\d+)\.npz$"
+    rf"^(?P<variant>{_VARIANT_NAMES})"
+    r"_(?P<emotion>[A-Za-z0-9][A-Za-z0-9_-]*)_seed(?P<seed>\d+)\.npz$"
 )
 
 

@@ -443,6 +443,8 @@ def wav_list_fingerprint(ids: Sequence[str], paths: Sequence[PathLike]) -> str:
 
 def resolve_source(
     source: PathLike | Sequence[PathLike],
+    *,
+    format: str = "auto",
 ) -> tuple[list[str], list[pathlib.Path], str]:
     """``(ids, wav paths, fingerprint)`` of a corpus root or a file list.
 
@@ -457,14 +459,17 @@ def resolve_source(
                 f"{root}: not a corpus directory. Pass an IEMOCAP-layout "
                 "root (--corpus) or a list of wav files (--wav_list)."
             )
-        if corpus_lib.detect_format(root) == "manifest":
+        if corpus_lib.detect_format(root, format) == "manifest":
             from fairser_jax.data import manifest  # noqa: PLC0415
 
+            # Only ids and wavs matter here: no label, attribute or fold
+            # checks (one fold: features do not depend on folds).
             records = manifest.read(
                 root,
                 classes=None,
                 speaker_attribute=None,
                 rater_attribute=None,
+                num_folds=1,
             ).records
         else:
             records = iemocap.read_corpus(root)
@@ -522,6 +527,7 @@ def extract_corpus(
     skip_bad_audio: bool = False,
     allow_pickle: bool = False,
     progress: bool = True,
+    format: str = "auto",
 ) -> features_lib.FeatureSet:
     """Extracts (or reuses) pooled features and writes the feature store.
 
@@ -538,12 +544,13 @@ def extract_corpus(
             ``skipped``) instead of raising.
         allow_pickle: allow loading ``pytorch_model.bin`` checkpoints.
         progress: show a progress bar.
+        format: layout of a corpus root (``config.data.format``).
 
     Returns:
         The feature set, read back from ``out`` (ids, features [N, H],
         manifest).
     """
-    ids, paths, fingerprint = resolve_source(source)
+    ids, paths, fingerprint = resolve_source(source, format=format)
     expected = expected_manifest(checkpoint, fingerprint, layer=layer)
     out = pathlib.Path(out)
     if out.exists():
