@@ -374,7 +374,7 @@ def test_bad_predictions_name_file_and_line(tmp_path):
     with pytest.raises(ValueError, match=r":4: utterance 'u1' appears twice"):
         recompute.runs_from_predictions(path)
     path.write_text("variant,emotion\n")
-    with pytest.raises(ValueError, match="header must be exactly"):
+    with pytest.raises(ValueError, match="1: header must be variant,emotion"):
         recompute.runs_from_predictions(path)
 
 
