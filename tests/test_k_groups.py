@@ -17,6 +17,7 @@ import numpy as np
 import optax
 import ot
 import pytest
+from conftest import np_reg_ot as _np_reg_ot
 
 from fairser_jax import losses, models
 from fairser_jax.config import get_default_config
@@ -40,42 +41,14 @@ _jit = functools.partial(
 # References
 
 
-def _np_lse(m, axis):
-    mx = np.max(m, axis=axis, keepdims=True)
-    return np.squeeze(mx, axis) + np.log(np.sum(np.exp(m - mx), axis=axis))
-
-
-def _np_reg_ot(x, y, eps, iterations, symmetric=False):
-    """OT_eps between uniform clouds after exactly `iterations` log-domain
-    Sinkhorn steps from zero potentials (g then f; Feydy et al.'s averaged
-    parallel update for a symmetric problem), as the dual objective of
-    min <P, C> + eps KL(P | a b^T)."""
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    a, b = np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y))
-    c = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
-    f, g = np.zeros(len(a)), np.zeros(len(b))
-    for _ in range(iterations):
-        g_new = eps * np.log(b) - eps * _np_lse((f[:, None] - c) / eps, 0)
-        if symmetric:
-            f_new = eps * np.log(a) - eps * _np_lse((g[None, :] - c) / eps, 1)
-            f, g = 0.5 * f + 0.5 * f_new, 0.5 * g + 0.5 * g_new
-        else:
-            g = g_new
-            f = eps * np.log(a) - eps * _np_lse((g[None, :] - c) / eps, 1)
-    plan = np.exp((f[:, None] + g[None, :] - c) / eps)
-    return (
-        np.sum(a * (f - eps * np.log(a)))
-        + np.sum(b * (g - eps * np.log(b)))
-        + eps * (1.0 - plan.sum())
-    )
-
-
 def _np_divergence(x, y, eps=EPS, iterations=ITERS):
     """Sinkhorn divergence S_eps(x, y) of two uniform clouds (NumPy)."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    a, b = np.full(len(x), 1.0 / len(x)), np.full(len(y), 1.0 / len(y))
     return (
-        _np_reg_ot(x, y, eps, iterations)
-        - 0.5 * _np_reg_ot(x, x, eps, iterations, symmetric=True)
-        - 0.5 * _np_reg_ot(y, y, eps, iterations, symmetric=True)
+        _np_reg_ot(x, y, a, b, eps, iterations)
+        - 0.5 * _np_reg_ot(x, x, a, a, eps, iterations, symmetric=True)
+        - 0.5 * _np_reg_ot(y, y, b, b, eps, iterations, symmetric=True)
     )
 
 

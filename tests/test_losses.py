@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 import ot
 import pytest
+from conftest import np_reg_ot as _np_reg_ot
 
 from fairser_jax import losses
 
@@ -56,38 +57,6 @@ def _np_supcon(z, labels, valid, temperature):
         total += -term / len(positives)
         count += 1
     return total / count if count else 0.0
-
-
-def _np_lse(m, axis):
-    mx = np.max(m, axis=axis, keepdims=True)
-    return np.squeeze(mx, axis) + np.log(np.sum(np.exp(m - mx), axis=axis))
-
-
-def _np_reg_ot(x, y, a, b, eps, iterations, symmetric=False):
-    """Entropic OT value after exactly `iterations` log-domain Sinkhorn steps.
-
-    Written from the textbook updates (Cuturi 2013; Feydy et al. 2019 for the
-    averaged symmetric update) and the dual objective of
-    min <P,C> + eps KL(P | a b^T).
-    """
-    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    c = ((x[:, None, :] - y[None, :, :]) ** 2).sum(-1)
-    f, g = np.zeros(len(a)), np.zeros(len(b))
-    for _ in range(iterations):
-        g_new = eps * np.log(b) - eps * _np_lse((f[:, None] - c) / eps, 0)
-        if symmetric:  # parallel updates averaged with the old potentials
-            f_new = eps * np.log(a) - eps * _np_lse((g[None, :] - c) / eps, 1)
-            f, g = 0.5 * f + 0.5 * f_new, 0.5 * g + 0.5 * g_new
-        else:
-            g = g_new
-            f = eps * np.log(a) - eps * _np_lse((g[None, :] - c) / eps, 1)
-    plan = np.exp((f[:, None] + g[None, :] - c) / eps)
-    return (
-        np.sum(a * (f - eps * np.log(a)))
-        + np.sum(b * (g - eps * np.log(b)))
-        + eps * (1.0 - plan.sum())
-    )
 
 
 def _finite(tree):
