@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairser_jax import models
+from fairser_jax.data import features as features_lib
 from fairser_jax.train import outputs
 from fairser_jax.wav2vec2 import audio, extraction
 
@@ -111,23 +112,14 @@ def write_detector_files(
     and the root mean of their variances, over every extracted utterance of
     the corpus (as the training z-normalisation uses them).
     """
-    x = np.asarray(raw_features, np.float64)
-    spk = np.asarray(speakers)
-    names, group = np.unique(spk, return_inverse=True)
-    count = np.bincount(group)[:, None]
-    mean = np.zeros((len(names), x.shape[1]))
-    np.add.at(mean, group, x)
-    mean /= count
-    var = np.zeros_like(mean)
-    np.add.at(var, group, (x - mean[group]) ** 2)
-    var /= count
+    stats = features_lib.speaker_statistics(raw_features, speakers)
     tmp = workdir / f".{NORMALIZATION_FILE}.tmp.npz"
     np.savez(
         tmp,
-        mean=mean.mean(axis=0).astype(np.float32),
-        std=np.sqrt(var.mean(axis=0)).astype(np.float32),
-        num_speakers=np.int64(len(names)),
-        num_utterances=np.int64(x.shape[0]),
+        mean=stats.mean.mean(axis=0).astype(np.float32),
+        std=np.sqrt(stats.var.mean(axis=0)).astype(np.float32),
+        num_speakers=np.int64(len(stats.names)),
+        num_utterances=np.int64(len(stats.group)),
     )
     tmp.replace(workdir / NORMALIZATION_FILE)
     info = {
@@ -157,26 +149,26 @@ def znormalize(
     """Speaker-wise z-normalisation with the training fallback.
 
     A speaker with at least `min_utterances` rows uses its own mean and
-    (population) SD, as `features.speaker_znorm`; other rows (and rows
-    whose speaker is None) use `mean` / `std`.
+    (population) SD, exactly as `features.speaker_znorm` in training; other
+    rows (and rows whose speaker is None) use `mean` / `std`.
 
     Returns:
       ([N, H] float32, [N] "speaker" | "training").
     """
     x = np.asarray(features, np.float64)
-    n = x.shape[0]
-    how = np.full(n, "training", dtype=object)
+    how = np.full(x.shape[0], "training", dtype=object)
     out = (x - mean) / np.where(std > eps, std, 1.0)
     if speakers is not None:
         spk = np.asarray([("" if s is None else str(s)) for s in speakers])
-        for name in np.unique(spk):
-            rows = np.flatnonzero(spk == name)
-            if name == "" or len(rows) < min_utterances:
-                continue
-            mu = x[rows].mean(axis=0)
-            sd = x[rows].std(axis=0)
-            out[rows] = (x[rows] - mu) / np.where(sd > eps, sd, 1.0)
-            how[rows] = "speaker"
+        stats = features_lib.speaker_statistics(x, spk)
+        own = ((stats.names != "") & (stats.count >= min_utterances))[
+            stats.group
+        ]
+        sd = np.sqrt(stats.var)
+        sd = np.where(sd > eps, sd, 1.0)
+        z = (x - stats.mean[stats.group]) / sd[stats.group]
+        out[own] = z[own]
+        how[own] = "speaker"
     return out.astype(np.float32), how.astype(str)
 
 

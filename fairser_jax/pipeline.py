@@ -433,17 +433,7 @@ def check_fits(
         return
     limit, where = available
     for variant in variants_lib.training_order(cfg.variants):
-        spec = variants_lib.get(variant)
-        runs = len(
-            runs_lib.make_runs(
-                variant,
-                spec.emotions(cfg),
-                cfg.folds,
-                cfg.seeds,
-                spec.alphas(cfg),
-                classes=tuple(cfg.data.classes),
-            )
-        )
+        runs = len(variant_runs(cfg, variant))
         per_device = math.ceil(runs / len(devices))
         need = batch_memory_lower_bound(cfg, variant, per_device)
         if need > limit:
@@ -472,6 +462,21 @@ def _with_new_fields(old: dict, default: dict) -> dict:
         elif isinstance(value, dict) and isinstance(out[key], dict):
             out[key] = _with_new_fields(out[key], value)
     return out
+
+
+def variant_runs(
+    cfg: ml_collections.ConfigDict, variant: str
+) -> list[runs_lib.RunSpec]:
+    """The runs `cfg` asks of `variant` (its emotions, folds, seeds, α)."""
+    spec = variants_lib.get(variant)
+    return runs_lib.make_runs(
+        variant,
+        spec.emotions(cfg),
+        cfg.folds,
+        cfg.seeds,
+        spec.alphas(cfg),
+        classes=tuple(cfg.data.classes),
+    )
 
 
 def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
@@ -667,14 +672,7 @@ def _train_one(
     if resume and done.exists() and params_file.exists():
         logging.info("%s: already finished, kept.", variant)
         return outputs.load_params(params_file)
-    runs = runs_lib.make_runs(
-        variant,
-        spec.emotions(cfg),
-        cfg.folds,
-        cfg.seeds,
-        spec.alphas(cfg),
-        classes=tuple(cfg.data.classes),
-    )
+    runs = variant_runs(cfg, variant)
     init_params = None
     if spec.init_from is not None:
         init_params = outputs.params_for(runs, *trained[spec.init_from])

@@ -53,6 +53,8 @@ __all__ = [
     "corpus_fingerprint",
     "load",
     "save",
+    "SpeakerStatistics",
+    "speaker_statistics",
     "speaker_znorm",
 ]
 
@@ -494,20 +496,57 @@ def speaker_znorm(
       ValueError: shapes do not match.
     """
     x = np.asarray(features, dtype=np.float64)
+    stats = speaker_statistics(x, speakers)
+    std = np.sqrt(stats.var)
+    std = np.where(std > eps, std, 1.0)
+    return ((x - stats.mean[stats.group]) / std[stats.group]).astype(np.float32)
+
+
+@dataclasses.dataclass(frozen=True)
+class SpeakerStatistics:
+    """Per-speaker feature statistics (float64).
+
+    Attributes:
+      names: ``[S]`` the distinct speakers, sorted.
+      group: ``[N]`` each row's index into ``names``.
+      count: ``[S]`` utterances per speaker.
+      mean: ``[S, H]`` per-speaker feature means.
+      var: ``[S, H]`` per-speaker population (ddof=0) variances.
+    """
+
+    names: np.ndarray
+    group: np.ndarray
+    count: np.ndarray
+    mean: np.ndarray
+    var: np.ndarray
+
+
+def speaker_statistics(
+    features: np.ndarray | jax.Array, speakers: Sequence[str] | np.ndarray
+) -> SpeakerStatistics:
+    """The means and variances behind :func:`speaker_znorm`.
+
+    Also what the trained detectors normalise new audio with
+    (`fairser_jax.detector`), so training and prediction share one
+    computation.
+
+    Raises:
+      ValueError: shapes do not match.
+    """
+    x = np.asarray(features, dtype=np.float64)
     spk = np.asarray(speakers)
     if x.ndim != 2 or spk.shape != (x.shape[0],):
         raise ValueError(
             f"features must be [N, H] and speakers [N]; got {x.shape} and "
             f"{spk.shape}"
         )
-    _, group = np.unique(spk, return_inverse=True)
+    names, group = np.unique(spk, return_inverse=True)
     count = np.bincount(group)[:, None]
     mean = np.zeros((count.shape[0], x.shape[1]))
     np.add.at(mean, group, x)
     mean /= count
-    centred = x - mean[group]
     var = np.zeros_like(mean)
-    np.add.at(var, group, centred**2)
-    std = np.sqrt(var / count)
-    std = np.where(std > eps, std, 1.0)
-    return (centred / std[group]).astype(np.float32)
+    np.add.at(var, group, (x - mean[group]) ** 2)
+    return SpeakerStatistics(
+        names=names, group=group, count=count[:, 0], mean=mean, var=var / count
+    )
