@@ -22,6 +22,7 @@ from fairlearn.metrics import (
     demographic_parity_difference,
     equal_opportunity_difference,
     equalized_odds_difference,
+    false_positive_rate_difference,
 )
 from PIL import Image
 from sklearn.metrics import f1_score
@@ -245,6 +246,19 @@ def make_workdir(
     if training:
         _write_training(root, config["variants"], rng)
     return results
+
+
+def largest_fold(seed: int) -> int:
+    """The fold with the most utterances of `make_workdir(seed=seed)`,
+    the one Fig. 2 plots (the smallest on a tie)."""
+    folds = _utterances(np.random.default_rng(seed))["fold"]
+    return int(np.argmax(np.bincount(folds)))
+
+
+def tsne_name(emotion: str, seed: int, workdir_seed: int = 0) -> str:
+    return (
+        f"fig2_tsne_{emotion}_seed{seed}_fold{largest_fold(workdir_seed)}.png"
+    )
 
 
 @pytest.fixture(scope="module")
@@ -502,7 +516,7 @@ def test_report_sections_and_config(workdir):
     assert "## How to recompute" in md
     assert "--recompute" in md
     for name in (
-        "fig2_tsne_anger_seed0.png",
+        tsne_name("anger", 0),
         "parity_bars.png",
         "fig3a_fixed_alpha_anger.png",
         "fig3b_alpha_hist_anger.png",
@@ -769,14 +783,14 @@ def _assert_png(path: pathlib.Path) -> tuple[int, int]:
 def test_figures_are_valid_pngs(workdir):
     found = sorted((workdir / "figures").glob("*.png"))
     assert [p.name for p in found] == [
-        "fig2_tsne_anger_seed0.png",
+        tsne_name("anger", 0),
         "fig3a_fixed_alpha_anger.png",
         "fig3b_alpha_hist_anger.png",
         "loss_curves.png",
         "parity_bars.png",
     ]
     sizes = {p.name: _assert_png(p) for p in found}
-    w, h = sizes["fig2_tsne_anger_seed0.png"]
+    w, h = sizes[tsne_name("anger", 0)]
     assert h > 0.8 * w  # 2 x 2 panels
 
 
@@ -889,13 +903,13 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
     assert figures.loss_curves(tmp_path) == {}
     # fair_rat lacks seed 0: the seed where both models exist is used.
     (tsne,) = paths["tsne"]
-    assert tsne.name == "fig2_tsne_neutral_seed1.png"
+    assert tsne.name == tsne_name("neutral", 1, workdir_seed=1)
     _assert_png(tsne)
     _assert_png(paths["parity_bars"][0])
     md = tables.write_report(tmp_path, figures=False).read_text()
     assert "## Table 2" in md
     assert "Table 3" not in md and "Fixed α" not in md
-    assert "fig3" not in md and "fig2_tsne_neutral_seed1.png" in md
+    assert "fig3" not in md and tsne_name("neutral", 1, 1) in md
     assert "loss_curves" not in md
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(
         [
@@ -1005,3 +1019,154 @@ def test_results_of_an_older_release_get_no_empty_blocks(tmp_path):
     assert "ΔEOd" not in md and "ΔEOpp" not in md
     assert not (tmp_path / "tables" / "table2_eod_spk.csv").exists()
     assert "ΔSP_rat" in md
+
+
+# ------------------------------------------- small values, ΔEOd = ΔEOpp
+
+
+def _significant(text: str) -> int:
+    """Significant digits printed in a decimal such as '0.0016' (2)."""
+    digits = text.strip().lstrip("-").replace(".", "").lstrip("0")
+    return len(digits)
+
+
+def test_small_products_keep_two_significant_digits():
+    """0.0016 and 0.0024 (products of ΔSP ≈ 0.04) print apart, with the
+    numpy mean ± SD over seeds; the CSV keeps the unrounded values."""
+    runs = []
+    for alpha, rats in ((0.25, (0.04, 0.06)), (0.5, (0.05, 0.07))):
+        for seed, rat in enumerate(rats):
+            runs.append(
+                {
+                    "variant": "fixed_alpha",
+                    "emotion": "anger",
+                    "seed": seed,
+                    "alpha": alpha,
+                    "dsp_spk": 0.04 if alpha == 0.25 else 0.05,
+                    "dsp_rat": rat,
+                }
+            )
+    table = tables.fixed_alpha_table(runs)
+    md = {
+        r[0]: r[1]
+        for r in (
+            [c.strip() for c in line.split("|")[1:-1]]
+            for line in table.markdown().splitlines()[2:]
+        )
+    }
+    # By hand: 0.04 × {0.04, 0.06} = {0.0016, 0.0024}, mean 0.002,
+    # SD 0.0008 / √2 = 0.00057.
+    assert md == {"0.25": "0.0020 ± 0.0006", "0.5": "0.0030 ± 0.0007"}
+    for alpha, cell in md.items():
+        prods = [
+            r["dsp_spk"] * r["dsp_rat"]
+            for r in runs
+            if r["alpha"] == float(alpha)
+        ]
+        mean, sd = parse_pm(cell)
+        decimals = len(cell.split("±")[0].strip().split(".")[1])
+        half_ulp = 0.5 * 10.0**-decimals
+        assert abs(mean - np.mean(prods)) <= half_ulp + 1e-15
+        assert abs(sd - np.std(prods, ddof=1)) <= half_ulp + 1e-15
+    assert r"$0.0020 \pm 0.0006$" in table.latex()
+    header, *rows = list(csv.reader(table.csv().splitlines()))
+    assert header == [
+        "α",
+        "Anger ΔSP_spk × ΔSP_rat mean",
+        "Anger ΔSP_spk × ΔSP_rat sd",
+    ]
+    assert float(rows[0][1]) == pytest.approx(0.002, rel=1e-12)
+    assert float(rows[0][2]) == pytest.approx(0.0008 / np.sqrt(2), rel=1e-12)
+    # The SD keeps a digit, the mean its usual 3 decimals when they do.
+    assert tables.Cell(0.254, 0.0004, digits=3, sig=2).markdown() == (
+        "0.2540 ± 0.0004"
+    )
+    assert tables.Cell(0.2541, 0.012, digits=3, sig=2).markdown() == (
+        "0.254 ± 0.012"
+    )
+
+
+def test_report_parities_have_two_significant_digits(workdir):
+    """Every parity cell of ours in Table 3 and the fixed-α sweep shows at
+    least two significant digits of its mean."""
+    md = (workdir / "report.md").read_text()
+    ours, _ = section_tables(md, "Table 3")
+    (sweep,) = section_tables(md, "Fixed α sweep")
+    cells = [c for row in ours[1:] if row[0] != "F1 (%)" for c in row[2:]]
+    cells += [c for row in sweep[1:] for c in row[1:]]
+    assert len(cells) > 20
+    for cell in cells:
+        mean = cell.replace("*", "").replace("†", "").split("±")[0]
+        assert float(mean) == 0 or _significant(mean) >= 2, cell
+
+
+def test_eod_eopp_note_explains_equal_cells(workdir):
+    """One note, under the ΔEOpp_spk block (the first table after which
+    both views of a side have been shown), counts the runs where ΔEOd =
+    ΔEOpp per side as fairlearn computed them; and the reason it gives
+    (ΔEOd = max(TPR gap, FPR gap), ΔEOpp = TPR gap) holds for every run."""
+    md = (workdir / "report.md").read_text()
+    results = json.loads((workdir / "results.json").read_text())
+    runs = results["runs"]
+    heading = "Why ΔEOd often equals ΔEOpp."
+    assert md.count(heading) == 1
+    at = md.index(heading)
+    assert md.index("### ΔEOpp_spk") < at < md.index("### ΔEOpp_rat")
+    for side, where in (("spk", "speaker side"), ("rat", "rater side")):
+        same = sum(
+            abs(r[f"eod_{side}"] - r[f"eopp_{side}"]) <= 1e-12 for r in runs
+        )
+        assert f"{same} of {len(runs)} runs on the {where}" in md
+    by_run = {}
+    with (workdir / "predictions.csv").open(newline="") as f:
+        for row in csv.DictReader(f):
+            key = (row["variant"], row["emotion"], row["seed"], row["alpha"])
+            by_run.setdefault(key, []).append(row)
+    assert len(by_run) == len(runs)
+    for rows in by_run.values():
+        y = np.array([int(r["y_true"]) for r in rows])
+        p = np.array([int(r["y_pred"]) for r in rows])
+        for col in ("speaker_gender", "rater_gender"):
+            g = np.array([r[col] for r in rows])
+            keep = g != ""
+            args = (y[keep], p[keep])
+            kw = {"sensitive_features": g[keep]}
+            eod = equalized_odds_difference(*args, **kw)
+            tpr = equal_opportunity_difference(*args, **kw)
+            fpr = false_positive_rate_difference(*args, **kw)
+            assert eod == pytest.approx(max(tpr, fpr), abs=1e-12)
+
+
+def test_figure_alt_text_and_captions_name_the_detector(tmp_path):
+    """Each Fig. 3 figure's alt text and caption name its emotion (five
+    histograms no longer read the same); Fig. 2's name its seed and fold;
+    a Fig. 2 of an older release (no fold: pooled fold models) is not
+    linked."""
+    make_workdir(tmp_path, training=False)
+    folder = tmp_path / "figures"
+    folder.mkdir()
+    names = [
+        "fig2_tsne_anger_seed0.png",
+        "fig2_tsne_anger_seed0_fold3.png",
+        "fig3b_alpha_hist_anger.png",
+        "fig3b_alpha_hist_sadness.png",
+        "fig3a_fixed_alpha_anger.png",
+    ]
+    for name in names:
+        (folder / name).write_bytes(b"")
+    md = tables.write_report(tmp_path, figures=False).read_text()
+    alts = re.findall(r"!\[([^\]]*)\]\(figures/([^)]*)\)", md)
+    by_file = {f: a for a, f in alts}
+    assert "fig2_tsne_anger_seed0.png" not in by_file
+    assert set(by_file) == set(names[1:])
+    assert len(set(by_file.values())) == len(by_file)
+    assert "Anger detector, seed 0, fold 3" in by_file[names[1]]
+    assert "Anger" in by_file[names[2]]
+    assert "Sadness" in by_file[names[3]]
+    assert "Anger" in by_file[names[4]]
+    for name, emotion in zip(
+        names[1:], ("Anger", "Anger", "Sadness", "Anger"), strict=True
+    ):
+        line = md.split(f"](figures/{name})", 1)[1].split("\n\n")[1]
+        assert f"{emotion} detector" in line, line
+    assert "bootstrap" not in md

@@ -1,24 +1,29 @@
 """Figures of a workdir: the paper's Fig. 2 and Fig. 3 analogues.
 
 Every function reads what the training stage wrote (``results.json``,
-``embeddings/*.npz``, ``training/*.npz``), draws with Matplotlib's Agg
-canvas (no pyplot, no display needed), writes one PNG into
-``<workdir>/figures`` and a PDF of the same stem beside it, and returns the
-PNG's path, or ``None`` when its inputs are absent.
+``predictions.csv``, ``alpha_trace.npz``, ``embeddings/*.npz``,
+``training/*.npz``), draws with Matplotlib's Agg canvas (no pyplot, no
+display needed), writes one PNG into ``<workdir>/figures`` and a PDF of the
+same stem beside it, and returns the PNG's path, or ``None`` when its
+inputs are absent.
 
-- :func:`tsne_figure`: Fig. 2 — t-SNE of Fair_spk and Fair_rat test
-  embeddings of one detector (Anger in the paper), each coloured by speaker
-  gender and by rater gender (blue male, red female; grey: no rater-gender
-  group, i.e. outside S2).
+- :func:`tsne_figure`: Fig. 2 — t-SNE of the test embeddings of ONE fold
+  model of Fair_spk and of Fair_rat (the same fold, so the same held-out
+  utterances) of one detector (Anger in the paper), each coloured by
+  speaker gender and by rater gender (blue male, red female; grey: no
+  rater-gender group, i.e. outside S2). :func:`select_tsne_rows` picks the
+  rows.
 - :func:`parity_bars_figure`: ΔSP_spk vs ΔSP_rat per emotion, one panel
   per variant, mean ± SD over seeds (the intra-/inter-fairness contrast of
   Table 2 at a glance).
 - :func:`alpha_histogram_figure`: Fig. 3b — histogram of the batch-wise α
-  of eq. (3) recorded while training Proposed (from the counts that
-  ``results.json["alpha_trace"]`` holds per emotion).
+  of eq. (3) recorded while training Proposed, binned over the range of
+  the raw values of ``alpha_trace.npz`` (else the 20 stored bins of
+  ``results.json["alpha_trace"]``).
 - :func:`fixed_alpha_figure`: Fig. 3a — ΔSP_spk × ΔSP_rat of fixed-α
-  models against α, with each Proposed seed as a dotted orange line and the
-  95% bootstrap CI of Proposed as a grey band.
+  models against α (each seed, and the mean ± SD over seeds), with each
+  Proposed seed as a dotted orange line, their mean, and a Student-t
+  interval of that mean only when there are enough seeds for one.
 - :func:`loss_curves_figure`: the training loss per epoch of each variant,
   mean ± 1 SD over its runs (from ``training/<variant>.npz``; not in the
   paper, a check that training converged).
@@ -29,9 +34,11 @@ registry (:mod:`fairser_jax.train.variants`).
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import pathlib
 import re
+import textwrap
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -45,6 +52,7 @@ from matplotlib.patches import Patch
 
 from fairser_jax import metrics
 from fairser_jax.constants import EMOTIONS, in_paper_order
+from fairser_jax.report import numbers
 from fairser_jax.train import variants as variants_lib
 
 MALE_COLOR = "#1f4fbf"  # blue, as in the paper's Fig. 2
@@ -109,19 +117,26 @@ def _emotion_order(preferred: str, available: Sequence[str]) -> list[str]:
 # ----------------------------------------------------------------- Fig. 2
 
 
-def load_embeddings(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+def load_embeddings(path: str | pathlib.Path) -> dict[str, Any]:
     """Reads one ``embeddings/<variant>_<emotion>_seed<k>.npz`` file.
+
+    The file holds the out-of-fold test embeddings of one result: each row
+    comes from the fold model that held that utterance out (paper §2.2.3),
+    so rows of different folds live in different, unaligned embedding
+    spaces.
 
     Returns:
       ``utterance_id`` str [N], ``embedding`` float32 [N, D],
       ``speaker_group`` str [N] (e.g. 'M'/'F'), ``rater_group`` str [N]
-      ('' outside S2), ``speaker_attribute`` and ``rater_attribute`` (str,
-      e.g. 'gender'). Files of releases before k-group attributes hold
-      ``speaker_gender`` / ``rater_gender`` and read the same.
+      ('' outside S2), ``fold`` int64 [N] (the fold model that embedded
+      each row) or None for files written before it was recorded, and
+      ``speaker_attribute`` and ``rater_attribute`` (str, e.g. 'gender').
+      Files of releases before k-group attributes hold ``speaker_gender``
+      / ``rater_gender`` and read the same.
 
     Raises:
-      ValueError: a missing array, mismatched lengths or empty speaker
-        groups; the message names the file.
+      ValueError: a missing array, mismatched lengths, empty speaker
+        groups or negative folds; the message names the file.
     """
     path = pathlib.Path(path)
     with np.load(path, allow_pickle=False) as data:
@@ -143,6 +158,7 @@ def load_embeddings(path: str | pathlib.Path) -> dict[str, np.ndarray]:
         for side in ("speaker", "rater"):
             key = f"{side}_attribute"
             out[key] = str(data[key]) if key in data.files else "gender"
+        fold = np.asarray(data["fold"]) if "fold" in data.files else None
     n = out["utterance_id"].shape[0]
     emb = out["embedding"]
     if emb.ndim != 2 or emb.shape[0] != n:
@@ -159,8 +175,18 @@ def load_embeddings(path: str | pathlib.Path) -> dict[str, np.ndarray]:
                 f"{arr.shape}, values {sorted(set(arr.tolist()))[:5]}."
             )
         out[k] = arr
+    if fold is not None and (
+        fold.shape != (n,)
+        or not np.issubdtype(fold.dtype, np.integer)
+        or (fold < 0).any()
+    ):
+        raise ValueError(
+            f"{path}: 'fold' must be [N] integers >= 0 with N = {n}; got "
+            f"shape {fold.shape}, dtype {fold.dtype}."
+        )
     out["utterance_id"] = out["utterance_id"].astype(str)
     out["embedding"] = emb.astype(np.float32)
+    out["fold"] = None if fold is None else fold.astype(np.int64)
     return out
 
 
@@ -177,6 +203,173 @@ def _embedding_index(
             key = (m["variant"], m["emotion"], int(m["seed"]))
             index[key] = path
     return index
+
+
+PREDICTIONS_FILE = "predictions.csv"
+
+
+def prediction_folds(
+    csv_path: str | pathlib.Path, keys: Sequence[tuple[str, str, int]]
+) -> dict[tuple[str, str, int], dict[str, int]]:
+    """The fold of each utterance of some runs, from ``predictions.csv``.
+
+    What Fig. 2 reads for an embeddings file written before the file held
+    ``fold``: the out-of-fold prediction of an utterance and its embedding
+    come from the same fold model.
+
+    Args:
+      csv_path: a workdir's ``predictions.csv`` (columns of
+        :data:`fairser_jax.results.PREDICTION_COLUMNS`).
+      keys: (variant, emotion, seed) of runs without a fixed α.
+
+    Returns:
+      key → {utterance_id: fold} for each key (empty for a key the file
+      lacks); {} for every key when the file does not exist.
+
+    Raises:
+      ValueError: a header without the columns read, or a fold that is not
+        an integer >= 0 (names the file and line).
+    """
+    path = pathlib.Path(csv_path)
+    out: dict[tuple[str, str, int], dict[str, int]] = {k: {} for k in keys}
+    if not path.is_file():
+        return out
+    wanted = {(v, e, str(s)): (v, e, s) for v, e, s in keys}
+    names = ("variant", "emotion", "seed", "alpha", "fold", "utterance_id")
+    with path.open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, [])
+        if not set(names) <= set(header):
+            raise ValueError(
+                f"{path}:1: header must hold {list(names)}; got {header}."
+            )
+        col = [header.index(c) for c in names]
+        for row in reader:
+            if len(row) < len(header):
+                continue
+            v, e, s, a, fold, uid = (row[i] for i in col)
+            key = wanted.get((v, e, s))
+            if key is None or a != "":
+                continue
+            if not fold.isdigit():
+                raise ValueError(
+                    f"{path}:{reader.line_num}: fold must be an integer "
+                    f">= 0, got {fold!r}."
+                )
+            out[key][uid] = int(fold)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class TsneSelection:
+    """The points of one Fig. 2: held-out utterances of ONE fold model.
+
+    Out-of-fold embeddings pool the test sets of the fold models (one per
+    leave-one-session-out fold, paper §2.2.3); each model has its own
+    embedding space, so one t-SNE map shows one model's held-out test
+    utterances only: the same fold (and so the same utterances) for every
+    variant.
+
+    Attributes:
+      fold: the fold whose model embedded every plotted point.
+      utterance_id: [M] plotted utterances, sorted.
+      rows: variant → [M] rows of that variant's embeddings file, aligned
+        with ``utterance_id``; every one of them has fold ``fold``.
+      held_out: H >= M, utterances that fold holds out in every variant
+        (M < H when a sample of them is plotted).
+    """
+
+    fold: int
+    utterance_id: np.ndarray
+    rows: dict[str, np.ndarray]
+    held_out: int
+
+
+def select_tsne_rows(
+    ids: Mapping[str, np.ndarray],
+    folds: Mapping[str, np.ndarray],
+    *,
+    sample_size: int,
+    rng: np.random.Generator,
+    fold: int | None = None,
+) -> TsneSelection | None:
+    """Picks one fold model and a sample of its held-out utterances.
+
+    Args:
+      ids: variant → [N_v] utterance ids of its embeddings file.
+      folds: variant → [N_v] fold of each row (< 0: unknown, never
+        picked).
+      sample_size: at most this many utterances are kept.
+      rng: draws the sample (sorted afterwards).
+      fold: the fold to plot; None picks the fold that holds out the most
+        utterances present in every variant (the smallest such fold on a
+        tie).
+
+    Returns:
+      The selection, or None when no fold (or not ``fold``) holds out an
+      utterance of every variant.
+    """
+    per_fold: dict[int, set[str]] | None = None
+    for v, vid in ids.items():
+        f_v = np.asarray(folds[v])
+        by_fold: dict[int, set[str]] = {}
+        for uid, f in zip(np.asarray(vid).tolist(), f_v.tolist(), strict=True):
+            if f >= 0:
+                by_fold.setdefault(int(f), set()).add(uid)
+        if per_fold is None:
+            per_fold = by_fold
+        else:
+            per_fold = {
+                f: per_fold[f] & by_fold[f]
+                for f in per_fold.keys() & by_fold.keys()
+            }
+    shared = {f: u for f, u in (per_fold or {}).items() if u}
+    if fold is None and shared:
+        fold = min(shared, key=lambda f: (-len(shared[f]), f))
+    if fold not in shared:
+        return None
+    common = np.asarray(sorted(shared[fold]))
+    take = min(sample_size, common.size)
+    sample = common[np.sort(rng.choice(common.size, take, replace=False))]
+    rows = {}
+    for v, vid in ids.items():
+        f_v = np.asarray(folds[v])
+        pos = {
+            u: i
+            for i, u in enumerate(np.asarray(vid).tolist())
+            if f_v[i] == fold
+        }
+        rows[v] = np.asarray([pos[u] for u in sample.tolist()], np.int64)
+    return TsneSelection(
+        fold=int(fold), utterance_id=sample, rows=rows, held_out=common.size
+    )
+
+
+_SESSION = re.compile(r"^(Ses\d+)")
+
+
+def held_out_session(utterance_ids: Sequence[str]) -> str | None:
+    """The IEMOCAP session a fold holds out, read from its utterance ids.
+
+    Returns:
+      e.g. ``"Ses03"`` when every id starts with the same ``Ses<digits>``
+      (IEMOCAP's naming), else None (another corpus: folds come from its
+      manifest).
+    """
+    found = {m[1] if (m := _SESSION.match(u)) else None for u in utterance_ids}
+    return found.pop() if len(found) == 1 else None
+
+
+def tsne_file_name(emotion: str, seed: int, fold: int) -> str:
+    """``fig2_tsne_<emotion>_seed<k>_fold<f>.png``."""
+    return f"fig2_tsne_{emotion}_seed{seed}_fold{fold}.png"
+
+
+TSNE_FILE = re.compile(
+    r"^fig2_tsne_(?P<emotion>.+)_seed(?P<seed>\d+)_fold(?P<fold>\d+)\.png$"
+)
+"""Parses :func:`tsne_file_name` (figures of releases that pooled every
+fold's model into one map have no ``_fold<f>`` and do not match)."""
 
 
 # Exact t-SNE up to this many points: O(N^2) memory (36 MB at 2000) but,
@@ -259,43 +452,16 @@ def _scatter_groups(ax, xy: np.ndarray, groups: np.ndarray, order) -> None:
     ax.set_yticks([])
 
 
-def tsne_figure(
-    workdir: str | pathlib.Path,
-    *,
-    emotion: str = "anger",
-    seed: int = 0,
-    sample_size: int = 1500,
-    random_state: int = 0,
-) -> pathlib.Path | None:
-    """Fig. 2 analogue: t-SNE of one-sided embeddings, by speaker/rater gender.
-
-    Picks the ``emotion`` detector of Fair_spk and Fair_rat (another emotion,
-    in the paper's order, if that one is absent; the smallest seed if
-    ``seed`` is absent), draws the same random sample of up to
-    ``sample_size`` test utterances from both (paper: 1500 from Anger),
-    embeds each model's 128-d embeddings with sklearn's t-SNE, and colours
-    each map twice: by speaker gender and by rater gender.
-
-    Args:
-      workdir: holds ``embeddings/<variant>_<emotion>_seed<k>.npz``.
-      emotion: preferred detector.
-      seed: preferred training seed.
-      sample_size: maximum number of utterances plotted.
-      random_state: seeds both the sample and t-SNE.
-
-    Returns:
-      Path of ``figures/fig2_tsne_<emotion>_seed<k>.png``, or None when
-      neither model has embeddings (or fewer than 4 utterances).
-    """
-    from sklearn.manifold import TSNE
-
-    workdir = pathlib.Path(workdir)
-    index = _embedding_index(workdir)
-    variants = ("fair_spk", "fair_rat")
+def _choose_tsne_run(
+    index: Mapping[tuple[str, str, int], pathlib.Path],
+    variants: Sequence[str],
+    emotion: str,
+    seed: int,
+) -> tuple[str, int] | None:
+    """(emotion, seed) of Fig. 2: ``emotion`` else the paper's order,
+    ``seed`` else the smallest; one where every variant exists first."""
     emotions = sorted({e for v, e, _ in index if v in variants})
-    chosen = None
-    # Prefer an emotion where both one-sided models exist.
-    for need_both in (True, False):
+    for need_all in (True, False):
         for e in _emotion_order(emotion, emotions):
             seeds = sorted(
                 {
@@ -304,45 +470,138 @@ def tsne_figure(
                     if e2 == e
                     and v in variants
                     and (
-                        not need_both
+                        not need_all
                         or all((w, e, s) in index for w in variants)
                     )
                 }
             )
             if seeds:
-                chosen = (e, seed if seed in seeds else seeds[0])
-                break
-        if chosen:
-            break
+                return e, seed if seed in seeds else seeds[0]
+    return None
+
+
+def _folds_of(
+    workdir: pathlib.Path,
+    data: Mapping[str, Mapping[str, Any]],
+    emotion: str,
+    seed: int,
+) -> dict[str, np.ndarray] | None:
+    """variant → [N] fold of each embeddings row (-1: unknown).
+
+    From the file's ``fold`` array; for files of older releases, from
+    ``predictions.csv``. None (with a warning naming the fix) when some
+    variant's folds are known from neither.
+    """
+    out = {v: d["fold"] for v, d in data.items() if d["fold"] is not None}
+    lacking = [v for v in data if v not in out]
+    if not lacking:
+        return out
+    keys = [(v, emotion, seed) for v in lacking]
+    csv_folds = prediction_folds(workdir / PREDICTIONS_FILE, keys)
+    for v, key in zip(lacking, keys, strict=True):
+        known = csv_folds[key]
+        if not known:
+            logging.warning(
+                "Fig. 2 (t-SNE) skipped: embeddings/%s_%s_seed%d.npz has no "
+                "'fold' array (written by an older release) and %s has no "
+                "rows of that run, so the fold model of each embedding is "
+                "unknown and one model's embeddings cannot be told apart "
+                "from the others'. Training with this release writes "
+                "embeddings with 'fold' (python -m fairser_jax.train "
+                "--workdir=%s --overwrite retrains from scratch).",
+                v,
+                emotion,
+                seed,
+                workdir / PREDICTIONS_FILE,
+                workdir,
+            )
+            return None
+        ids = data[v]["utterance_id"].tolist()
+        out[v] = np.asarray([known.get(u, -1) for u in ids], np.int64)
+    return out
+
+
+def tsne_figure(
+    workdir: str | pathlib.Path,
+    *,
+    emotion: str = "anger",
+    seed: int = 0,
+    fold: int | None = None,
+    sample_size: int = 1500,
+    random_state: int = 0,
+) -> pathlib.Path | None:
+    """Fig. 2 analogue: t-SNE of one fold model's test embeddings per variant.
+
+    Picks the ``emotion`` detector of Fair_spk and Fair_rat (another
+    emotion, in the paper's order, if that one is absent; the smallest seed
+    if ``seed`` is absent) and ONE fold model of each: the same fold for
+    both (default: the fold that holds out the most utterances), so each
+    map is one model's embedding space, as the paper's Fig. 2 plots one
+    detector's embeddings. (An embeddings file pools the out-of-fold rows
+    of all fold models, whose spaces are not aligned; one t-SNE of all of
+    them clusters by fold, not by data.) From that fold's held-out
+    utterances it draws the same random sample of up to ``sample_size``
+    for both models (paper: 1500 from Anger), embeds each model's 128-d
+    embeddings with sklearn's t-SNE, and colours each map twice: by
+    speaker gender and by rater gender. The suptitle names the emotion,
+    seed, fold (and the IEMOCAP session it holds out) and the number of
+    utterances.
+
+    Args:
+      workdir: holds ``embeddings/<variant>_<emotion>_seed<k>.npz`` (and
+        ``predictions.csv``, read for the folds of files without
+        ``fold``).
+      emotion: preferred detector.
+      seed: preferred training seed.
+      fold: the fold model to plot; None: the largest held-out set.
+      sample_size: maximum number of utterances plotted.
+      random_state: seeds both the sample and t-SNE.
+
+    Returns:
+      Path of ``figures/fig2_tsne_<emotion>_seed<k>_fold<f>.png``, or None
+      when neither model has embeddings, the folds of the rows are unknown
+      (logged), or the fold holds out fewer than 4 shared utterances.
+    """
+    from sklearn.manifold import TSNE
+
+    workdir = pathlib.Path(workdir)
+    index = _embedding_index(workdir)
+    variants = ("fair_spk", "fair_rat")
+    chosen = _choose_tsne_run(index, variants, emotion, seed)
     if chosen is None:
         return None
     emo, run_seed = chosen
     present = [v for v in variants if (v, emo, run_seed) in index]
     data = {v: load_embeddings(index[(v, emo, run_seed)]) for v in present}
-    common = sorted(
-        set.intersection(
-            *(set(d["utterance_id"].tolist()) for d in data.values())
-        )
+    folds = _folds_of(workdir, data, emo, run_seed)
+    if folds is None:
+        return None
+    rng = np.random.default_rng(random_state)
+    pick = select_tsne_rows(
+        {v: d["utterance_id"] for v, d in data.items()},
+        folds,
+        sample_size=sample_size,
+        rng=rng,
+        fold=fold,
     )
-    if len(common) < 4:
+    if pick is None or pick.utterance_id.size < 4:
         logging.warning(
-            "t-SNE skipped: only %d shared utterances in %s",
-            len(common),
+            "t-SNE skipped: %s shared held-out utterances of %s in %s",
+            "no" if pick is None else pick.utterance_id.size,
+            "any fold" if fold is None else f"fold {fold}",
             [str(index[(v, emo, run_seed)]) for v in present],
         )
         return None
-    rng = np.random.default_rng(random_state)
-    take = min(sample_size, len(common))
-    sample = np.asarray(common)[np.sort(rng.choice(len(common), take, False))]
+    take = pick.utterance_id.size
     draw_order = rng.permutation(take)
+    session = held_out_session(pick.utterance_id.tolist())
 
-    fig = Figure(figsize=(8.5, 4.2 * len(present)), layout="constrained")
+    fig = Figure(figsize=(8.5, 0.5 + 4.2 * len(present)), layout="constrained")
     axes = fig.subplots(len(present), 2, squeeze=False)
     letters = iter("abcd")
     for row, v in enumerate(present):
         d = data[v]
-        pos = {u: i for i, u in enumerate(d["utterance_id"].tolist())}
-        rows = np.asarray([pos[u] for u in sample])
+        rows = pick.rows[v]
         xy = TSNE(
             n_components=2,
             perplexity=_perplexity(take),
@@ -355,16 +614,25 @@ def tsne_figure(
             ax = axes[row, col]
             _scatter_groups(ax, xy, d[f"{side}_group"][rows], draw_order)
             ax.set_title(
-                f"({next(letters)}) {variants_lib.display_name(v)}, "
-                f"coloured by {side} {d[f'{side}_attribute']}",
-                fontsize=10,
+                f"({next(letters)}) {variants_lib.display_name(v)} "
+                f"(fold {pick.fold} model), coloured by {side} "
+                f"{d[f'{side}_attribute']}",
+                fontsize=9,
             )
+    held = f"held-out session {session}" if session else "its test set"
+    sampled = (
+        f"all {take}"
+        if take == pick.held_out
+        else f"a random {take} of {pick.held_out}"
+    )
     fig.suptitle(
         f"t-SNE of test embeddings, {emo.capitalize()} detector, seed "
-        f"{run_seed} ({take} utterances)",
-        fontsize=11,
+        f"{run_seed}: the fold {pick.fold} model of each variant\n"
+        f"({held}; {sampled} utterances it holds out, the same for both "
+        "models)",
+        fontsize=10,
     )
-    out = figures_dir(workdir) / f"fig2_tsne_{emo}_seed{run_seed}.png"
+    out = figures_dir(workdir) / tsne_file_name(emo, run_seed, pick.fold)
     return _save(fig, out)
 
 
@@ -470,22 +738,120 @@ def parity_bars_figure(
 # ----------------------------------------------------------------- Fig. 3
 
 
+ALPHA_TRACE_FILE = "alpha_trace.npz"
+"""Every batch's α of every Proposed run, one array per
+``<emotion>/seed<k>/fold<f>`` key (written by the training stage)."""
+
+ALPHA_MIN_BINS = 10
+ALPHA_MAX_BINS = 50
+"""Bounds on the bins of Fig. 3b over the range of the recorded α."""
+
+_ALPHA_TOLERANCE = 1e-6  # float32 rounding of α ∈ [0, 1]
+
+
+def load_alpha_trace(workdir: str | pathlib.Path) -> dict[str, np.ndarray]:
+    """``<workdir>/alpha_trace.npz`` as {key: float64 [batches]}.
+
+    Returns:
+      ``{"<emotion>/seed<k>/fold<f>": α of each batch}``, {} when the file
+      does not exist.
+
+    Raises:
+      ValueError: a value that is not finite or lies outside [0, 1] (eq. 3
+        makes α a weight in [0, 1]); names the file and key.
+    """
+    path = pathlib.Path(workdir) / ALPHA_TRACE_FILE
+    if not path.is_file():
+        return {}
+    with np.load(path, allow_pickle=False) as f:
+        trace = {k: np.asarray(f[k], np.float64).ravel() for k in f.files}
+    for k, v in trace.items():
+        bad = ~np.isfinite(v) | (v < -_ALPHA_TOLERANCE)
+        bad |= v > 1 + _ALPHA_TOLERANCE
+        if bad.any():
+            raise ValueError(
+                f"{path}: {k!r} holds α outside [0, 1] (eq. 3), e.g. "
+                f"{v[bad][:3].tolist()}."
+            )
+    return trace
+
+
+def alpha_values(
+    trace: Mapping[str, np.ndarray], emotion: str
+) -> tuple[np.ndarray, int]:
+    """The α of every batch of every run of one Proposed detector.
+
+    Args:
+      trace: as :func:`load_alpha_trace` returns.
+      emotion: the detector.
+
+    Returns:
+      ``(values, num_runs)``: float64 [B] pooled over the runs (seeds ×
+      folds) whose key starts with ``<emotion>/``, in key order.
+    """
+    keys = sorted(k for k in trace if k.split("/")[0] == emotion)
+    if not keys:
+        return np.zeros(0), 0
+    return np.concatenate([trace[k] for k in keys]).astype(np.float64), len(
+        keys
+    )
+
+
+def alpha_bin_edges(values: np.ndarray) -> np.ndarray:
+    """Bins that follow the spread of α, over its own range.
+
+    NumPy's ``'auto'`` rule (the larger of Sturges' and Freedman-Diaconis'
+    bin counts) over [min, max], clipped to
+    [:data:`ALPHA_MIN_BINS`, :data:`ALPHA_MAX_BINS`] equal bins, so an α
+    with SD 0.01 gets tens of bars, not the two of 0.05-wide bins over
+    [0, 1]. A constant α gets 10 bins over ±0.005 around it.
+
+    Args:
+      values: [B] α values (B >= 1).
+
+    Returns:
+      [K + 1] increasing edges, ``edges[0] == min`` and ``edges[-1] ==
+      max`` (unless constant).
+    """
+    values = np.asarray(values, np.float64)
+    low, high = float(values.min()), float(values.max())
+    if high - low < 1e-9:
+        return np.linspace(low - 0.005, high + 0.005, ALPHA_MIN_BINS + 1)
+    auto = np.histogram_bin_edges(values, bins="auto").size - 1
+    k = int(np.clip(auto, ALPHA_MIN_BINS, ALPHA_MAX_BINS))
+    return np.linspace(low, high, k + 1)
+
+
+def _title_lines(*lines: str, width: int = 72) -> str:
+    """Each line wrapped at ``width`` characters (a title of 8.5 pt fits
+    a 5.6 in wide figure)."""
+    return "\n".join(textwrap.fill(line, width) for line in lines)
+
+
 def alpha_histogram_figure(
     results: Mapping[str, Any],
     out_dir: str | pathlib.Path,
     *,
     emotion: str = "anger",
+    trace: Mapping[str, np.ndarray] | None = None,
 ) -> pathlib.Path | None:
     """Fig. 3b analogue: histogram of the batch-wise α of eq. (3).
 
-    Every recorded batch of every seed and fold of one Proposed detector,
-    as the counts ``results.json["alpha_trace"][emotion]`` holds (20 bins
-    of width 0.05 over [0, 1]), with the mean and SD over batches.
+    Every recorded batch of every seed and fold of one Proposed detector.
+    With ``trace`` (the raw values of ``alpha_trace.npz``) the bins follow
+    the spread (:func:`alpha_bin_edges`) and the x-axis spans the values'
+    own range, with a strip below that places that range in the full
+    [0, 1] of α; the title gives the mean, SD, min and max. Without it,
+    the 20 stored bins of width 0.05 over [0, 1] of
+    ``results.json["alpha_trace"][emotion]`` are drawn (which cannot show
+    a spread below 0.05). The title names the emotion.
 
     Args:
       results: parsed ``results.json``.
       out_dir: folder for ``fig3b_alpha_hist_<emotion>.png``.
       emotion: the detector (Anger in the paper).
+      trace: :func:`load_alpha_trace` of the workdir, or None / {} to use
+        the stored counts.
 
     Returns:
       The PNG path, or None when that emotion has no α trace.
@@ -493,6 +859,9 @@ def alpha_histogram_figure(
     Raises:
       ValueError: the summary is malformed (names the field).
     """
+    values, num_runs = alpha_values(trace or {}, emotion)
+    if values.size:
+        return _alpha_histogram_raw(values, num_runs, out_dir, emotion)
     summary = (results.get("alpha_trace") or {}).get(emotion)
     if not summary or not sum(summary.get("counts", [])):
         return None
@@ -509,8 +878,35 @@ def alpha_histogram_figure(
             f"results.json: alpha_trace[{emotion!r}] bins must lie in "
             f"[0, 1] (eq. 3); got {edges[0]} .. {edges[-1]}."
         )
-    fig = Figure(figsize=(5.0, 3.4), layout="constrained")
+    fig = Figure(figsize=(5.6, 3.6), layout="constrained")
     ax = fig.subplots()
+    _alpha_stairs(ax, counts, edges)
+    mean, sd = summary.get("mean"), summary.get("sd")
+    if mean is not None:
+        ax.axvline(mean, color="black", linestyle="--", linewidth=1)
+    ax.set_xlim(0, 1)
+    ax.set_xticks(np.linspace(0, 1, 11))
+    ax.set_xlabel("α (batch-wise, eq. 3)")
+    ax.set_ylabel("number of batches")
+    stats = (
+        ""
+        if mean is None or sd is None
+        else f"; mean {mean:.3f}, SD {numbers.format_sig(sd)}"
+    )
+    ax.set_title(
+        _title_lines(
+            f"Fig. 3b: batch-wise α of Proposed, {emotion.capitalize()}",
+            f"{int(counts.sum())} batches of {summary.get('num_runs', '?')} "
+            f"runs{stats}; {counts.size} stored bins of results.json "
+            "(alpha_trace.npz absent)",
+        ),
+        fontsize=8.5,
+    )
+    ax.grid(axis="y", alpha=0.3)
+    return _save(fig, pathlib.Path(out_dir) / f"fig3b_alpha_hist_{emotion}.png")
+
+
+def _alpha_stairs(ax, counts: np.ndarray, edges: np.ndarray) -> None:
     ax.stairs(
         counts,
         edges,
@@ -519,25 +915,59 @@ def alpha_histogram_figure(
         edgecolor="black",
         linewidth=0.5,
     )
-    mean = summary.get("mean")
-    if mean is not None:
-        ax.axvline(mean, color="black", linestyle="--", linewidth=1)
-    ax.set_xlim(0, 1)
-    ax.set_xticks(np.linspace(0, 1, 11))
-    ax.set_xlabel("α (batch-wise, eq. 3)")
+
+
+def _alpha_histogram_raw(
+    values: np.ndarray,
+    num_runs: int,
+    out_dir: str | pathlib.Path,
+    emotion: str,
+) -> pathlib.Path:
+    """Fig. 3b from the raw α: bins over their range, [0, 1] strip below."""
+    edges = alpha_bin_edges(values)
+    counts, _ = np.histogram(values, bins=edges)
+    low, high = float(values.min()), float(values.max())
+    mean, sd = float(values.mean()), float(values.std())
+    zoomed = high - low < 0.5
+    fig = Figure(figsize=(5.6, 4.2 if zoomed else 3.6), layout="constrained")
+    if zoomed:
+        ax, context = fig.subplots(
+            2, 1, gridspec_kw={"height_ratios": [4.0, 1.0]}
+        )
+    else:
+        ax, context = fig.subplots(), None
+    _alpha_stairs(ax, counts.astype(np.float64), edges)
+    ax.axvline(mean, color="black", linestyle="--", linewidth=1)
+    if zoomed:
+        pad = 0.04 * (edges[-1] - edges[0])
+        ax.set_xlim(edges[0] - pad, edges[-1] + pad)
+    else:
+        ax.set_xlim(0, 1)
+        ax.set_xticks(np.linspace(0, 1, 11))
+    ax.set_xlabel(
+        f"α (batch-wise, eq. 3); {edges.size - 1} bins of width "
+        f"{numbers.format_sig(edges[1] - edges[0])}"
+    )
     ax.set_ylabel("number of batches")
-    sd = summary.get("sd")
-    stats = (
-        ""
-        if mean is None or sd is None
-        else (f"; mean {mean:.2f}, SD {sd:.2f}")
-    )
-    ax.set_title(
-        f"Proposed, {emotion.capitalize()} detector: {int(counts.sum())} "
-        f"batches, {summary.get('num_runs', '?')} runs{stats}",
-        fontsize=9,
-    )
     ax.grid(axis="y", alpha=0.3)
+    ax.set_title(
+        _title_lines(
+            f"Fig. 3b: batch-wise α of Proposed, {emotion.capitalize()}",
+            f"{values.size} batches of {num_runs} runs: mean {mean:.3f}, "
+            f"SD {numbers.format_sig(sd)}, range {low:.3f}–{high:.3f}",
+        ),
+        fontsize=8.5,
+    )
+    if context is not None:
+        context.axvspan(low, high, color="#4c72b0", alpha=0.25, linewidth=0)
+        _alpha_stairs(context, counts.astype(np.float64), edges)
+        context.set_xlim(0, 1)
+        context.set_xticks(np.linspace(0, 1, 11))
+        context.set_yticks([])
+        context.tick_params(labelsize=7)
+        context.set_xlabel(
+            "the same histogram on the full range of α, [0, 1]", fontsize=7
+        )
     return _save(fig, pathlib.Path(out_dir) / f"fig3b_alpha_hist_{emotion}.png")
 
 
@@ -550,28 +980,77 @@ def run_products(runs: Sequence[Mapping[str, Any]]) -> np.ndarray:
     return np.asarray(metrics.parity_product(spk, rat), dtype=np.float64)
 
 
+T_INTERVAL_MIN_SEEDS = 5
+"""Fig. 3a draws an interval of Proposed's mean only from this many seeds
+on; with fewer, the seeds themselves and their mean are drawn."""
+
+
+def t_interval(
+    values: Sequence[float] | np.ndarray, confidence: float = 0.95
+) -> tuple[float, float]:
+    """Student-t confidence interval of the mean of ``values``.
+
+    .. math::
+      \\bar x \\pm t_{(1+c)/2,\\, n-1}\\, s / \\sqrt{n}
+
+    with ``s`` the sample SD (ddof = 1).
+
+    Args:
+      values: [n] values, n >= 2.
+      confidence: c in (0, 1).
+
+    Returns:
+      ``(low, high)``.
+
+    Raises:
+      ValueError: fewer than 2 values or ``confidence`` outside (0, 1).
+    """
+    from scipy import stats
+
+    x = np.asarray(values, np.float64)
+    if x.size < 2 or not 0 < confidence < 1:
+        raise ValueError(
+            "t_interval needs >= 2 values and 0 < confidence < 1; got "
+            f"{x.size} values, confidence {confidence}."
+        )
+    half = stats.t.ppf((1 + confidence) / 2, x.size - 1) * (
+        x.std(ddof=1) / np.sqrt(x.size)
+    )
+    return float(x.mean() - half), float(x.mean() + half)
+
+
+def _count_text(counts: Sequence[int]) -> str:
+    low, high = min(counts), max(counts)
+    return f"{low}" if low == high else f"{low}–{high}"
+
+
 def fixed_alpha_figure(
     results: Mapping[str, Any],
     out_dir: str | pathlib.Path,
     *,
     emotion: str = "anger",
     confidence: float = 0.95,
-    num_resamples: int = 10000,
-    seed: int = 0,
+    min_seeds: int = T_INTERVAL_MIN_SEEDS,
 ) -> pathlib.Path | None:
     """Fig. 3a analogue: ΔSP_spk × ΔSP_rat against a fixed α.
 
-    Black solid line: for each fixed α, the mean over seeds of the per-seed
-    product ΔSP_spk × ΔSP_rat. Dotted orange lines: the product of each
-    Proposed seed. Grey band: the ``confidence`` percentile-bootstrap
-    interval of the Proposed mean (:func:`fairser_jax.metrics.bootstrap_ci`,
-    drawn when Proposed has at least two seeds).
+    Fixed α (black): every seed's product as a small hollow point, and the
+    mean over seeds with error bars of ± 1 sample SD over seeds
+    (:func:`fairser_jax.metrics.mean_sd`; none with one seed). Proposed
+    (orange): each seed's product as a dotted line, the mean over seeds as
+    a solid line, and, only when Proposed has at least ``min_seeds``
+    seeds, the ``confidence`` Student-t interval of that mean
+    (:func:`t_interval`) as a grey band (the paper's grey 95 % interval);
+    a legend entry names the kind of interval and n, or says that there
+    are too few seeds for one. The legend sits below the axes, off the
+    data.
 
     Args:
       results: parsed ``results.json``.
       out_dir: folder for ``fig3a_fixed_alpha_<emotion>.png``.
       emotion: the detector (Anger in the paper).
-      confidence, num_resamples, seed: passed to ``bootstrap_ci``.
+      confidence: of the interval of Proposed's mean.
+      min_seeds: the fewest Proposed seeds for which it is drawn.
 
     Returns:
       The PNG path, or None when that emotion has no fixed-α run with both
@@ -590,69 +1069,105 @@ def fixed_alpha_figure(
     if not fixed:
         return None
     alphas = sorted({round(float(r["alpha"]), 9) for r in fixed})
-    curve = [
-        float(
-            np.mean(
-                run_products(
-                    [r for r in fixed if round(float(r["alpha"]), 9) == a]
-                )
-            )
-        )
+    per_alpha = [
+        run_products([r for r in fixed if round(float(r["alpha"]), 9) == a])
         for a in alphas
     ]
+    summaries = [metrics.mean_sd(p) for p in per_alpha]
     proposed = run_products(
         [r for r in runs if r["variant"] == "proposed" and r["emotion"] == emo]
     )
 
-    fig = Figure(figsize=(5.6, 3.6), layout="constrained")
+    fig = Figure(figsize=(6.0, 4.4), layout="constrained")
     ax = fig.subplots()
-    handles = []
-    if proposed.size >= 2:
-        low, high = metrics.bootstrap_ci(
-            proposed,
-            confidence=confidence,
-            num_resamples=num_resamples,
-            seed=seed,
+    handles: list[Any] = []
+    point_x = np.concatenate(
+        [np.full(p.size, a) for a, p in zip(alphas, per_alpha, strict=True)]
+    )
+    points = ax.scatter(
+        point_x,
+        np.concatenate(per_alpha),
+        s=14,
+        facecolors="none",
+        edgecolors="#555555",
+        linewidths=0.8,
+        zorder=3,
+        label="fixed α: each seed (n = "
+        f"{_count_text([p.size for p in per_alpha])} per α)",
+    )
+    means = np.asarray([m for m, _ in summaries])
+    sds = np.asarray([sd for _, sd in summaries])
+    several = np.asarray([p.size > 1 for p in per_alpha])
+    if several.any():
+        ax.errorbar(
+            np.asarray(alphas)[several],
+            means[several],
+            yerr=sds[several],
+            fmt="none",
+            ecolor="black",
+            elinewidth=1.0,
+            capsize=2.5,
+            zorder=4,
         )
-        ax.axhspan(low, high, color="grey", alpha=0.3, linewidth=0)
-        handles.append(
-            Patch(
-                color="grey",
-                alpha=0.3,
-                label=f"Proposed {confidence:.0%} bootstrap CI",
-            )
-        )
-    for p in proposed:
-        ax.axhline(p, color=PROPOSED_COLOR, linestyle=":", linewidth=1.2)
+    (line,) = ax.plot(
+        alphas,
+        means,
+        color="black",
+        marker="o",
+        markersize=3,
+        linewidth=1.5,
+        zorder=4,
+        label="fixed α: mean ± SD over seeds"
+        if several.any()
+        else "fixed α: mean (one seed, no SD)",
+    )
+    handles += [line, points]
     if proposed.size:
+        for p in proposed:
+            ax.axhline(p, color=PROPOSED_COLOR, linestyle=":", linewidth=1.2)
         handles.append(
             Line2D(
                 [],
                 [],
                 color=PROPOSED_COLOR,
                 linestyle=":",
-                label=f"Proposed, one line per seed ({proposed.size})",
+                label=f"Proposed: each seed (n = {proposed.size})",
             )
         )
-    (line,) = ax.plot(
-        alphas,
-        curve,
-        color="black",
-        marker="o",
-        markersize=3,
-        linewidth=1.5,
-        label="fixed α (mean over seeds)",
-    )
-    handles.insert(0, line)
+        mean = float(proposed.mean())
+        ax.axhline(mean, color=PROPOSED_COLOR, linewidth=1.6)
+        if proposed.size >= min_seeds:
+            low, high = t_interval(proposed, confidence)
+            ax.axhspan(low, high, color="grey", alpha=0.3, linewidth=0)
+            handles.append(
+                Patch(
+                    facecolor=(0.5, 0.5, 0.5, 0.3),
+                    edgecolor=PROPOSED_COLOR,
+                    label=f"Proposed mean, {100 * confidence:g} % "
+                    f"t-interval, n = {proposed.size}",
+                )
+            )
+        else:
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=PROPOSED_COLOR,
+                    linewidth=1.6,
+                    label=f"Proposed mean (n = {proposed.size}; no interval "
+                    f"below {min_seeds} seeds)",
+                )
+            )
     ax.set_xlabel("fixed α")
     ax.set_ylabel("ΔSP_spk × ΔSP_rat")
     ax.set_xlim(0, 1)
     ax.set_xticks(alphas if len(alphas) <= 10 else np.linspace(0, 1, 11))
     ax.set_title(
-        f"Fixed α vs Proposed, {emo.capitalize()} detector", fontsize=10
+        f"Fig. 3a: fixed α vs Proposed, {emo.capitalize()} detector",
+        fontsize=10,
     )
     ax.grid(alpha=0.3)
-    ax.legend(handles=handles, fontsize=7, loc="best")
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7)
     return _save(fig, pathlib.Path(out_dir) / f"fig3a_fixed_alpha_{emo}.png")
 
 
@@ -843,7 +1358,9 @@ def make_figures(
     """Draws every figure whose inputs exist.
 
     Fig. 3a and 3b are drawn for every emotion that has fixed-α runs or an
-    α trace, the preferred one first.
+    α trace, the preferred one first; Fig. 3b bins the raw α of
+    ``<workdir>/alpha_trace.npz`` when it exists (else the counts stored
+    in ``results.json``).
 
     Args:
       workdir: the run directory; PNGs and PDFs go to
@@ -858,12 +1375,14 @@ def make_figures(
       absent); each has a PDF of the same stem beside it.
     """
     out = figures_dir(workdir)
+    trace = load_alpha_trace(workdir)
     emotions = _emotion_order(
         emotion,
         [
             *EMOTIONS,
             *(r["emotion"] for r in _runs(results)),
             *results.get("alpha_trace", {}),
+            *(k.split("/")[0] for k in trace),
         ],
     )
     drawn = {
@@ -872,7 +1391,8 @@ def make_figures(
         ],
         "parity_bars": [parity_bars_figure(results, out)],
         "alpha_histogram": [
-            alpha_histogram_figure(results, out, emotion=e) for e in emotions
+            alpha_histogram_figure(results, out, emotion=e, trace=trace)
+            for e in emotions
         ],
         "fixed_alpha": [
             fixed_alpha_figure(results, out, emotion=e) for e in emotions

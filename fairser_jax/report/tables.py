@@ -36,7 +36,7 @@ import numpy as np
 from fairser_jax import metrics
 from fairser_jax.constants import in_paper_order
 from fairser_jax.report import figures as figures_lib
-from fairser_jax.report import recompute
+from fairser_jax.report import numbers, recompute
 from fairser_jax.train import variants as variants_lib
 
 PAPER = (
@@ -282,6 +282,11 @@ class Cell:
       sd_digits: decimals of ``sd``; default ``digits``.
       view: ``"intra"`` (bold) or ``"inter"`` (italic with a dagger), the
         cross-reference scheme of paper §2.2.3; None for plain.
+      sig: with ``digits``, the fewest significant digits the value keeps
+        (and a non-zero SD keeps one): more decimals than ``digits`` for
+        small values, the same for value and SD
+        (:func:`fairser_jax.report.numbers.mean_sd_decimals`: 0.0016 ±
+        0.0009, not 0.002 ± 0.001); None prints ``digits`` decimals.
     """
 
     value: str | float | int | None
@@ -289,6 +294,7 @@ class Cell:
     digits: int | None = None
     sd_digits: int | None = None
     view: str | None = None
+    sig: int | None = None
 
     def _number(self, x: float | int, digits: int | None) -> str:
         if digits is not None:
@@ -296,10 +302,18 @@ class Cell:
         return str(x) if isinstance(x, int | np.integer) else f"{x:g}"
 
     def _numbers(self, pm: str) -> str:
-        text = self._number(self.value, self.digits)  # type: ignore[arg-type]
+        digits, sd_digits = self.digits, self.sd_digits
+        if self.sig is not None and digits is not None:
+            digits = sd_digits = numbers.mean_sd_decimals(
+                float(self.value),  # type: ignore[arg-type]
+                self.sd,
+                digits=digits,
+                sig=self.sig,
+            )
+        text = self._number(self.value, digits)  # type: ignore[arg-type]
         if self.sd is None:
             return text
-        sd_digits = self.digits if self.sd_digits is None else self.sd_digits
+        sd_digits = digits if sd_digits is None else sd_digits
         return f"{text}{pm}{self._number(self.sd, sd_digits)}"
 
     def markdown(self) -> str:
@@ -427,6 +441,16 @@ def _digits(metric: str) -> int:
     return 2 if metric == "f1" else 3
 
 
+SIGNIFICANT_DIGITS = 2
+"""Our parity cells (ΔSP, ΔEOd, ΔEOpp, their products and differences)
+keep at least this many significant digits (3 decimals otherwise); F1 (%)
+and the paper's numbers are printed as usual."""
+
+
+def _sig(metric: str) -> int | None:
+    return None if metric == "f1" else SIGNIFICANT_DIGITS
+
+
 def _scale(metric: str) -> float:
     return 100.0 if metric == "f1" else 1.0
 
@@ -521,7 +545,7 @@ def _product_cell(
     if not products.size:
         return Cell(None)
     mean, sd = metrics.mean_sd(products)
-    return Cell(mean, sd, digits=3)
+    return Cell(mean, sd, digits=3, sig=SIGNIFICANT_DIGITS)
 
 
 def _cell(
@@ -535,7 +559,7 @@ def _cell(
     s = summarize(runs, variant, emotion, metric)
     if s is None:
         return Cell(None)
-    return Cell(s[0], s[1], digits=_digits(metric), view=view)
+    return Cell(s[0], s[1], digits=_digits(metric), view=view, sig=_sig(metric))
 
 
 def _seed_note(
@@ -626,6 +650,48 @@ OTHER_VIEWS_NOTE = (
     "false-positive-rate gaps between groups), ΔEOpp its equal-opportunity "
     "difference (the true-positive-rate gap). "
 )
+
+_SAME = 1e-12  # ΔEOd and ΔEOpp of a run count as equal below this
+
+
+def eod_eopp_note(runs: Sequence[Mapping[str, Any]]) -> str | None:
+    """Why ΔEOd often equals ΔEOpp, and how often it does in ``runs``.
+
+    With fairlearn's between-group, worst-case definitions, ΔEOd =
+    max(TPR gap, FPR gap) and ΔEOpp = TPR gap (the gaps of the binary
+    detector's true- and false-positive rates between the groups), so
+    ΔEOd >= ΔEOpp always, equal exactly when the FPR gap is at most the
+    TPR gap: identical cells are not a copy error.
+
+    Returns:
+      The note (one paragraph), with per side the runs where the two agree
+      to 1e-12; None when no run carries both.
+    """
+    counts = []
+    for side, where in (
+        ("spk", "speaker side (S1)"),
+        ("rat", "rater side (S2)"),
+    ):
+        pairs = [
+            (float(r[f"eod_{side}"]), float(r[f"eopp_{side}"]))
+            for r in runs
+            if r.get(f"eod_{side}") is not None
+            and r.get(f"eopp_{side}") is not None
+        ]
+        if pairs:
+            same = sum(abs(a - b) <= _SAME for a, b in pairs)
+            counts.append(f"{same} of {len(pairs)} runs on the {where}")
+    if not counts:
+        return None
+    return (
+        "**Why ΔEOd often equals ΔEOpp.** ΔEOd = max(TPR gap, FPR gap) and "
+        "ΔEOpp = TPR gap (true- and false-positive-rate gaps of the binary "
+        "detector between the groups, worst case), so ΔEOd ≥ ΔEOpp always, "
+        "with equality exactly when the FPR gap is at most the TPR gap; "
+        "equal cells are not a copy error. Of this workdir's runs, "
+        "ΔEOd = ΔEOpp in " + " and ".join(counts) + "."
+    )
+
 
 TABLE2_BLOCK_TITLES: dict[str, str] = {
     "f1": "F1 (%)",
@@ -737,7 +803,7 @@ def _table3_value(
     if spk is None or rat is None:
         return Cell(None)
     fn = metrics.parity_product if row == "product" else metrics.parity_gap
-    return Cell(float(fn(spk[0], rat[0])), digits=3)
+    return Cell(float(fn(spk[0], rat[0])), digits=3, sig=SIGNIFICANT_DIGITS)
 
 
 def _table3_layout(
@@ -922,22 +988,34 @@ def config_section(config: Mapping[str, Any] | None) -> str:
 
 FIGURE_CAPTIONS: dict[str, str] = {
     "tsne": (
-        "Fig. 2 analogue: t-SNE of the test embeddings of the one-sided "
-        "models (paper: Fair_spk a, b; Fair_rat c, d), each coloured by "
-        "speaker gender and by rater gender; blue male, red female, grey "
-        "outside S2 (no rater-gender group)."
+        "Fig. 2 analogue{which}: t-SNE of the held-out test embeddings of "
+        "ONE fold model of each one-sided model (paper: Fair_spk a, b; "
+        "Fair_rat c, d), the same fold and utterances for both, each "
+        "coloured by speaker gender and by rater gender; blue male, red "
+        "female, grey outside S2 (no rater-gender group). The out-of-fold "
+        "embeddings of different fold models are not pooled: each model "
+        "has its own embedding space. The title gives the fold, its "
+        "held-out session and the number of utterances."
     ),
     "parity_bars": (
         "ΔSP_spk (green) vs ΔSP_rat (yellow) per emotion and model, "
         "mean ± SD over seeds."
     ),
     "alpha_histogram": (
-        "Fig. 3b analogue: histogram of the batch-wise α of Proposed (eq. 3)."
+        "Fig. 3b analogue{which}: histogram of the batch-wise α of "
+        "Proposed (eq. 3), every batch of every seed and fold: binned over "
+        "the range of the values in alpha_trace.npz (a strip below places "
+        "that range in [0, 1]), or, without that file, in the 20 stored "
+        "bins of width 0.05 of results.json (the title says which); the "
+        "title gives the mean, SD and range."
     ),
     "fixed_alpha": (
-        "Fig. 3a analogue: ΔSP_spk × ΔSP_rat of fixed-α models (black), "
-        "each Proposed seed (dotted orange) and the 95% bootstrap CI of "
-        "Proposed (grey)."
+        "Fig. 3a analogue{which}: ΔSP_spk × ΔSP_rat of fixed-α models "
+        "(black: each seed as a hollow point, the mean ± SD over seeds as "
+        "the line and error bars), each Proposed seed (dotted orange) and "
+        "their mean (solid orange); the grey band, drawn only with at "
+        f"least {figures_lib.T_INTERVAL_MIN_SEEDS} Proposed seeds, is the "
+        "95 % Student-t interval of Proposed's mean (the legend names n)."
     ),
     "loss_curves": (
         "Training loss (the value each variant's objective logs) per "
@@ -946,9 +1024,64 @@ FIGURE_CAPTIONS: dict[str, str] = {
         "than a factor of 30."
     ),
 }
+"""Caption of each figure in ``report.md``; ``{which}`` becomes the
+detector (and seed and fold) the figure file names, e.g. ", Anger
+detector"."""
+
+FIGURE_ALT: dict[str, str] = {
+    "tsne": "Fig. 2: t-SNE of Fair_spk and Fair_rat embeddings{which}",
+    "parity_bars": "ΔSP_spk vs ΔSP_rat per emotion and model",
+    "alpha_histogram": "Fig. 3b: histogram of Proposed's α{which}",
+    "fixed_alpha": "Fig. 3a: ΔSP_spk × ΔSP_rat against fixed α{which}",
+    "loss_curves": "Training loss per epoch of each variant",
+}
+"""Alt text of each figure; ``{which}`` as in :data:`FIGURE_CAPTIONS`."""
+
+_PER_EMOTION = {
+    "alpha_histogram": "fig3b_alpha_hist_",
+    "fixed_alpha": "fig3a_fixed_alpha_",
+}
+
+
+def _which(name: str, path: pathlib.Path) -> str:
+    """ ", Anger detector" (", seed 0, fold 2" for Fig. 2) from a file
+    name; "" when the name says neither."""
+    if name == "tsne":
+        m = figures_lib.TSNE_FILE.match(path.name)
+        if not m:
+            return ""
+        return (
+            f", {m['emotion'].capitalize()} detector, seed {m['seed']}, "
+            f"fold {m['fold']} model"
+        )
+    prefix = _PER_EMOTION.get(name)
+    if prefix and path.stem.startswith(prefix):
+        return f", {path.stem.removeprefix(prefix).capitalize()} detector"
+    return ""
+
+
+def figure_caption(name: str, path: str | pathlib.Path) -> tuple[str, str]:
+    """(alt text, caption) of one figure file of ``report.md``.
+
+    Both name the figure's detector (and, for Fig. 2, its seed and fold),
+    read from the file name, so the five Fig. 3b histograms of a workdir
+    are told apart.
+
+    Args:
+      name: a key of :data:`FIGURE_CAPTIONS`.
+      path: the PNG.
+    """
+    which = _which(name, pathlib.Path(path))
+    return (
+        FIGURE_ALT[name].format(which=which),
+        FIGURE_CAPTIONS[name].format(which=which),
+    )
+
 
 _FIGURE_GLOBS: dict[str, str] = {
-    "tsne": "fig2_tsne_*.png",
+    # Only one-fold-model maps: a Fig. 2 of an older release (no _fold<f>
+    # in its name) pooled five unaligned embedding spaces.
+    "tsne": "fig2_tsne_*_seed*_fold*.png",
     "parity_bars": "parity_bars.png",
     "alpha_histogram": "fig3b_alpha_hist_*.png",
     "fixed_alpha": "fig3a_fixed_alpha_*.png",
@@ -1060,8 +1193,15 @@ def render_report(
             + " "
             + _seed_note(runs, variants),
         ]
-        for metric, block in blocks.items():
-            parts += [f"### {TABLE2_BLOCK_TITLES[metric]}", _table_block(block)]
+    # The note on ΔEOd = ΔEOpp goes once, under the first table showing
+    # both of one side: Table 2's second block of the pair, else Table 3.
+    note = eod_eopp_note(runs)
+    for metric, block in blocks.items():
+        parts += [f"### {TABLE2_BLOCK_TITLES[metric]}", _table_block(block)]
+        side = metric.removeprefix("eopp_")
+        if note and metric.startswith("eopp_") and f"eod_{side}" in blocks:
+            parts.append(note)
+            note = None
     if "table3" in tabs:
         variants, _ = _present(runs, TABLE3_VARIANTS)
         parts += [
@@ -1070,6 +1210,14 @@ def render_report(
             "Metrics are mean ± SD over seeds; the product and the "
             "absolute difference are of the two mean parities. "
             + _seed_note(runs, variants),
+        ]
+        if note and any(
+            r.get("eod_spk") is not None or r.get("eod_rat") is not None
+            for r in runs
+            if r["variant"] in variants
+        ):
+            parts.append(note)
+        parts += [
             "Paper (Table 3, ten models per cell):",
             _table_block(tabs["table3_paper"]),
         ]
@@ -1092,10 +1240,8 @@ def render_report(
                     if pdf.is_file()
                     else ""
                 )
-                parts += [
-                    f"![{name}]({rel})",
-                    f"*{FIGURE_CAPTIONS[name]}*{link}",
-                ]
+                alt, caption = figure_caption(name, path)
+                parts += [f"![{alt}]({rel})", f"*{caption}*{link}"]
     parts += ["## How to recompute", RECOMPUTE_NOTE]
     return "\n\n".join(parts) + "\n"
 

@@ -176,13 +176,22 @@ def embeddings_path(workdir: pathlib.Path, key: Key) -> pathlib.Path:
 def write_embeddings(
     workdir: pathlib.Path, oof: OutOfFold, info: DatasetInfo
 ) -> None:
-    """Out-of-fold test embeddings of one result, for the Fig. 2 t-SNE."""
+    """Out-of-fold test embeddings of one result, for the Fig. 2 t-SNE.
+
+    Arrays (N rows, sorted by utterance id): ``utterance_id`` str [N],
+    ``embedding`` float32 [N, D], ``fold`` int64 [N] (the fold model that
+    held the row out and embedded it: rows of different folds come from
+    different models, whose embedding spaces are not aligned, so Fig. 2
+    plots one fold's rows), ``speaker_group`` / ``rater_group`` str [N]
+    and the two attribute names.
+    """
     path = embeddings_path(workdir, oof.key)
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         path,
         utterance_id=info.ids[oof.rows].astype(str),
         embedding=oof.embedding.astype(np.float32),
+        fold=np.asarray(oof.fold, np.int64),
         speaker_group=info.speaker_group[oof.rows].astype(str),
         rater_group=info.rater_group[oof.rows].astype(str),
         speaker_attribute=np.array(info.speaker_attribute),
