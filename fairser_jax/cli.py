@@ -9,11 +9,14 @@ concern out of its output.
 from __future__ import annotations
 
 import ast
+import csv
 import dataclasses
 import logging
 import os
 import pathlib
+import re
 import sys
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
@@ -21,7 +24,13 @@ import ml_collections
 from absl import app, flags
 from ml_collections import config_flags
 
+from fairser_jax import config as config_lib
+
 T = TypeVar("T")
+
+STARTED = time.monotonic()
+"""When this process imported this module: every entry point imports it
+first, before JAX, so `elapsed()` is the command's wall time."""
 
 # Errors that describe bad input or a failed run in words a user can act
 # on (file, line, fix): shown as one line, not a traceback. Every error
@@ -43,6 +52,70 @@ def run_or_exit(program: str, fn: Callable[[], T]) -> T:
         return fn()
     except USER_ERRORS as e:
         raise SystemExit(f"{program}: error: {e}") from None
+
+
+def echo(text: str) -> None:
+    """Prints `text` to stdout after the log lines emitted so far.
+
+    Log lines go to stderr, written at once; stdout that is not a terminal
+    is block-buffered, so a printed line would otherwise come out after
+    warnings logged later (``2>&1 | tee``). The log handlers and stderr
+    are flushed first, stdout right after.
+    """
+    for handler in logging.getLogger().handlers:
+        handler.flush()
+    sys.stderr.flush()
+    print(text, flush=True)
+
+
+def elapsed() -> float:
+    """Seconds since the process started the entry point (`STARTED`)."""
+    return time.monotonic() - STARTED
+
+
+def format_duration(seconds: float) -> str:
+    """``42s``, ``7m55s`` or ``2h03m10s`` (whole seconds, rounded)."""
+    total = round(seconds)
+    hours, rest = divmod(total, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m{secs:02d}s"
+    if minutes:
+        return f"{minutes}m{secs:02d}s"
+    return f"{secs}s"
+
+
+_LINKED = re.compile(r"\b(figures|tables)/([\w.-]+)\.(?:png|pdf|csv|tex)\b")
+"""A figure (PNG and PDF) or a table (CSV and TeX) that report.md links."""
+
+
+def describe_outputs(workdir: str | os.PathLike) -> str:
+    """What a run left in `workdir`, on one line: ``report.md, 11 tables,
+    6 figures, predictions.csv (2184 rows) in DIR``.
+
+    Tables and figures are those `report.md` links (each counted once, a
+    figure being a PNG and a PDF, a table a CSV and a TeX file), not
+    every file of `figures/`: a workdir reused with `--resume` may hold
+    figures of an earlier release. Files the workdir lacks are left out.
+    """
+    root = pathlib.Path(workdir)
+    parts = []
+    report = root / "report.md"
+    if report.is_file():
+        parts.append("report.md")
+        linked: dict[str, set[str]] = {"tables": set(), "figures": set()}
+        for folder, name in _LINKED.findall(report.read_text("utf-8")):
+            linked[folder].add(name)
+        for folder, noun in (("tables", "table"), ("figures", "figure")):
+            count = len(linked[folder])
+            if count:
+                parts.append(f"{count} {noun}{'s' if count != 1 else ''}")
+    predictions = root / "predictions.csv"
+    if predictions.is_file():
+        with predictions.open(newline="", encoding="utf-8") as f:
+            rows = sum(1 for _ in csv.reader(f)) - 1
+        parts.append(f"predictions.csv ({rows} rows)")
+    return f"{', '.join(parts) or 'nothing'} in {root}"
 
 
 def configure_logging() -> None:
@@ -127,6 +200,11 @@ class RunFlags:
     local_device_ids: flags.FlagHolder
     distributed_timeout: flags.FlagHolder
 
+    def names(self) -> tuple[str, ...]:
+        """The names of these flags, `--config` first."""
+        holders = (getattr(self, f.name) for f in dataclasses.fields(self))
+        return tuple(h.name for h in holders if isinstance(h, flags.FlagHolder))
+
     def launch(self) -> Any:
         """The `distributed.Launch` these flags describe."""
         from fairser_jax import distributed
@@ -179,8 +257,8 @@ def define_run_flags(example: str) -> RunFlags:
         config_help=flags.DEFINE_bool(
             "config_help",
             False,
-            "List every --config.* field of --config with its value and "
-            "type, then exit.",
+            "List every --config.* field of --config (value, type, what it "
+            "does, allowed values) and these flags, one line each, then exit.",
         ),
         example=example,
         **define_distributed_flags(),
@@ -259,7 +337,7 @@ def run_pipeline(
     if run_flags.config.value is None:
         raise app.UsageError(f"--config is required, e.g. {run_flags.example}.")
     if run_flags.config_help.value:
-        print(describe_config(run_flags.config.value))
+        echo(describe_config(run_flags.config.value, run_flags.names()))
         return None
     if not run_flags.workdir.value:
         raise app.UsageError("--workdir is required.")
@@ -297,27 +375,60 @@ def is_primary() -> bool:
     return distributed.is_primary()
 
 
-def _flatten(
-    config: ml_collections.ConfigDict, prefix: str
-) -> list[tuple[str, Any]]:
-    items = []
-    for key in sorted(config.keys()):
-        value = config[key]
-        name = f"{prefix}{key}"
-        if isinstance(value, ml_collections.ConfigDict):
-            items.extend(_flatten(value, f"{name}."))
-        else:
-            items.append((name, value))
-    return items
+_HELP_COLUMN = 56
+"""Where `describe_config` starts the descriptions (longer names push the
+description of their line to the right)."""
 
 
-def describe_config(config: ml_collections.ConfigDict) -> str:
-    """Every field as `--config.<path>=<value>  (<type>)`, one per line."""
-    items = _flatten(config, "--config.")
-    width = max(len(f"{k}={v!r}") for k, v in items)
-    return "\n".join(
-        f"  {f'{k}={v!r}':<{width}}  ({type(v).__name__})" for k, v in items
-    )
+def _columns(rows: list[tuple[str, str]]) -> list[str]:
+    width = min(_HELP_COLUMN, max(len(left) for left, _ in rows))
+    return [f"  {left:<{width}}  {text}" for left, text in rows]
+
+
+def describe_flag(name: str) -> str:
+    """The one-line help of the absl flag `name`, with its choices."""
+    flag = flags.FLAGS[name]
+    text = " ".join((flag.help or "").split())
+    choices = getattr(getattr(flag, "parser", None), "enum_values", None)
+    if choices and not text.startswith("<"):  # absl's "<a|b>: " prefix
+        text = f"<{'|'.join(choices)}>: {text}"
+    return text
+
+
+def describe_config(
+    config: ml_collections.ConfigDict, flag_names: Sequence[str] = ()
+) -> str:
+    """What `--config_help` prints.
+
+    Every config field as `--config.<path>=<value>  (<type>)  <help>`,
+    one per line, the help and the allowed values from
+    `fairser_jax.config.FIELD_HELP` and `FIELD_CHOICES`; then each flag of
+    `flag_names` with its absl help, one per line.
+
+    Args:
+      config: the config of `--config` (its values are shown).
+      flag_names: the entry point's other flags, e.g. `RunFlags.names()`.
+    """
+    rows = []
+    for name, value in config_lib.flatten(config):
+        try:
+            text = config_lib.field_help(name)
+        except KeyError:  # a field a config file added
+            text = "(a field of this config file, not of the defaults)"
+        rows.append(
+            (f"--config.{name}={value!r}  ({type(value).__name__})", text)
+        )
+    lines = [
+        "Config fields (override one with --config.<field>=VALUE; the "
+        "values are this config's):",
+        *_columns(rows),
+    ]
+    if flag_names:
+        lines += [
+            "Flags:",
+            *_columns([(f"--{n}", describe_flag(n)) for n in flag_names]),
+        ]
+    return "\n".join(lines)
 
 
 def _one_line(error: BaseException) -> str:

@@ -1,8 +1,15 @@
 """The paper's default configuration (§2.2.2, §3), as a ConfigDict.
 
 `configs/*.py` start from `get_default_config()` and override a few fields;
-a notebook can call it directly.
+a notebook can call it directly. `FIELD_HELP` describes every field in one
+line and `FIELD_CHOICES` lists the values of the fields that take one of
+a few names: they are what `--config_help` prints (`fairser_jax.cli`), and
+the one place a field is documented.
 """
+
+from __future__ import annotations
+
+from typing import Any
 
 import ml_collections
 
@@ -13,30 +20,14 @@ def get_default_config() -> ml_collections.ConfigDict:
     """Returns the paper's configuration (§2.2.2, §3)."""
     config = ml_collections.ConfigDict()
 
-    # Corpus in IEMOCAP layout or a manifest folder (utterances.csv,
-    # ratings.csv, raters.csv; fairser_jax/data/manifest.py). Empty:
-    # generate the built-in demo corpus into <workdir>/corpus from
-    # `config.demo` (fairser_jax/data/demo_corpus.py).
     config.data = ml_collections.ConfigDict()
     config.data.corpus = ""
-    # "auto" (a folder holding utterances.csv is a manifest), "iemocap" or
-    # "manifest".
     config.data.format = "auto"
-    # IEMOCAP only: JSON {"E1": "M", ...}. Empty: <corpus>/rater_gender.json
-    # when it exists.
     config.data.rater_gender = ""
-    # The groups of each side: the manifest's speaker_<attr> and
-    # rater_<attr> columns (IEMOCAP: gender only). Any number of groups.
     config.data.speaker_attribute = "gender"
     config.data.rater_attribute = "gender"
-    # The study's classes (S1 = utterances whose consensus is one of them),
-    # spelled as in the corpus's labels; config.emotions picks detectors
-    # among them.
     config.data.classes = constants.EMOTIONS
-    # Manifests with neither a fold nor a session column: this many
-    # speaker-independent folds.
     config.data.num_folds = 5
-    # S2 keeps utterances rated by raters of at least two groups.
     config.data.require_both_genders = True
 
     config.demo = ml_collections.ConfigDict()
@@ -44,15 +35,11 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.demo.seed = 0
 
     config.features = ml_collections.ConfigDict()
-    # HF hub name or local dir; "random-base"/"random-tiny" are built in.
     config.features.checkpoint = "facebook/wav2vec2-base"
     config.features.layer = -1
     config.features.batch_seconds = 32.0
-    # Empty: <workdir>/features.npz (reused when its manifest matches).
     config.features.path = ""
     config.features.allow_pickle = False
-    # Leave out (and list in the store's manifest) unreadable, empty, too
-    # short or non-finite audio instead of stopping at the first such file.
     config.features.skip_bad_audio = False
     config.features.znorm = True
 
@@ -68,13 +55,8 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.loss.epsilon = 0.1
     config.loss.sinkhorn_iterations = 10
     config.loss.debiased = True
-    # L_D-S / L_D-R between L2-normalised embeddings (see
-    # fairser_jax.train.objectives.distance_space and docs/DESIGN.md).
     config.loss.unit_sphere_distance = True
     config.loss.grl_scale = 1.0
-    # L_D-S / L_D-R with more than two groups: "pairs" (mean Sinkhorn
-    # divergence over group pairs; two groups: the paper's term) or
-    # "pooled" (each group against the pooled batch). docs/DESIGN.md.
     config.loss.group_pooling = "pairs"
 
     config.train = ml_collections.ConfigDict()
@@ -84,24 +66,15 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.train.weight_decay = 1e-3
     config.train.checkpoint_every = 50
 
-    # Two-sided models (§3.1, eq. 3; fairser_jax/train/alpha.py).
     config.two_sided = ml_collections.ConfigDict()
-    # D ↦ α: "ema_ratio" (α = D / (D + EMA(D))), "ema_zscore"
-    # (α = sigmoid((D − EMA) / EMSD)), "saturating" (α = D / (D +
-    # alpha_scale)) or "constant" (α = alpha_constant).
     config.two_sided.alpha_fn = "ema_ratio"
     config.two_sided.ema_decay = 0.9
     config.two_sided.alpha_scale = 1.0
     config.two_sided.alpha_constant = 0.5
-    # μ_RAT of eq. (3): "trained" (the model being trained, the paper) or
-    # "frozen" (the frozen trained Fair_rat).
     config.two_sided.mu_rat = "trained"
-    # The fixed-α sweep of Fig. 3a (variant "fixed_alpha"): one stacked set
-    # of runs holds every α.
     config.two_sided.fixed_alphas = tuple(
         round(0.05 * k, 2) for k in range(1, 20)
     )
-    # Detectors of the sweep (the paper's Fig. 3 analyses Anger).
     config.two_sided.sweep_emotions = ("anger",)
 
     config.variants = ("dnn", "fair_spk", "fair_rat")
@@ -112,3 +85,153 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.report = ml_collections.ConfigDict()
     config.report.tsne_samples = 1500
     return config
+
+
+FIELD_HELP: dict[str, str] = {
+    # data: which corpus, which groups (paper §2.1).
+    "data.corpus": "Corpus root: an IEMOCAP layout or a manifest folder "
+    "(utterances.csv, ratings.csv, raters.csv); empty = generate the demo "
+    "corpus into <workdir>/corpus from config.demo.",
+    "data.format": "Layout of data.corpus; auto = a manifest when the "
+    "folder holds utterances.csv, else IEMOCAP.",
+    "data.rater_gender": "IEMOCAP only: JSON file rater id -> M/F "
+    '({"E1": "M", ...}); empty = <corpus>/rater_gender.json when it exists.',
+    "data.speaker_attribute": "Speaker groups of the speaker side: the "
+    "manifest's speaker_<attr> column (IEMOCAP: gender only); any number "
+    "of groups.",
+    "data.rater_attribute": "Rater groups of the rater side: the manifest's "
+    "rater_<attr> column (IEMOCAP: gender only); any number of groups.",
+    "data.classes": "The study's classes, spelled as in the corpus's labels "
+    "(S1 = utterances whose consensus is one of them, §2.1.1).",
+    "data.num_folds": "Manifests with neither a fold nor a session column: "
+    "this many speaker-independent folds (>= 2).",
+    "data.require_both_genders": "S2 keeps only utterances rated by raters "
+    "of at least two groups (§2.1.1).",
+    # demo: the built-in corpus (fairser_jax/data/demo_corpus.py).
+    "demo.num_utterances": "Utterances of the generated demo corpus (>= 10; "
+    "used when data.corpus is empty).",
+    "demo.seed": "Seed of the demo corpus: equal seeds, byte-identical files.",
+    # features: wav2vec2 (§2.2.1).
+    "features.checkpoint": "wav2vec2 checkpoint: a Hugging Face hub name, a "
+    "local folder, or the seeded random built-ins random-base / "
+    "random-tiny.",
+    "features.layer": "Hidden state mean-pooled into the features: 0 = the "
+    "embeddings (input of the first transformer layer), k = the output of "
+    "layer k, -1 = the last.",
+    "features.batch_seconds": "Seconds of audio per extraction batch "
+    "(memory vs. speed; features do not depend on it).",
+    "features.path": "Feature store; empty = <workdir>/features.npz "
+    "(reused while its manifest matches the corpus and checkpoint).",
+    "features.allow_pickle": "Allow loading a pytorch_model.bin checkpoint "
+    "(a pickle: only from a source you trust).",
+    "features.skip_bad_audio": "Leave out (and list in the store's manifest) "
+    "unreadable, empty, too short or non-finite audio instead of stopping.",
+    "features.znorm": "Speaker-wise z-normalisation of the features (§2.2.1).",
+    # model (§2.2.2).
+    "model.encoder_sizes": "Widths of the encoder's Dense-ReLU-Dropout "
+    "layers; the last is the embedding size.",
+    "model.dropout_rate": "Dropout after every ReLU, in [0, 1) (paper: 0.2).",
+    "model.adversary_hidden": "Hidden width of Fair_rat's rater-group "
+    "adversary head (L_Adv, eq. 1).",
+    # loss (§2.2.2, eq. 1, eq. 2).
+    "loss.temperature": "τ of the supervised contrastive loss L_cl (eq. 2), "
+    "> 0.",
+    "loss.lambda_s": "λ_S: weight of the speaker-side Wasserstein term L_D-S "
+    "(eq. 2), >= 0.",
+    "loss.lambda_r": "λ_R: weight of the rater-side Wasserstein term L_D-R "
+    "(eq. 1), >= 0.",
+    "loss.epsilon": "Entropic regularisation ε of the Sinkhorn divergence "
+    "L_D, > 0.",
+    "loss.sinkhorn_iterations": "Fixed Sinkhorn iterations of L_D (>= 1; "
+    "docs/DESIGN.md).",
+    "loss.debiased": "L_D is the Sinkhorn divergence OT_ε(x, y) - "
+    "½OT_ε(x, x) - ½OT_ε(y, y) (0 for equal clouds); False = OT_ε(x, y).",
+    "loss.unit_sphere_distance": "L_D-S / L_D-R between L2-normalised "
+    "embeddings (fairser_jax.train.objectives.distance_space, "
+    "docs/DESIGN.md).",
+    "loss.grl_scale": "Gradient reversal scale: the encoder gets -grl_scale "
+    "times L_Adv's gradient (the min-max of eq. 1), >= 0.",
+    "loss.group_pooling": "L_D-S / L_D-R with more than two groups: pairs = "
+    "mean Sinkhorn divergence over group pairs (two groups: the paper's "
+    "term), pooled = each group against the pooled batch.",
+    # train.
+    "train.epochs": "Training epochs of every run (paper: 500).",
+    "train.batch_size": "Utterances per batch (paper: 32; >= 2 for every "
+    "variant with a group term).",
+    "train.learning_rate": "AdamW learning rate, > 0.",
+    "train.weight_decay": "AdamW weight decay, >= 0.",
+    "train.checkpoint_every": "Epochs between the checkpoints that --resume "
+    "restarts from.",
+    # two_sided (§3.1, eq. 3; fairser_jax/train/alpha.py).
+    "two_sided.alpha_fn": "D -> α of eq. (3): ema_ratio = D / (D + EMA(D)), "
+    "ema_zscore = sigmoid((D - EMA) / EMSD), saturating = D / (D + "
+    "alpha_scale), constant = alpha_constant.",
+    "two_sided.ema_decay": "Decay of the running mean (and SD) of D of "
+    "ema_ratio / ema_zscore, in [0, 1).",
+    "two_sided.alpha_scale": "κ of alpha_fn=saturating: α = D / (D + κ), > 0.",
+    "two_sided.alpha_constant": "α of alpha_fn=constant, in [0, 1].",
+    "two_sided.mu_rat": "μ_RAT of eq. (3): trained = the embeddings of the "
+    "model being trained (the paper), frozen = those of the frozen trained "
+    "Fair_rat.",
+    "two_sided.fixed_alphas": "α values of the fixed-α sweep (variant "
+    "fixed_alpha, Fig. 3a), each in [0, 1]; one stacked set of runs.",
+    "two_sided.sweep_emotions": "Detectors of the fixed-α sweep, a subset "
+    "of emotions (the paper's Fig. 3 analyses anger).",
+    # what to train.
+    "variants": "Models to train (each one of the choices); proposed, basic "
+    "and fixed_alpha also train the fair_spk and fair_rat they need.",
+    "emotions": "Binary detectors to train, a subset of data.classes.",
+    "folds": "Test folds, distinct indices >= 0 (IEMOCAP: 0..4, one per "
+    "session).",
+    "seeds": "Training seeds; every (emotion, fold, seed) is one run.",
+    # report.
+    "report.tsne_samples": "Utterances in the Fig. 2 t-SNE (paper: 1500).",
+}
+"""One line per field of `get_default_config`, keyed by its dotted path."""
+
+FIELD_CHOICES: dict[str, tuple[str, ...]] = {
+    "data.format": ("auto", "iemocap", "manifest"),
+    "loss.group_pooling": ("pairs", "pooled"),
+    "two_sided.alpha_fn": ("ema_ratio", "ema_zscore", "saturating", "constant"),
+    "two_sided.mu_rat": ("trained", "frozen"),
+    "variants": (
+        "dnn",
+        "fair_spk",
+        "fair_rat",
+        "basic",
+        "proposed",
+        "fixed_alpha",
+    ),
+}
+"""The values a field takes, for the fields that name one of a few (for a
+tuple field such as `variants`: the values of its elements). The
+validators (`fairser_jax.pipeline.validate_config`) accept exactly these;
+tests/test_config.py checks that they agree."""
+
+
+def flatten(
+    config: ml_collections.ConfigDict, prefix: str = ""
+) -> list[tuple[str, Any]]:
+    """Every leaf field of `config` as (dotted path, value), sorted."""
+    items: list[tuple[str, Any]] = []
+    for key in sorted(config.keys()):
+        value = config[key]
+        name = f"{prefix}{key}"
+        if isinstance(value, ml_collections.ConfigDict):
+            items.extend(flatten(value, f"{name}."))
+        else:
+            items.append((name, value))
+    return items
+
+
+def field_help(name: str) -> str:
+    """`FIELD_HELP[name]`, with its `FIELD_CHOICES` when it has some.
+
+    Raises:
+      KeyError: `name` is not a field of the default config.
+    """
+    text = FIELD_HELP[name]
+    choices = FIELD_CHOICES.get(name)
+    if choices:
+        text += f" One of: {', '.join(choices)}."
+    return text

@@ -10,11 +10,15 @@ r"""Writes an IEMOCAP-layout corpus as a manifest (three CSV files).
 ...}``); by default ``<corpus>/rater_gender.json`` when it exists (the
 demo corpus has one). Every rater of the corpus must be in it.
 
-The manifest folder gets ``utterances.csv`` (wav paths relative to it,
+The manifest folder gets ``utterances.csv`` (wav paths, then
 ``speaker_gender``, the consensus ``label``, leave-one-session-out
 ``fold``), ``ratings.csv`` (one row per label a rater gave) and
 ``raters.csv`` (``rater_gender``); utterances without a wav file are left
-out. ``--config.data.corpus=OUT`` then trains on it like on the original
+out. A wav path is relative to the manifest folder when the audio lies
+inside it and absolute when it lies outside it, so the folder can be
+moved (with the audio inside it, or alone); the files are readable as a
+plain ``open()`` would leave them (0666 less the umask).
+``--config.data.corpus=OUT`` then trains on it like on the original
 (`fairser_jax.data.manifest`). An existing manifest at ``--out`` is only
 replaced with ``--overwrite``. Prints a summary as JSON.
 """
@@ -39,7 +43,12 @@ _RATER_GENDER = flags.DEFINE_string(
     "Rater-gender mapping, a JSON object rater id -> M/F (default: "
     "<corpus>/rater_gender.json when it exists).",
 )
-_OUT = flags.DEFINE_string("out", None, "Manifest folder to write.")
+_OUT = flags.DEFINE_string(
+    "out",
+    None,
+    "Manifest folder to write. Its wav paths are relative to it for audio "
+    "inside it and absolute for audio outside it, so it can be moved.",
+)
 _OVERWRITE = flags.DEFINE_bool(
     "overwrite", False, "Replace the manifest files already in --out."
 )

@@ -41,6 +41,7 @@ __all__ = [
     "gradient_reversal",
     "group_distance",
     "masked_mean",
+    "POOLINGS",
     "sigmoid_binary_cross_entropy",
     "supervised_contrastive",
     "wasserstein",
@@ -116,14 +117,15 @@ def _check_num_groups(fn: str, num_groups: Any) -> None:
         )
 
 
-_POOLINGS = ("pairs", "pooled")
+POOLINGS: tuple[str, ...] = ("pairs", "pooled")
+"""The `pooling` of `group_distance` (`config.loss.group_pooling`)."""
 
 
 def _check_pooling(fn: str, pooling: Any) -> None:
-    if not isinstance(pooling, str) or pooling not in _POOLINGS:
+    if not isinstance(pooling, str) or pooling not in POOLINGS:
         raise ValueError(
             f"fairser_jax/losses.py:{fn}: `pooling` must be one of "
-            f"{_POOLINGS}, got {pooling!r}. Fix: use 'pairs' (mean over "
+            f"{POOLINGS}, got {pooling!r}. Fix: use 'pairs' (mean over "
             "group pairs) or 'pooled' (mean of each group vs. the batch)."
         )
 

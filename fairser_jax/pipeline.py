@@ -48,7 +48,7 @@ from jax.sharding import Mesh
 import fairser_jax
 from fairser_jax import config as config_lib
 from fairser_jax import detector as detector_lib
-from fairser_jax import distributed, report
+from fairser_jax import distributed, losses, report
 from fairser_jax import results as results_lib
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import corpus as corpus_lib
@@ -300,10 +300,10 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"config.data.num_folds is {cfg.data.num_folds}; it must be >= 2."
         )
-    if cfg.loss.group_pooling not in ("pairs", "pooled"):
+    if cfg.loss.group_pooling not in losses.POOLINGS:
         raise ValueError(
             f"config.loss.group_pooling is {cfg.loss.group_pooling!r}; it "
-            "must be 'pairs' or 'pooled'."
+            f"must be one of {', '.join(losses.POOLINGS)}."
         )
     if not cfg.seeds:
         raise ValueError("config.seeds is empty.")
@@ -790,7 +790,8 @@ def prepare(
     """Makes sure the corpus and its feature store exist.
 
     With `cfg.data.corpus` empty, the demo corpus is generated into
-    `<workdir>/corpus` (once). Features are extracted into
+    `<workdir>/corpus` (once; one of an earlier version gets its
+    `speakers.csv`). Features are extracted into
     `features_path(cfg, workdir)`, or reused when that file's manifest
     matches the corpus and checkpoint.
 
@@ -808,6 +809,10 @@ def prepare(
                 seed=cfg.demo.seed,
                 overwrite=corpus.exists(),
             )
+        elif not (corpus / demo_corpus.SPEAKERS_FILE).exists():
+            # A demo corpus of an earlier version: add the speaker list
+            # `fairser_jax.predict --speaker_of` reads (nothing else does).
+            demo_corpus.write_speakers_csv(corpus)
     elif not corpus.is_dir():
         raise FileNotFoundError(
             f"config.data.corpus={corpus} is not a directory; point it at "

@@ -1,8 +1,9 @@
 r"""Run a trained workdir's fair emotion detectors on new recordings.
 
     python -m fairser_jax.predict --workdir=/tmp/fairser_demo \
-        --audio=/tmp/fairser_demo/corpus/Session1 [--variant=proposed] \
-        [--out=preds.csv] [--speaker_of=speakers.csv]
+        --audio=/tmp/fairser_demo/corpus/Session1 \
+        --speaker_of=/tmp/fairser_demo/corpus/speakers.csv \
+        [--variant=proposed] [--out=preds.csv]
 
 ``--audio`` is a sound file (wav, flac, ...), a folder (searched
 recursively) or a text file listing sound files (one per line, relative to
@@ -15,11 +16,14 @@ decision (probability >= 0.5)::
     path,variant,emotion,probability,sd,decision
 
 Speaker-wise z-normalisation (as in training, paper §2.2.1) needs several
-recordings per speaker: ``--speaker_of`` is a CSV ``path,speaker``; without
-it each folder is one speaker. A speaker with fewer than
-``--min_speaker_utterances`` recordings is normalised with the average
-training speaker's statistics, with a warning. Unreadable, empty or too
-short files are reported one by one; the others are still predicted.
+recordings per speaker: ``--speaker_of`` is a CSV ``path,speaker`` (a
+relative path is relative to the CSV's folder; the demo corpus has one,
+``<corpus>/speakers.csv``); without it each folder is one speaker. A
+speaker with fewer than ``--min_speaker_utterances`` recordings is
+normalised with the average training speaker's statistics, with a
+warning. Unreadable, empty or too short files are reported one by one;
+the others are still predicted. Warnings (stderr) come out before the
+table (stdout) even when both go to one pipe (`cli.echo`).
 """
 
 from __future__ import annotations
@@ -53,7 +57,8 @@ _OUT = flags.DEFINE_string(
 _SPEAKER_OF = flags.DEFINE_string(
     "speaker_of",
     None,
-    "CSV with columns path,speaker (paths relative to the CSV); default: "
+    "CSV with columns path,speaker (relative paths are relative to the "
+    "CSV's folder); a demo corpus has one, <corpus>/speakers.csv. Default: "
     "each folder is one speaker.",
 )
 _MIN_UTTERANCES = flags.DEFINE_integer(
@@ -239,7 +244,7 @@ def main(argv: list[str]) -> None:
         program,
         lambda: detector_lib.Detector.load(workdir, _VARIANT.value),
     )
-    print(_describe(detector, _VARIANT.value is not None, str(workdir)))
+    cli.echo(_describe(detector, _VARIANT.value is not None, str(workdir)))
     start = time.perf_counter()
     result = detector.extract(files, progress=True)
     kept = [files[int(i)] for i in result.ids]
@@ -300,9 +305,9 @@ def main(argv: list[str]) -> None:
                 ],
             )
         )
-    print(_table(rows, pred.emotions))
+    cli.echo(_table(rows, pred.emotions))
     seconds = result.audio_seconds
-    print(
+    cli.echo(
         f"{len(kept)} of {len(files)} recording(s) predicted"
         + (
             f", {len(result.skipped)} not (see warnings)"

@@ -1,6 +1,7 @@
 """Tests of the demo corpus generator: layout, round trip, planted biases."""
 
 import collections
+import csv
 import dataclasses
 import json
 import os
@@ -17,8 +18,17 @@ from sklearn.model_selection import cross_val_score
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
+from fairser_jax import config as config_lib
+from fairser_jax import pipeline
 from fairser_jax.constants import EMOTIONS
-from fairser_jax.data import demo_corpus, iemocap, study_sets
+from fairser_jax.data import corpus as corpus_lib
+from fairser_jax.data import (
+    demo_corpus,
+    features,
+    iemocap,
+    manifest,
+    study_sets,
+)
 
 SMALL = 60  # utterances of the corpus with audio
 LARGE = 3000  # utterances of the labels-only corpus (bias statistics)
@@ -528,3 +538,96 @@ def test_generating_into_an_existing_empty_folder(tmp_path):
     demo_corpus.generate(root, num_utterances=10, seed=0, write_audio=False)
     assert len(iemocap.read_corpus(root)) == 10
     assert sorted(p.name for p in tmp_path.iterdir()) == ["empty"]
+
+
+# --- speakers.csv ----------------------------------------------------------
+
+
+def _speaker_rows(root: pathlib.Path) -> list[list[str]]:
+    with open(root / demo_corpus.SPEAKERS_FILE, newline="") as f:
+        return list(csv.reader(f))
+
+
+def test_speakers_csv_lists_every_wav_with_its_speaker(small):
+    """Every wav, relative to the corpus root (which `predict --speaker_of`
+    resolves them against: tests/test_predict.py runs it), with the
+    reader's speaker id, sorted."""
+    root, _ = small
+    header, *rows = _speaker_rows(root)
+    assert header == ["path", "speaker"]
+    assert sorted(rows) == rows and len(rows) == SMALL
+    assert {tuple(r) for r in rows} == {
+        (u.wav_path.relative_to(root).as_posix(), u.speaker)
+        for u in iemocap.read_corpus(root)
+    }
+    assert {s for _, s in rows} == {
+        f"Ses0{s}{g}" for s in range(1, 6) for g in "FM"
+    }
+
+
+def test_speakers_csv_changes_neither_store_nor_completeness_checks(tmp_path):
+    """The file the earlier version did not write changes no check of an
+    existing corpus: the feature store's corpus fingerprint, the pipeline's
+    test that the demo corpus is complete, the exported manifest and the
+    generator's right to replace the corpus are the same with or without
+    it; `write_speakers_csv` adds it to such a corpus byte for byte."""
+    root = tmp_path / "corpus"
+    demo_corpus.generate(root, num_utterances=12, seed=0)
+    written = (root / "speakers.csv").read_bytes()
+    cfg = config_lib.get_default_config()
+    cfg.demo.num_utterances, cfg.demo.seed = 12, 0
+
+    def checks() -> tuple:
+        records = iemocap.read_corpus(root)
+        out = tmp_path / f"manifest{len(list(tmp_path.iterdir()))}"
+        # What `python -m fairser_jax.export_manifest` does.
+        manifest.write(
+            corpus_lib.read(
+                root, format="iemocap", rater_gender=root / "rater_gender.json"
+            ),
+            out,
+        )
+        return (
+            features.corpus_fingerprint(records),
+            pipeline._demo_corpus_matches(root, cfg),
+            {n: (out / n).read_bytes() for n in manifest.FILES},
+            sorted(p.name for p in out.iterdir()),
+        )
+
+    with_file = checks()
+    (root / "speakers.csv").unlink()  # a corpus of the earlier version
+    without = checks()
+    assert with_file == without and with_file[1] is True
+    assert with_file[3] == sorted(manifest.FILES)
+    assert demo_corpus.write_speakers_csv(root) == root / "speakers.csv"
+    assert (root / "speakers.csv").read_bytes() == written
+    demo_corpus.generate(root, num_utterances=10, seed=1, overwrite=True)
+    assert len(_speaker_rows(root)) == 1 + 10
+
+
+def test_prepare_adds_speakers_csv_to_an_earlier_demo_corpus(
+    tmp_path, monkeypatch
+):
+    """A workdir's demo corpus of the earlier version is kept (no wav is
+    rewritten) and gets its speakers.csv; the store is then checked as
+    before (extraction reuses a store whose fingerprint matches)."""
+    workdir = tmp_path / "w"
+    root = workdir / "corpus"
+    demo_corpus.generate(root, num_utterances=12, seed=0)
+    written = (root / "speakers.csv").read_bytes()
+    (root / "speakers.csv").unlink()
+    before = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    calls = []
+    monkeypatch.setattr(
+        pipeline.extraction,
+        "extract_corpus",
+        lambda corpus, *args, **kwargs: calls.append(corpus),
+    )
+    cfg = config_lib.get_default_config()
+    cfg.demo.num_utterances, cfg.demo.seed = 12, 0
+    assert pipeline.prepare(cfg, workdir, progress=False) == root
+    assert calls == [root]
+    assert (root / "speakers.csv").read_bytes() == written
+    after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
+    assert after.pop(root / "speakers.csv")
+    assert after == before

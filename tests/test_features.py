@@ -1,6 +1,7 @@
 """Tests of the feature store, alignment and speaker-wise z-norm."""
 
 import json
+import os
 import pathlib
 import shutil
 import zipfile
@@ -305,3 +306,20 @@ def test_single_npy_is_not_a_feature_store(tmp_path):
 )
 def test_wrong_dtypes_are_not_a_feature_store(tmp_path, arrays, what):
     _assert_not_a_store(_write_raw(tmp_path / "bad.npz", **arrays), what)
+
+
+@pytest.mark.parametrize("umask, mode", [(0o022, 0o644), (0o077, 0o600)])
+def test_store_gets_the_mode_of_a_plain_open(tmp_path, umask, mode):
+    """0666 less the umask, as open() would give: collaborators read a
+    store made under umask 022, and a private umask stays private."""
+    old = os.umask(umask)
+    try:
+        features.save(tmp_path / "f.npz", ["a"], np.ones((1, 2)), {})
+    finally:
+        os.umask(old)
+    assert (tmp_path / "f.npz").stat().st_mode & 0o777 == mode
+    # No temporary file is left behind.
+    assert sorted(p.name for p in tmp_path.iterdir()) == [
+        "f.npz",
+        "f.npz.json",
+    ]

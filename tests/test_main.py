@@ -41,16 +41,60 @@ def _cli(module, *args):
 _LOGS: dict[str, str] = {}
 
 
+_SECONDS: dict[str, float] = {}
+
+
 @pytest.fixture(scope="module")
 def workdir(tmp_path_factory):
     out = tmp_path_factory.mktemp("main")
+    tic = time.monotonic()
     proc = _cli(
         "fairser_jax.main",
         "--config=configs/test.py",
         f"--workdir={out}",
     )
+    _SECONDS["main"] = time.monotonic() - tic
     _LOGS["main"] = proc.stderr
+    _LOGS["main stdout"] = proc.stdout
     return out
+
+
+_DONE = re.compile(
+    r"Done in (?:(\d+)h)?(?:(\d+)m)?(\d+)s: (\d+) results; (.*) in (\S+)"
+)
+
+
+def _done_line(stdout: str) -> re.Match:
+    """The last line of `main`'s stdout, parsed by `_DONE`."""
+    last = stdout.strip().splitlines()[-1]
+    match = _DONE.fullmatch(last)
+    assert match, last
+    return match
+
+
+def _done_lines(log: str) -> list[re.Match]:
+    """Every `_DONE` line of a log holding stdout and stderr."""
+    lines = log.splitlines()
+    return [m for m in map(_DONE.fullmatch, lines) if m]
+
+
+def test_ends_with_wall_time_and_what_it_wrote(workdir):
+    """The last line: the wall time of the command and, on one line, the
+    files it wrote, each count read back from the workdir here."""
+    match = _done_line(_LOGS["main stdout"])
+    hours, minutes, seconds = (int(g or 0) for g in match.group(1, 2, 3))
+    took = 3600 * hours + 60 * minutes + seconds
+    assert 0 < took <= _SECONDS["main"] + 1
+    results = json.loads((workdir / "results.json").read_text())
+    assert int(match.group(4)) == len(results["runs"])
+    assert match.group(6) == str(workdir)
+    tables = {p.stem for p in (workdir / "tables").iterdir()}
+    figures = {p.stem for p in (workdir / "figures").iterdir()}
+    assert tables and figures
+    assert match.group(5) == (
+        f"report.md, {len(tables)} tables, {len(figures)} figures, "
+        f"predictions.csv ({len(_rows(workdir))} rows)"
+    )
 
 
 def test_log_is_plain_lines_without_backend_chatter(workdir):
@@ -358,8 +402,9 @@ def test_two_processes_killed_and_resumed_equal_one_process(workdir, tmp_path):
     # machine the epoch-4 one may have replaced it: still a mid-variant
     # restore (Proposed's predictions were not written).
     assert re.search(r"proposed: resumed from epoch [24] of 4", logs[0])
-    assert "6 results; report:" in logs[0]
-    assert "results; report:" not in logs[1]
+    [done] = _done_lines(logs[0])
+    assert done.group(4, 6) == ("6", str(multi))
+    assert _done_lines(logs[1]) == []
     assert (multi / "report.md").is_file()
 
     results = json.loads((multi / "results.json").read_text())

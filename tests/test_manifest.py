@@ -2,6 +2,7 @@
 
 import json
 import logging
+import os
 import pathlib
 import shutil
 import subprocess
@@ -83,9 +84,10 @@ def test_round_trip_iemocap_fixture(tmp_path, caplog):
     assert lines[0] == (
         "utterance_id,wav_path,speaker_id,speaker_gender,label,fold"
     )
-    # Relative to the manifest folder; the no-consensus label is empty.
+    # The audio lies outside the manifest folder: an absolute path. The
+    # no-consensus label is empty.
     assert lines[2] == (
-        "Ses01F_impro01_F001,../corpus/Session1/sentences/wav/"
+        f"Ses01F_impro01_F001,{root}/Session1/sentences/wav/"
         "Ses01F_impro01/Ses01F_impro01_F001.wav,Ses01F,F,,0"
     )
     assert (out / "raters.csv").read_text().splitlines() == [
@@ -129,13 +131,71 @@ def test_write_refuses_existing_files_unless_overwrite(tmp_path):
     assert (out / "raters.csv").read_text().startswith("rater_id,")
 
 
-def run_export(*args: str) -> subprocess.CompletedProcess:
+def test_wav_paths_survive_moving_the_folder(tmp_path):
+    """Audio inside the manifest folder is written relative to it, audio
+    outside it absolute: moving the folder (with the audio inside it)
+    keeps every path valid, and so does moving the folder alone."""
+    root, mapping = make_mini(tmp_path / "outside")
+    original = corpus.read(root, format="iemocap", rater_gender=mapping)
+    alone = tmp_path / "alone"
+    manifest.write(original, alone)
+    inside = tmp_path / "inside"
+    shutil.copytree(root, inside / "audio")
+    holding = corpus.read(
+        inside / "audio", format="iemocap", rater_gender=mapping
+    )
+    manifest.write(holding, inside)
+
+    def cells(folder):
+        rows = (folder / "utterances.csv").read_text().splitlines()[1:]
+        return [row.split(",")[1] for row in rows]
+
+    assert cells(alone) and all(
+        pathlib.Path(c).is_absolute() for c in cells(alone)
+    )
+    assert all(c.startswith("audio/Session") for c in cells(inside))
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    shutil.move(inside, moved)
+    moved_alone = tmp_path / "elsewhere" / "alone"
+    shutil.move(alone, moved_alone)
+    for folder, audio in ((moved, moved / "audio"), (moved_alone, root)):
+        back = manifest.read(folder)
+        assert [r.id for r in back.records] == [
+            r.id for r in original.records if r.wav_exists
+        ]
+        for record in back.records:
+            assert record.wav_exists and record.wav_path.is_file()
+            assert record.wav_path.resolve().is_relative_to(audio.resolve())
+    assert manifest.wav_cell(root / "a.wav", root) == "a.wav"
+    assert manifest.wav_cell(root / "x" / ".." / "a.wav", root / "x") == str(
+        root / "a.wav"
+    )
+
+
+def test_files_get_the_mode_of_a_plain_open(tmp_path):
+    """Not mkstemp's owner-only 0600: 0666 less the umask, as open()."""
+    root, mapping = make_mini(tmp_path)
+    original = corpus.read(root, format="iemocap", rater_gender=mapping)
+    old = os.umask(0o027)
+    try:
+        manifest.write(original, tmp_path / "m")
+    finally:
+        os.umask(old)
+    for name in manifest.FILES:
+        assert (tmp_path / "m" / name).stat().st_mode & 0o777 == 0o640, name
+
+
+def run_export(
+    *args: str, umask: int | None = None
+) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "fairser_jax.export_manifest", *args],
         capture_output=True,
         text=True,
         cwd=REPO,
         timeout=120,
+        preexec_fn=None if umask is None else lambda: os.umask(umask),
     )
 
 
@@ -154,9 +214,12 @@ def test_export_cli(tmp_path):
     root, mapping = make_mini(tmp_path)
     out = tmp_path / "manifest"
     args = [f"--corpus={root}", f"--rater_gender={mapping}", f"--out={out}"]
-    first = run_export(*args)
+    first = run_export(*args, umask=0o002)
     assert first.returncode == 0, first.stderr
     assert "wrote 5 utterances, 16 ratings and 6 raters" in first.stdout
+    # Readable (and writable) by the group, as the umask asks.
+    for name in manifest.FILES:
+        assert (out / name).stat().st_mode & 0o777 == 0o664, name
     assert "1 left out" in first.stdout
     files = {n: (out / n).read_bytes() for n in manifest.FILES}
     stamps = {n: (out / n).stat().st_mtime_ns for n in manifest.FILES}

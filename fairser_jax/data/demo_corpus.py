@@ -5,6 +5,9 @@ r"""Built-in demo corpus: synthetic speech in the IEMOCAP layout.
     OUT/Session{1..5}/dialog/EmoEvaluation/<dialog>.txt
     OUT/Session{1..5}/sentences/wav/<dialog>/<utterance id>.wav   16 kHz int16
     OUT/rater_gender.json      {"E1": "F", "E2": "M", ...}  (2 M, 4 F)
+    OUT/speakers.csv           path,speaker of every wav (paths relative
+                               to OUT), for ``fairser_jax.predict
+                               --speaker_of``
     OUT/demo_corpus.json       what was written (the summary returned)
 
 Five sessions with one female and one male actor each; ids such as
@@ -101,6 +104,7 @@ nothing but what the generator writes.
 from __future__ import annotations
 
 import collections
+import csv
 import dataclasses
 import json
 import math
@@ -113,7 +117,8 @@ import wave
 import numpy as np
 from scipy import signal
 
-from fairser_jax.data.iemocap import HEADER_CODES
+from fairser_jax import fileio
+from fairser_jax.data.iemocap import HEADER_CODES, read_corpus
 
 __all__ = [
     "ACOUSTICS",
@@ -124,11 +129,13 @@ __all__ = [
     "RATER_GENDER",
     "RATER_MODES",
     "SAMPLE_RATE",
+    "SPEAKERS_FILE",
     "SPEAKER_PRIOR",
     "EXPRESSIVENESS",
     "default_mean_duration",
     "generate",
     "synthesize",
+    "write_speakers_csv",
 ]
 
 SAMPLE_RATE = 16_000
@@ -686,11 +693,50 @@ def _by_id(utt: _Planned) -> str:
 
 
 _MARKER = "demo_corpus.json"
-# Top-level entries of a demo corpus: all the generator ever writes there.
+SPEAKERS_FILE = "speakers.csv"
+"""The corpus's ``path,speaker`` list (`write_speakers_csv`)."""
+# Top-level entries of a demo corpus: all the generator ever writes there
+# (a corpus of an earlier version lacks SPEAKERS_FILE).
 _OWN_ENTRIES = frozenset(
     {f"Session{k}" for k in range(1, NUM_SESSIONS + 1)}
-    | {"rater_gender.json", _MARKER}
+    | {"rater_gender.json", SPEAKERS_FILE, _MARKER}
 )
+
+
+def write_speakers_csv(root: os.PathLike | str) -> pathlib.Path:
+    """Writes ``<root>/speakers.csv``: every wav of the corpus, its speaker.
+
+    The ``path,speaker`` CSV that ``python -m fairser_jax.predict
+    --speaker_of`` reads for speaker-wise z-normalisation (paper §2.2.1):
+    one row per wav that exists, sorted, its path relative to ``root``
+    with ``/`` (the reader resolves it against the CSV's folder, so the
+    file works from any directory and after the corpus is moved) and its
+    speaker as the reader names it (``Ses01F``: session + gender). Nothing
+    else reads it: the feature store's corpus fingerprint hashes the
+    utterances' wavs only, and the pipeline's check that a demo corpus is
+    complete reads ``demo_corpus.json``. Written to a temporary file and
+    renamed into place.
+
+    Returns:
+      Its path.
+    """
+    root = pathlib.Path(root)
+    rows = sorted(
+        (u.wav_path.relative_to(root).as_posix(), u.speaker)
+        for u in read_corpus(root)
+        if u.wav_exists
+    )
+    fd, tmp = fileio.mkstemp(root, prefix=f".{SPEAKERS_FILE}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            writer.writerow(["path", "speaker"])
+            writer.writerows(rows)
+        os.replace(tmp, root / SPEAKERS_FILE)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return root / SPEAKERS_FILE
 
 
 def _temp_prefixes(target: pathlib.Path) -> tuple[str, str]:
@@ -801,9 +847,10 @@ def generate(
       overwrite: replace an earlier demo corpus in ``out_dir`` (only once
         the new one is complete; a folder holding files the generator did
         not write is never replaced).
-      write_audio: ``False`` writes the annotations only (no wav files, so
-        the reader reports every wav missing); the labels are the same as
-        with audio.  For studying the annotation model at scale.
+      write_audio: ``False`` writes the annotations only (no wav files
+        and no ``speakers.csv``, so the reader reports every wav missing);
+        the labels are the same as with audio.  For studying the
+        annotation model at scale.
 
     Returns:
       Summary, also written to ``out_dir/demo_corpus.json`` (without
@@ -897,6 +944,8 @@ def _write_corpus(
     (root / "rater_gender.json").write_text(
         json.dumps(RATER_GENDER, indent=2) + "\n", encoding="utf-8"
     )
+    if write_audio:
+        write_speakers_csv(root)
     summary = {
         "generator_version": GENERATOR_VERSION,
         "seed": int(seed),

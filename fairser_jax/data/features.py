@@ -30,13 +30,13 @@ import hashlib
 import json
 import os
 import pathlib
-import tempfile
 import zipfile
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from fairser_jax import fileio
 from fairser_jax.data.iemocap import Utterance
 
 if TYPE_CHECKING:  # type hints only: the store itself needs no JAX
@@ -166,9 +166,7 @@ def save(
         stored[key] = value
     text = json.dumps(stored, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=f".{path.name}.", suffix=".tmp", dir=path.parent
-    )
+    fd, tmp = fileio.mkstemp(path.parent, prefix=f".{path.name}.")
     try:
         with os.fdopen(fd, "wb") as f:
             np.savez(
@@ -178,10 +176,9 @@ def save(
                 manifest=np.asarray(text, dtype=np.str_),
                 format=np.asarray(FORMAT_VERSION, dtype=np.int64),
             )
-        os.chmod(tmp, 0o644)  # mkstemp makes it owner-only
         os.replace(tmp, path)
     except BaseException:
-        pathlib.Path(tmp).unlink(missing_ok=True)
+        tmp.unlink(missing_ok=True)
         raise
     _sidecar(path).write_text(
         json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8"

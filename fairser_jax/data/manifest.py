@@ -10,7 +10,9 @@ attribute::
     FOLDER/raters.csv       rater_id,rater_gender
 
 * ``utterances.csv``: one row per utterance. ``wav_path`` is relative to
-  the folder (absolute paths are accepted). Each ``speaker_<attr>`` column
+  the folder, or absolute. (`write` writes a wav inside the folder
+  relative to it and any other absolute, so that moving the folder keeps
+  the paths valid.) Each ``speaker_<attr>`` column
   (``speaker_gender``, ``speaker_age_group``; ``speaker_id`` is the id, not
   an attribute) gives a speaker attribute; an empty cell means unknown
   (an error for the attribute the study uses). Optional ``label``: the
@@ -52,10 +54,9 @@ import io
 import logging
 import os
 import pathlib
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 
-from fairser_jax import constants
+from fairser_jax import constants, fileio
 from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import iemocap
 
@@ -614,8 +615,12 @@ def _check_folds_used(table: _Table, rows: Mapping[str, dict]) -> None:
 def _write_rows(
     folder: pathlib.Path, name: str, rows: Iterable[Sequence[object]]
 ) -> pathlib.Path:
-    """Writes ``rows`` to a temporary file in ``folder``; returns its path."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
+    """Writes ``rows`` to a temporary file in ``folder``; returns its path.
+
+    The file has the mode ``open()`` would give it (0666 less the umask),
+    not mkstemp's owner-only 0600: the rename hands it on to the manifest.
+    """
+    fd, tmp = fileio.mkstemp(folder, prefix=f".{name}.")
     try:
         with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
             writer = csv.writer(f, lineterminator="\n")
@@ -623,17 +628,26 @@ def _write_rows(
             f.flush()
             os.fsync(f.fileno())
     except BaseException:
-        os.unlink(tmp)
+        tmp.unlink()
         raise
-    return pathlib.Path(tmp)
+    return tmp
 
 
-def _relative(path: pathlib.Path, out: pathlib.Path) -> str:
+def wav_cell(path: os.PathLike | str, out: os.PathLike | str) -> str:
+    """The ``wav_path`` cell `write` gives the wav `path` in folder `out`.
+
+    Relative to `out` (with ``/``) when the wav lies inside `out`, else
+    absolute: moving the manifest folder, with the audio inside it, or
+    alone with the audio left where it is, keeps every path valid. Paths
+    are compared as written, made absolute (symbolic links are not
+    followed).
+    """
+    wav = pathlib.Path(os.path.abspath(path))
+    folder = pathlib.Path(os.path.abspath(out))
     try:
-        rel = os.path.relpath(path, out)
-    except ValueError:  # Windows: another drive
-        return str(path)
-    return pathlib.PurePath(rel).as_posix()
+        return wav.relative_to(folder).as_posix()
+    except ValueError:
+        return str(wav)
 
 
 def check_out(out: os.PathLike | str, *, overwrite: bool = False) -> None:
@@ -661,13 +675,15 @@ def write(
     """Writes a corpus as a manifest folder that `read` reads back.
 
     ``utterances.csv`` gets ``utterance_id, wav_path`` (relative to
-    ``out``), ``speaker_id``, a ``speaker_<attr>`` column per speaker
-    attribute (sorted), ``label`` (empty for none) and ``fold``;
+    ``out`` for a wav inside ``out``, else absolute: `wav_cell`; so the
+    folder can be moved), ``speaker_id``, a ``speaker_<attr>`` column per
+    speaker attribute (sorted), ``label`` (empty for none) and ``fold``;
     ``ratings.csv`` one row per label per rater; ``raters.csv`` the
     raters of the written utterances and every rater with attributes, a
     ``rater_<attr>`` column per attribute (sorted). Records whose wav file
     does not exist are left out (and logged). Each file is written to a
-    temporary file and renamed into place.
+    temporary file and renamed into place, with the mode ``open()``
+    would give it (0666 less the umask).
 
     Args:
       corpus: any `fairser_jax.data.corpus.Corpus`.
@@ -714,7 +730,7 @@ def write(
         utterances.append(
             [
                 r.id,
-                _relative(pathlib.Path(r.wav_path), out),
+                wav_cell(r.wav_path, out),
                 r.speaker,
                 *(r.speaker_attributes.get(a, "") for a in speaker_attrs),
                 r.label or "",

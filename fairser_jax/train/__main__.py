@@ -25,7 +25,10 @@ def main(argv: list[str]) -> None:
     )
     if results is not None and cli.is_primary():
         where = f"{_FLAGS.workdir.value}/results.json"
-        print(f"{len(results['runs'])} results in {where}")
+        cli.echo(
+            f"Done in {cli.format_duration(cli.elapsed())}: "
+            f"{len(results['runs'])} results in {where}"
+        )
 
 
 if __name__ == "__main__":

@@ -178,6 +178,10 @@ def get(name: str) -> AlphaFunction:
         ) from None
 
 
+MU_RAT: tuple[str, ...] = ("trained", "frozen")
+"""Where μ_RAT of eq. (3) comes from (`config.two_sided.mu_rat`)."""
+
+
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Fails early, naming the field, on an unusable ``config.two_sided``."""
     get(cfg.alpha_fn)
@@ -208,7 +212,7 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             "config.two_sided.fixed_alphas lists a value twice: "
             f"{tuple(cfg.fixed_alphas)}."
         )
-    if cfg.mu_rat not in ("trained", "frozen"):
+    if cfg.mu_rat not in MU_RAT:
         raise ValueError(
             f"config.two_sided.mu_rat is {cfg.mu_rat!r}; choose 'trained' "
             "(μ_RAT from the model being trained, paper §3.1) or 'frozen' "
