@@ -1,0 +1,74 @@
+r"""Records a demo run into docs/demo/, the run the README quotes.
+
+    python -m fairser_jax.main --config=configs/demo.py \
+        --workdir=/tmp/fairser_demo 2>&1 | tee /tmp/fairser_demo.log
+    python docs/demo/update.py /tmp/fairser_demo --log=/tmp/fairser_demo.log
+
+Copies the workdir minus what is large and rebuilt by any run (the corpus,
+the feature store, parameters, checkpoints, per-variant predictions and
+embeddings): ``config.json``, ``results.json``, ``predictions.csv``,
+``alpha_trace.npz``, ``report.md``, ``tables/``, ``figures/`` and
+``training/``; and writes ``run.txt``: the run's log (its last lines give
+the wall time), the machine's load and core count, and the installed
+versions (``pip freeze``) it ran under. Only the files this script writes
+are replaced; anything else in docs/demo/ is left alone.
+"""
+
+import argparse
+import os
+import pathlib
+import platform
+import shutil
+import subprocess
+import sys
+
+HERE = pathlib.Path(__file__).resolve().parent
+FILES = (
+    "config.json",
+    "results.json",
+    "predictions.csv",
+    "alpha_trace.npz",
+    "report.md",
+)
+FOLDERS = ("tables", "figures", "training")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("workdir", type=pathlib.Path)
+    parser.add_argument("--log", type=pathlib.Path, default=None)
+    args = parser.parse_args()
+    workdir = args.workdir
+    missing = [f for f in (*FILES, *FOLDERS) if not (workdir / f).exists()]
+    if missing:
+        sys.exit(
+            f"{workdir} lacks {missing}: run the README's first command "
+            "to the end first."
+        )
+    for name in FILES:
+        shutil.copyfile(workdir / name, HERE / name)
+    for name in FOLDERS:
+        shutil.rmtree(HERE / name, ignore_errors=True)
+        shutil.copytree(workdir / name, HERE / name)
+    freeze = subprocess.run(
+        [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    lines = [
+        f"machine: {platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}",
+        f"load average when recorded: {os.getloadavg()}",
+        "",
+        "## log of the run",
+        args.log.read_text("utf-8") if args.log else "(no log given)",
+        "## installed versions",
+        freeze,
+    ]
+    (HERE / "run.txt").write_text("\n".join(lines), "utf-8")
+    print(f"docs/demo/ now holds the run of {workdir}")
+
+
+if __name__ == "__main__":
+    main()
