@@ -37,10 +37,12 @@ import pathlib
 
 import matplotlib.pyplot as plt
 import numpy as np
+from IPython.display import Image, display
 
 from fairser_jax import config as config_lib
 from fairser_jax import metrics, pipeline
 from fairser_jax.data import features as features_lib
+from fairser_jax.report import figures
 from fairser_jax.train import outputs, runner
 from fairser_jax.train import runs as runs_lib
 
@@ -99,8 +101,10 @@ print(f"{len(runs)} results:", sorted({r["variant"] for r in runs}))
 # %% [markdown]
 # ## Fig. 3a: fixed α against Proposed
 # ΔSP_spk × ΔSP_rat (lower is fairer on both sides at once) for every fixed
-# α (black, mean over seeds), each Proposed seed (dotted orange) and the
-# 95% bootstrap interval of Proposed's mean (grey).
+# α (black: each seed as a point, the mean ± SD over seeds) and Proposed
+# (orange: each seed dotted, their mean solid; a Student-t interval of the
+# mean only with at least 5 seeds). The figure is the report's
+# (`fairser_jax.report.figures.fixed_alpha_figure`).
 
 
 # %%
@@ -117,50 +121,32 @@ def products(variant: str, alpha: float | None = None) -> np.ndarray:
     )
 
 
+figures_dir = WORKDIR / "figures"
+figures_dir.mkdir(parents=True, exist_ok=True)
+display(Image(filename=figures.fixed_alpha_figure(results, figures_dir)))
 sweep = np.array([products("fixed_alpha", a).mean() for a in ALPHAS])
 proposed = products("proposed")
-fig, ax = plt.subplots(figsize=(6, 3.6))
-if proposed.size >= 2:
-    low, high = metrics.bootstrap_ci(proposed)
-    ax.axhspan(low, high, color="grey", alpha=0.3, label="Proposed 95% CI")
-for k, p in enumerate(proposed):
-    ax.axhline(
-        p,
-        color="tab:orange",
-        ls=":",
-        label="Proposed (one line per seed)" if k == 0 else None,
-    )
-ax.plot(ALPHAS, sweep, "k-o", ms=3, label="fixed α (mean over seeds)")
-ax.set_xticks(ALPHAS, [f"{a:g}" for a in ALPHAS])
-ax.set_xlabel("fixed α")
-ax.set_ylabel("ΔSP_spk × ΔSP_rat")
-ax.set_title(f"{EMOTION}: fixed α vs Proposed")
-ax.legend(fontsize=7)
-fig.tight_layout()
-plt.show()
 best = ALPHAS[int(np.argmin(sweep))]
 print(
-    f"best fixed α = {best:g}: {sweep.min():.4f}; Proposed: "
-    f"{proposed.mean():.4f} ± {metrics.mean_sd(proposed)[1]:.4f}"
+    f"best fixed α = {best:g}: {sweep.min():.2g}; Proposed: "
+    f"{proposed.mean():.2g} ± {metrics.mean_sd(proposed)[1]:.2g} "
+    f"({proposed.size} seeds)"
 )
 
 # %% [markdown]
 # ## Fig. 3b: the batch-wise α of Proposed
 # `alpha_trace.npz` holds the α of every training batch of every Proposed
-# run (key `<emotion>/seed<k>/fold<f>`).
+# run (key `<emotion>/seed<k>/fold<f>`); the histogram's bins follow the
+# values' spread, and the strip below places that range in [0, 1].
 
 # %%
 trace = outputs.read_alpha_trace(WORKDIR / "alpha_trace.npz")
 values = np.concatenate([t for k, t in trace.items() if k.startswith(EMOTION)])
-fig, ax = plt.subplots(figsize=(5, 3.2))
-ax.hist(values, bins=np.linspace(0, 1, 21), color="#4c72b0", ec="black")
-ax.set_xticks(np.linspace(0, 1, 11))
-ax.set_xlabel("α (batch-wise)")
-ax.set_ylabel("number of batches")
-ax.set_title(f"Proposed, {EMOTION}: {values.size} batches")
-fig.tight_layout()
-plt.show()
-print(f"α: mean {values.mean():.3f}, SD {values.std():.3f}")
+hist = figures.alpha_histogram_figure(
+    results, figures_dir, emotion=EMOTION, trace=trace
+)
+display(Image(filename=hist))
+print(f"α: mean {values.mean():.3f}, SD {values.std():.2g}")
 
 # %% [markdown]
 # ## α over training

@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import socket
 import subprocess
 import sys
@@ -13,6 +14,44 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
+"""XLA flags of the whole test session (this process and every process it
+starts): no backend optimisation passes. The suite's time is mostly XLA
+compiling small programs once each (measured: configs/test.py end to end
+77 s cold vs 28 s from a warm cache; 51 s cold at level 0), and
+optimisation only rounds float32 differently, which no test depends on:
+every test compares runs of one session with each other or with an
+independent reference within a tolerance. FAIRSER_TEST_XLA=default runs
+the suite with XLA's default passes."""
+
+
+def pytest_configure(config):
+    """Session-wide XLA flags and one persistent compilation cache.
+
+    The suite trains the same small configs many times, in this process
+    and in the entry points it starts; with a cache, each program compiles
+    once per session. The folder is new for every session (the suite does
+    not lean on a warm cache left by an earlier run) and is shared with
+    subprocesses through FAIRSER_JAX_CACHE, which the entry points read.
+    FAIRSER_TEST_CACHE=off runs the suite without it.
+    """
+    import tempfile
+
+    if os.environ.get("FAIRSER_TEST_XLA", "").lower() != "default":
+        flags = os.environ.get("XLA_FLAGS", "")
+        if TEST_XLA_FLAGS not in flags:
+            os.environ["XLA_FLAGS"] = f"{flags} {TEST_XLA_FLAGS}".strip()
+    if os.environ.get("FAIRSER_TEST_CACHE", "").lower() == "off":
+        os.environ["FAIRSER_JAX_CACHE"] = "off"
+        return
+    folder = tempfile.mkdtemp(prefix="fairser_test_jax_cache_")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    os.environ["FAIRSER_JAX_CACHE"] = folder
+    from fairser_jax import cli
+
+    cli.enable_compilation_cache()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh, seeded NumPy generator for each test."""
@@ -22,7 +61,10 @@ def rng() -> np.random.Generator:
 def fake_devices_env(num_devices: int) -> dict[str, str]:
     """This environment, with JAX on a CPU that shows `num_devices`."""
     env = dict(os.environ)
-    env["XLA_FLAGS"] = f"--xla_force_host_platform_device_count={num_devices}"
+    flags = env.get("XLA_FLAGS", "")  # keeps the session's (TEST_XLA_FLAGS)
+    env["XLA_FLAGS"] = (
+        f"{flags} --xla_force_host_platform_device_count={num_devices}"
+    ).strip()
     env["JAX_PLATFORMS"] = "cpu"
     return env
 

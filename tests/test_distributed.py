@@ -100,6 +100,7 @@ def _main(workdir, *extra):
     ]
 
 
+@pytest.mark.slow
 def test_an_unreachable_coordinator_is_one_line_not_a_hang(tmp_path):
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     tic = time.monotonic()
@@ -140,6 +141,7 @@ def _errors(logs, n=2):
     return lines
 
 
+@pytest.mark.slow
 def test_processes_with_different_configs_all_stop(tmp_path):
     """Process 1 mistyped the epochs: every process stops, naming the field
     that differs, before anything is written."""
@@ -156,6 +158,7 @@ def test_processes_with_different_configs_all_stop(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
 def test_a_workdir_that_is_not_shared_is_refused(tmp_path):
     """Each process was given its own folder (as if not on a shared file
     system): process 1 says so, process 0 says process 1 failed."""
@@ -174,6 +177,7 @@ def test_a_workdir_that_is_not_shared_is_refused(tmp_path):
     assert sorted(p.name for p in (tmp_path / "w0").iterdir()) == [".lock"]
 
 
+@pytest.mark.slow
 def test_a_slurm_launch_joins_without_flags(tmp_path):
     """srun's environment alone (2 tasks) makes one run of 2 processes, as
     JAX's own detection reads it; a step every process fails (reading a

@@ -408,6 +408,7 @@ def test_checkpoint_id_tracks_directory_contents(tmp_path):
     assert extraction.checkpoint_id("random-base") == "random-base@seed0"
 
 
+@pytest.mark.slow
 def test_cli_end_to_end(demo_root, tmp_path):
     out = tmp_path / "cli.npz"
     env = dict(os.environ, JAX_PLATFORMS="cpu")

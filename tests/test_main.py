@@ -20,6 +20,8 @@ from fairlearn.metrics import (
 )
 from sklearn.metrics import f1_score
 
+pytestmark = pytest.mark.slow
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 VARIANTS = ("dnn", "fair_spk", "fair_rat", "basic", "proposed", "fixed_alpha")
 

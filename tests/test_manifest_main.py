@@ -25,6 +25,8 @@ from sklearn.metrics import f1_score
 from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import demo_corpus, manifest
 
+pytestmark = pytest.mark.slow
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 # A small, quick protocol for one detector (variants per test).

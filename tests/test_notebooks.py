@@ -7,6 +7,8 @@ import jupytext
 import nbclient
 import pytest
 
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = sorted(
     (pathlib.Path(__file__).resolve().parents[1] / "notebooks").glob("*.py")
 )

@@ -21,6 +21,8 @@ from fairser_jax.data import features as features_lib
 from fairser_jax.train import outputs
 from fairser_jax.wav2vec2 import audio
 
+pytestmark = pytest.mark.slow
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 

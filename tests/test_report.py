@@ -941,6 +941,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_cli_recompute_and_tampering(workdir, tmp_path):
     import shutil
 

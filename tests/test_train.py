@@ -89,6 +89,7 @@ def stack(table):
     return out, epoch_fn._cache_size()
 
 
+@pytest.mark.slow
 def test_no_retrace_across_epochs(stack):
     _, cache_size = stack
     assert cache_size == 1
@@ -124,6 +125,7 @@ def test_loss_decreases_and_stays_finite(table):
     assert np.mean(hist[:, -1] / hist[:, 0]) < 0.9, hist
 
 
+@pytest.mark.slow
 def test_resume_equals_uninterrupted(table, tmp_path):
     cfg = _cfg(epochs=4)
     runs = runs_lib.make_runs("dnn", ["anger"], [0, 2], [0])
@@ -187,6 +189,7 @@ _FOUR_DEVICES = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_four_devices_equal_one(stack, tmp_path):
     one, _ = stack
     out = tmp_path / "logits.npy"

@@ -136,6 +136,7 @@ def test_saturating_and_constant():
     assert float(a) == pytest.approx(0.3)
 
 
+@pytest.mark.slow
 def test_anchor_is_the_trained_fair_rat(table, one_sided):
     data, _ = table
     # Runs in another order than Fair_rat's: the anchor is matched by
@@ -180,6 +181,7 @@ def _first_rows(run, arrays, r, steps, batch_size, epoch):
     return arrays.train_idx[r][np.asarray(order)].reshape(steps, batch_size)
 
 
+@pytest.mark.slow
 def test_alpha_follows_the_frozen_references(table, one_sided):
     """Frozen mode: α of a batch = D/(D+κ) with D between the frozen
     Fair_spk's and Fair_rat's embeddings of that batch, computed here with
@@ -228,6 +230,7 @@ def test_alpha_follows_the_frozen_references(table, one_sided):
             assert got == pytest.approx(d / (d + kappa), abs=2e-3), (r, epoch)
 
 
+@pytest.mark.slow
 def test_alpha_trace_is_recorded_in_unit_interval(table, one_sided):
     runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, SEEDS)
     out = _train(table, one_sided, "proposed", runs, _two_sided_cfg())
@@ -238,6 +241,7 @@ def test_alpha_trace_is_recorded_in_unit_interval(table, one_sided):
     assert trace.std() > 1e-3  # α moves from batch to batch
 
 
+@pytest.mark.slow
 def test_constant_alpha_fn_equals_fixed_alpha(table, one_sided):
     """Proposed with a constant α trains the fixed-α model of that α. Equal
     to float rounding, not bit for bit: Proposed's program also computes D
@@ -258,6 +262,7 @@ def test_constant_alpha_fn_equals_fixed_alpha(table, one_sided):
     np.testing.assert_array_equal(proposed.trace["alpha"], np.float32(c))
 
 
+@pytest.mark.slow
 def test_sweep_in_one_stack_equals_each_alpha_alone(table, one_sided):
     cfg = _two_sided_cfg()
     sweep = runs_lib.make_runs(
@@ -275,6 +280,7 @@ def test_sweep_in_one_stack_equals_each_alpha_alone(table, one_sided):
     assert not np.allclose(stacked.logits[index], stacked.logits[other])
 
 
+@pytest.mark.slow
 def test_proposed_resume_equals_uninterrupted(table, one_sided, tmp_path):
     """The α function's running mean is checkpointed with the model."""
     cfg = _two_sided_cfg(epochs=3)
@@ -309,6 +315,7 @@ def test_proposed_resume_equals_uninterrupted(table, one_sided, tmp_path):
     )
 
 
+@pytest.mark.slow
 def test_two_sided_variants_refuse_missing_inputs(table):
     data, info = table
     runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, SEEDS)
@@ -336,6 +343,7 @@ def test_config_validation_names_the_field():
         variants_lib.validate(cfg)
 
 
+@pytest.mark.slow
 def test_params_file_round_trip(one_sided, tmp_path):
     runs, params = one_sided["fair_rat"]
     path = tmp_path / "params" / "fair_rat.npz"
@@ -372,6 +380,7 @@ _FOUR_DEVICES = textwrap.dedent(
 )
 
 
+@pytest.mark.slow
 def test_proposed_on_four_devices_equals_one(table, one_sided, tmp_path):
     """Anchor and references are padded and sharded with their runs: 3
     runs on 4 devices (padding path) give the 1-device results."""

@@ -383,6 +383,7 @@ def _cli(*args: str, **env: str) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.slow
 def test_a_second_run_compiles_nothing_it_compiled_before(inputs, tmp_path):
     """With the persistent compilation cache, a second `train` on the same
     machine writes no new cache entry: every program was loaded."""
