@@ -35,6 +35,7 @@ setuptools.setup(
     extras_require={
         "test": [
             "pytest>=8",
+            "pytest-xdist>=3.5",
             "fairlearn>=0.10",
             "pot>=0.9",
             "scikit-learn>=1.3",

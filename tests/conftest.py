@@ -14,19 +14,8 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-TEST_XLA_FLAGS = "--xla_backend_optimization_level=0"
-"""XLA flags of the whole test session (this process and every process it
-starts): no backend optimisation passes. The suite's time is mostly XLA
-compiling small programs once each (measured: configs/test.py end to end
-77 s cold vs 28 s from a warm cache; 51 s cold at level 0), and
-optimisation only rounds float32 differently, which no test depends on:
-every test compares runs of one session with each other or with an
-independent reference within a tolerance. FAIRSER_TEST_XLA=default runs
-the suite with XLA's default passes."""
-
-
 def pytest_configure(config):
-    """Session-wide XLA flags and one persistent compilation cache.
+    """One persistent compilation cache for this test session.
 
     The suite trains the same small configs many times, in this process
     and in the entry points it starts; with a cache, each program compiles
@@ -37,10 +26,6 @@ def pytest_configure(config):
     """
     import tempfile
 
-    if os.environ.get("FAIRSER_TEST_XLA", "").lower() != "default":
-        flags = os.environ.get("XLA_FLAGS", "")
-        if TEST_XLA_FLAGS not in flags:
-            os.environ["XLA_FLAGS"] = f"{flags} {TEST_XLA_FLAGS}".strip()
     if os.environ.get("FAIRSER_TEST_CACHE", "").lower() == "off":
         os.environ["FAIRSER_JAX_CACHE"] = "off"
         return
@@ -52,6 +37,17 @@ def pytest_configure(config):
     cli.enable_compilation_cache()
 
 
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests first, each module's tests in their order.
+
+    With `-n 2` (pytest-xdist, `--dist=loadfile`), each module runs on one
+    worker in the order collected; starting the long modules first keeps
+    the workers busy to the end instead of leaving one module running
+    alone."""
+    slow = {i.module.__name__ for i in items if i.get_closest_marker("slow")}
+    items.sort(key=lambda i: i.module.__name__ not in slow)
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh, seeded NumPy generator for each test."""
@@ -61,7 +57,7 @@ def rng() -> np.random.Generator:
 def fake_devices_env(num_devices: int) -> dict[str, str]:
     """This environment, with JAX on a CPU that shows `num_devices`."""
     env = dict(os.environ)
-    flags = env.get("XLA_FLAGS", "")  # keeps the session's (TEST_XLA_FLAGS)
+    flags = env.get("XLA_FLAGS", "")
     env["XLA_FLAGS"] = (
         f"{flags} --xla_force_host_platform_device_count={num_devices}"
     ).strip()
