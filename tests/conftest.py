@@ -14,9 +14,6 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-_SESSION_CACHE = "FAIRSER_TEST_SESSION_CACHE"
-
-
 def pytest_configure(config):
     """One persistent compilation cache for this test session.
 
@@ -32,13 +29,8 @@ def pytest_configure(config):
     if os.environ.get("FAIRSER_TEST_CACHE", "").lower() == "off":
         os.environ["FAIRSER_JAX_CACHE"] = "off"
         return
-    # pytest-xdist's workers inherit the folder of the process that
-    # started them, so programs compiled by one worker serve the other.
-    folder = os.environ.get(_SESSION_CACHE)
-    if not folder:
-        folder = tempfile.mkdtemp(prefix="fairser_test_jax_cache_")
-        os.environ[_SESSION_CACHE] = folder
-        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    folder = tempfile.mkdtemp(prefix="fairser_test_jax_cache_")
+    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
     os.environ["FAIRSER_JAX_CACHE"] = folder
     from fairser_jax import cli
 
