@@ -507,7 +507,7 @@ WORK_SUBDIRS: tuple[str, ...] = (
 )
 """What `train` writes per variant."""
 
-ALPHA_TRACE = "alpha_trace.npz"
+ALPHA_TRACE = results_lib.ALPHA_TRACE_FILE
 """Proposed's α of every batch (Fig. 3b)."""
 
 

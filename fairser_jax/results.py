@@ -342,3 +342,54 @@ def runs_from_predictions(csv_path: str | pathlib.Path) -> list[dict]:
       appearance in the file.
     """
     return [run_metrics(run) for run in read_predictions(csv_path)]
+
+
+# ------------------------------------------------------------ α trace
+
+ALPHA_TRACE_FILE = "alpha_trace.npz"
+"""Every batch's α of every Proposed run (eq. 3), one float32 array per
+``<emotion>/seed<k>/fold<f>`` key, written by the training stage."""
+
+_ALPHA_TOLERANCE = 1e-6  # float32 rounding of α ∈ [0, 1]
+
+
+def read_alpha_trace(path: str | pathlib.Path) -> dict[str, np.ndarray]:
+    """An ``alpha_trace.npz`` as {key: float64 [batches]}, in file order.
+
+    Raises:
+      FileNotFoundError: the file does not exist.
+      ValueError: a value that is not finite or lies outside [0, 1] (eq. 3
+        makes α a weight in [0, 1]); names the file and key.
+    """
+    path = pathlib.Path(path)
+    with np.load(path, allow_pickle=False) as f:
+        trace = {k: np.asarray(f[k], np.float64).ravel() for k in f.files}
+    for k, v in trace.items():
+        bad = ~np.isfinite(v) | (v < -_ALPHA_TOLERANCE)
+        bad |= v > 1 + _ALPHA_TOLERANCE
+        if bad.any():
+            raise ValueError(
+                f"{path}: {k!r} holds α outside [0, 1] (eq. 3), e.g. "
+                f"{v[bad][:3].tolist()}."
+            )
+    return trace
+
+
+def alpha_values(
+    trace: Mapping[str, np.ndarray], emotion: str
+) -> tuple[np.ndarray, int]:
+    """The α of every batch of every run of one Proposed detector.
+
+    Args:
+      trace: as :func:`read_alpha_trace` returns.
+      emotion: the detector.
+
+    Returns:
+      ``(values, num_runs)``: float64 [B] pooled over the runs (seeds ×
+      folds) whose key starts with ``<emotion>/``, in the trace's order.
+    """
+    keys = [k for k in trace if k.split("/")[0] == emotion]
+    if not keys:
+        return np.zeros(0), 0
+    values = np.concatenate([trace[k] for k in keys]).astype(np.float64)
+    return values, len(keys)

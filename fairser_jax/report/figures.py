@@ -51,6 +51,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 from fairser_jax import metrics
+from fairser_jax import results as results_lib
 from fairser_jax.constants import EMOTIONS, in_paper_order
 from fairser_jax.report import numbers
 from fairser_jax.train import variants as variants_lib
@@ -738,63 +739,16 @@ def parity_bars_figure(
 # ----------------------------------------------------------------- Fig. 3
 
 
-ALPHA_TRACE_FILE = "alpha_trace.npz"
-"""Every batch's α of every Proposed run, one array per
-``<emotion>/seed<k>/fold<f>`` key (written by the training stage)."""
-
 ALPHA_MIN_BINS = 10
 ALPHA_MAX_BINS = 50
 """Bounds on the bins of Fig. 3b over the range of the recorded α."""
 
-_ALPHA_TOLERANCE = 1e-6  # float32 rounding of α ∈ [0, 1]
-
 
 def load_alpha_trace(workdir: str | pathlib.Path) -> dict[str, np.ndarray]:
-    """``<workdir>/alpha_trace.npz`` as {key: float64 [batches]}.
-
-    Returns:
-      ``{"<emotion>/seed<k>/fold<f>": α of each batch}``, {} when the file
-      does not exist.
-
-    Raises:
-      ValueError: a value that is not finite or lies outside [0, 1] (eq. 3
-        makes α a weight in [0, 1]); names the file and key.
-    """
-    path = pathlib.Path(workdir) / ALPHA_TRACE_FILE
-    if not path.is_file():
-        return {}
-    with np.load(path, allow_pickle=False) as f:
-        trace = {k: np.asarray(f[k], np.float64).ravel() for k in f.files}
-    for k, v in trace.items():
-        bad = ~np.isfinite(v) | (v < -_ALPHA_TOLERANCE)
-        bad |= v > 1 + _ALPHA_TOLERANCE
-        if bad.any():
-            raise ValueError(
-                f"{path}: {k!r} holds α outside [0, 1] (eq. 3), e.g. "
-                f"{v[bad][:3].tolist()}."
-            )
-    return trace
-
-
-def alpha_values(
-    trace: Mapping[str, np.ndarray], emotion: str
-) -> tuple[np.ndarray, int]:
-    """The α of every batch of every run of one Proposed detector.
-
-    Args:
-      trace: as :func:`load_alpha_trace` returns.
-      emotion: the detector.
-
-    Returns:
-      ``(values, num_runs)``: float64 [B] pooled over the runs (seeds ×
-      folds) whose key starts with ``<emotion>/``, in key order.
-    """
-    keys = sorted(k for k in trace if k.split("/")[0] == emotion)
-    if not keys:
-        return np.zeros(0), 0
-    return np.concatenate([trace[k] for k in keys]).astype(np.float64), len(
-        keys
-    )
+    """``<workdir>/alpha_trace.npz`` by :func:`fairser_jax.results.
+    read_alpha_trace`, or {} when the workdir has none."""
+    path = pathlib.Path(workdir) / results_lib.ALPHA_TRACE_FILE
+    return results_lib.read_alpha_trace(path) if path.is_file() else {}
 
 
 def alpha_bin_edges(values: np.ndarray) -> np.ndarray:
@@ -859,7 +813,7 @@ def alpha_histogram_figure(
     Raises:
       ValueError: the summary is malformed (names the field).
     """
-    values, num_runs = alpha_values(trace or {}, emotion)
+    values, num_runs = results_lib.alpha_values(trace or {}, emotion)
     if values.size:
         return _alpha_histogram_raw(values, num_runs, out_dir, emotion)
     summary = (results.get("alpha_trace") or {}).get(emotion)

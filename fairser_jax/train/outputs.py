@@ -301,10 +301,9 @@ def write_alpha_trace(
     tmp.replace(path)
 
 
-def read_alpha_trace(path: pathlib.Path) -> dict[str, np.ndarray]:
-    """`alpha_trace.npz` as {"<emotion>/seed<s>/fold<f>": α per batch}."""
-    with np.load(path, allow_pickle=False) as f:
-        return {k: np.asarray(f[k]) for k in f.files}
+read_alpha_trace = results_lib.read_alpha_trace
+"""The trace's reader lives with the results schema (JAX-free, shared
+with the report)."""
 
 
 def _paper_order(emotion: str) -> tuple[int, str]:
@@ -323,13 +322,12 @@ def summarize_alpha_trace(path: pathlib.Path) -> dict[str, dict]:
       `{emotion: {"bin_edges": [21], "counts": [20], "mean", "sd",
       "num_batches", "num_runs"}}` (SD with ddof=0 over batches).
     """
-    trace = read_alpha_trace(path)
+    trace = results_lib.read_alpha_trace(path)
     edges = np.linspace(0.0, 1.0, ALPHA_BINS + 1)
     out = {}
     emotions = dict.fromkeys(k.split("/")[0] for k in trace)
     for emotion in sorted(emotions, key=_paper_order):
-        keys = [k for k in trace if k.split("/")[0] == emotion]
-        values = np.concatenate([trace[k] for k in keys]).astype(np.float64)
+        values, num_runs = results_lib.alpha_values(trace, emotion)
         counts, _ = np.histogram(values, bins=edges)
         out[emotion] = {
             "bin_edges": [round(float(e), 6) for e in edges],
@@ -337,6 +335,6 @@ def summarize_alpha_trace(path: pathlib.Path) -> dict[str, dict]:
             "mean": float(values.mean()),
             "sd": float(values.std()),
             "num_batches": int(values.size),
-            "num_runs": len(keys),
+            "num_runs": num_runs,
         }
     return out
