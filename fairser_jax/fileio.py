@@ -10,11 +10,13 @@ manifest; `mkstemp` here gives the file the mode a plain ``open(path,
 
 from __future__ import annotations
 
+import csv
 import os
 import pathlib
 import tempfile
+from collections.abc import Iterable, Sequence
 
-__all__ = ["default_mode", "mkstemp"]
+__all__ = ["default_mode", "mkstemp", "write_csv_temp"]
 
 
 def _umask() -> int:
@@ -57,3 +59,27 @@ def mkstemp(
         os.unlink(name)
         raise
     return fd, pathlib.Path(name)
+
+
+def write_csv_temp(
+    folder: str | os.PathLike, name: str, rows: Iterable[Sequence[object]]
+) -> pathlib.Path:
+    """Writes ``rows`` as CSV (UTF-8, ``\n`` line ends) to a temporary
+    file in ``folder`` for the target ``name``, synced to disk.
+
+    The caller renames it onto the target (``os.replace``), alone or with
+    other files written the same way; on an error it is removed.
+
+    Returns:
+      The temporary file's path (mode `default_mode`).
+    """
+    fd, tmp = mkstemp(folder, prefix=f".{name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
+            csv.writer(f, lineterminator="\n").writerows(rows)
+            f.flush()
+            os.fsync(f.fileno())
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return tmp

@@ -104,7 +104,6 @@ nothing but what the generator writes.
 from __future__ import annotations
 
 import collections
-import csv
 import dataclasses
 import json
 import math
@@ -726,16 +725,10 @@ def write_speakers_csv(root: os.PathLike | str) -> pathlib.Path:
         for u in read_corpus(root)
         if u.wav_exists
     )
-    fd, tmp = fileio.mkstemp(root, prefix=f".{SPEAKERS_FILE}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerow(["path", "speaker"])
-            writer.writerows(rows)
-        os.replace(tmp, root / SPEAKERS_FILE)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    tmp = fileio.write_csv_temp(
+        root, SPEAKERS_FILE, [("path", "speaker"), *rows]
+    )
+    os.replace(tmp, root / SPEAKERS_FILE)
     return root / SPEAKERS_FILE
 
 

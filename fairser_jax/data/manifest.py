@@ -612,27 +612,6 @@ def _check_folds_used(table: _Table, rows: Mapping[str, dict]) -> None:
     )
 
 
-def _write_rows(
-    folder: pathlib.Path, name: str, rows: Iterable[Sequence[object]]
-) -> pathlib.Path:
-    """Writes ``rows`` to a temporary file in ``folder``; returns its path.
-
-    The file has the mode ``open()`` would give it (0666 less the umask),
-    not mkstemp's owner-only 0600: the rename hands it on to the manifest.
-    """
-    fd, tmp = fileio.mkstemp(folder, prefix=f".{name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            writer = csv.writer(f, lineterminator="\n")
-            writer.writerows(rows)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        tmp.unlink()
-        raise
-    return tmp
-
-
 def wav_cell(path: os.PathLike | str, out: os.PathLike | str) -> str:
     """The ``wav_path`` cell `write` gives the wav `path` in folder `out`.
 
@@ -760,7 +739,7 @@ def write(
     temps: dict[str, pathlib.Path] = {}
     try:
         for name, rows in files.items():
-            temps[name] = _write_rows(out, name, rows)
+            temps[name] = fileio.write_csv_temp(out, name, rows)
     except BaseException:
         for tmp in temps.values():
             tmp.unlink(missing_ok=True)
