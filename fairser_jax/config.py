@@ -67,6 +67,8 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 50
 
     config.two_sided = ml_collections.ConfigDict()
+    config.two_sided.distance = "sinkhorn"
+    config.two_sided.gw_iterations = 10
     config.two_sided.alpha_fn = "ema_ratio"
     config.two_sided.ema_decay = 0.9
     config.two_sided.alpha_scale = 1.0
@@ -163,6 +165,12 @@ FIELD_HELP: dict[str, str] = {
     "train.checkpoint_every": "Epochs between the checkpoints that --resume "
     "restarts from.",
     # two_sided (§3.1, eq. 3; fairser_jax/train/alpha.py).
+    "two_sided.distance": "D of eq. (3) between μ_SPK and μ_RAT: sinkhorn = "
+    "the Sinkhorn divergence of the two clouds as they are, aligned_sinkhorn "
+    "= after rotating μ_RAT onto μ_SPK (orthogonal Procrustes on the "
+    "batch), gromov_wasserstein = entropic GW of their internal distances.",
+    "two_sided.gw_iterations": "Outer iterations of "
+    "distance=gromov_wasserstein, >= 1.",
     "two_sided.alpha_fn": "D -> α of eq. (3): ema_ratio = D / (D + EMA(D)), "
     "ema_zscore = sigmoid((D - EMA) / EMSD), saturating = D / (D + "
     "alpha_scale), constant = alpha_constant.",
@@ -178,8 +186,9 @@ FIELD_HELP: dict[str, str] = {
     "two_sided.sweep_emotions": "Detectors of the fixed-α sweep, a subset "
     "of emotions (the paper's Fig. 3 analyses anger).",
     # what to train.
-    "variants": "Models to train (each one of the choices); proposed, basic "
-    "and fixed_alpha also train the fair_spk and fair_rat they need.",
+    "variants": "Models to train (each one of the choices); proposed, "
+    "basic_anchored (Basic's loss from the trained Fair_rat, a control) and "
+    "fixed_alpha also train the fair_spk and fair_rat they need.",
     "emotions": "Binary detectors to train, a subset of data.classes.",
     "folds": "Test folds, distinct indices >= 0 (IEMOCAP: 0..4, one per "
     "session).",
@@ -192,6 +201,7 @@ FIELD_HELP: dict[str, str] = {
 FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "data.format": ("auto", "iemocap", "manifest"),
     "loss.group_pooling": ("pairs", "pooled"),
+    "two_sided.distance": ("sinkhorn", "aligned_sinkhorn", "gromov_wasserstein"),
     "two_sided.alpha_fn": ("ema_ratio", "ema_zscore", "saturating", "constant"),
     "two_sided.mu_rat": ("trained", "frozen"),
     "variants": (
@@ -199,6 +209,7 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
         "fair_spk",
         "fair_rat",
         "basic",
+        "basic_anchored",
         "proposed",
         "fixed_alpha",
     ),

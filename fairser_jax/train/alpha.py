@@ -43,6 +43,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from fairser_jax.train import distances
+
 PyTree = Any
 AlphaApply = Callable[
     [jax.Array, PyTree, ml_collections.ConfigDict], tuple[jax.Array, PyTree]
@@ -185,6 +187,12 @@ MU_RAT: tuple[str, ...] = ("trained", "frozen")
 def validate(cfg: ml_collections.ConfigDict) -> None:
     """Fails early, naming the field, on an unusable ``config.two_sided``."""
     get(cfg.alpha_fn)
+    distances.get(cfg.distance)
+    if not (isinstance(cfg.gw_iterations, int) and cfg.gw_iterations >= 1):
+        raise ValueError(
+            f"config.two_sided.gw_iterations is {cfg.gw_iterations!r}; it "
+            "must be an int >= 1."
+        )
     if not 0.0 <= cfg.ema_decay < 1.0:
         raise ValueError(
             f"config.two_sided.ema_decay is {cfg.ema_decay}; it must be in "

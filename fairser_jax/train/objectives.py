@@ -35,6 +35,7 @@ import ml_collections
 from fairser_jax import losses
 from fairser_jax.models import ModelOutput
 from fairser_jax.train import alpha as alpha_lib
+from fairser_jax.train import distances as distances_lib
 
 
 @flax.struct.dataclass
@@ -241,29 +242,25 @@ def two_sided(
 def embedding_distance(
     mu_spk: jax.Array, mu_rat: jax.Array, cfg: ml_collections.ConfigDict
 ) -> jax.Array:
-    """D_W(μ_SPK, μ_RAT) of §3.1: the two embeddings of one batch.
+    """D of §3.1 between the two embeddings of one batch.
 
-    The Sinkhorn divergence between the two clouds of B points, uniformly
-    weighted, in the space L_D uses (`distance_space`: the unit sphere by
-    default), with the loss config's ε and iteration count.
+    Both clouds are first put in the space L_D uses (`distance_space`: the
+    unit sphere by default), then compared by the distance
+    ``config.two_sided.distance`` names (`fairser_jax.train.distances`:
+    the Sinkhorn divergence as they are, after a Procrustes rotation, or
+    Gromov-Wasserstein).
 
     Args:
       mu_spk: [B, D] embeddings of the batch by the speaker-debiased model.
-      mu_rat: [B, D] embeddings of the same batch by the rater-side model.
-      cfg: `config.loss`.
+      mu_rat: [B, D] embeddings of the same batch, same row order, by the
+        rater-side model.
+      cfg: the whole config.
 
     Returns:
       [] distance.
     """
-    ones = jnp.ones(mu_spk.shape[0], jnp.float32)
-    return losses.wasserstein(
-        distance_space(mu_spk, cfg),
-        distance_space(mu_rat, cfg),
-        ones,
-        ones,
-        epsilon=cfg.epsilon,
-        num_iterations=cfg.sinkhorn_iterations,
-        debiased=cfg.debiased,
+    return distances_lib.get(cfg.two_sided.distance)(
+        distance_space(mu_spk, cfg.loss), distance_space(mu_rat, cfg.loss), cfg
     )
 
 
@@ -293,7 +290,7 @@ def proposed(
     (`ctx.refs["fair_spk"]`); μ_RAT = the embeddings of the model being
     trained (`config.two_sided.mu_rat = "trained"`, the paper) or of the
     frozen trained Fair_rat (`"frozen"`). D = `embedding_distance(μ_SPK,
-    μ_RAT)` and α = f(D) with f = `config.two_sided.alpha_fn`
+    μ_RAT)` (`config.two_sided.distance`) and α = f(D) with f = `config.two_sided.alpha_fn`
     (`fairser_jax.train.alpha`), both under `stop_gradient`; the loss is
     eq. (3)'s 0.5 · L_RAT + α · L_SPK.
 
@@ -308,7 +305,7 @@ def proposed(
         else out.embeddings
     )
     d = jax.lax.stop_gradient(
-        embedding_distance(mu_spk, jax.lax.stop_gradient(mu_rat), cfg.loss)
+        embedding_distance(mu_spk, jax.lax.stop_gradient(mu_rat), cfg)
     )
     alpha, state = alpha_lib.get(two.alpha_fn).apply(d, state, two)
     value, terms = two_sided(out, batch, cfg.loss, alpha)
