@@ -62,6 +62,7 @@ MIN_SPEAKER_UTTERANCES = 10
 PREFERENCE: tuple[str, ...] = (
     "proposed",
     "basic",
+    "basic_anchored",
     "fair_spk",
     "dnn",
     "fair_rat",

@@ -10,7 +10,7 @@ Workdir layout::
     config.json           the resolved config of the run
     results.json          study sets, per-result metrics, α histograms
     predictions.csv       one row per (result, utterance), every variant
-    alpha_trace.npz       α of every batch of every Proposed run (Fig. 3b)
+    alpha_trace.npz       α and D of every batch of every Proposed run (Fig. 3b)
     predictions/<v>.csv   the same, per variant (written when <v> finishes)
     params/<v>.npz        final parameters of <v>'s runs
     training/<v>.npz      run names and per-epoch training loss
@@ -190,7 +190,9 @@ def make_training_table(
         )
     speaker_groups = dataset_lib.vocabulary(values)
     rater_side = [
-        v for v in cfg.variants if v in ("fair_rat", "basic", "proposed")
+        v
+        for v in cfg.variants
+        if variants_lib.get(v).intra_fair in ("rat", "both")
     ]
     s2_groups = sorted(set(study.s2_rater_group.values()))
     if rater_side and len(s2_groups) < 2:
@@ -703,10 +705,8 @@ def _train_one(
             loss_history=out.loss_history,
         )
         tmp.replace(training)
-        if "alpha" in out.trace:
-            outputs.write_alpha_trace(
-                workdir / ALPHA_TRACE, runs, out.trace["alpha"]
-            )
+        if out.trace:
+            outputs.write_alpha_trace(workdir / ALPHA_TRACE, runs, out.trace)
         oof = outputs.out_of_fold(out, np.asarray(data.label), info)
         for result in oof:
             outputs.write_embeddings(workdir, result, info)

@@ -182,7 +182,7 @@ def _describe(detector, chosen: bool, workdir: str) -> str:
         if chosen
         else (
             "the best two-sided variant in the workdir"
-            if detector.variant in ("proposed", "basic")
+            if variants_lib.get(detector.variant).table == 3
             else "the workdir has no two-sided variant"
         )
     )

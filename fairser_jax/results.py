@@ -347,49 +347,113 @@ def runs_from_predictions(csv_path: str | pathlib.Path) -> list[dict]:
 # ------------------------------------------------------------ α trace
 
 ALPHA_TRACE_FILE = "alpha_trace.npz"
-"""Every batch's α of every Proposed run (eq. 3), one float32 array per
-``<emotion>/seed<k>/fold<f>`` key, written by the training stage."""
+"""The traced terms of every batch of every α-tracing run (eq. 3): one
+float32 array per :func:`trace_key`, written by the training stage."""
+
+TRACE_TERMS: tuple[str, ...] = ("alpha", "distance")
+"""What a two-sided run traces per batch: α and the distance D it came
+from (`fairser_jax.train.distances`)."""
 
 _ALPHA_TOLERANCE = 1e-6  # float32 rounding of α ∈ [0, 1]
 
 
+def trace_key(variant: str, emotion: str, seed: int, fold: int, term: str) -> str:
+    """``"<variant>/<emotion>/seed<k>/fold<f>/<term>"``, a key of the trace."""
+    return f"{variant}/{emotion}/seed{seed}/fold{fold}/{term}"
+
+
+def _modern_key(key: str) -> str:
+    """A key of an older file (``<emotion>/seed<k>/fold<f>``: Proposed's α
+    only) in today's form; today's keys unchanged."""
+    parts = key.split("/")
+    if len(parts) == 3:
+        return "/".join(["proposed", *parts, "alpha"])
+    return key
+
+
 def read_alpha_trace(path: str | pathlib.Path) -> dict[str, np.ndarray]:
-    """An ``alpha_trace.npz`` as {key: float64 [batches]}, in file order.
+    """An ``alpha_trace.npz`` as {:func:`trace_key`: float64 [batches]}.
+
+    In file order. A file of an earlier release (keys
+    ``<emotion>/seed<k>/fold<f>``, Proposed's α) is read with its keys in
+    today's form.
 
     Raises:
       FileNotFoundError: the file does not exist.
-      ValueError: a value that is not finite or lies outside [0, 1] (eq. 3
-        makes α a weight in [0, 1]); names the file and key.
+      ValueError: a key of another form, a value that is not finite, or an
+        α outside [0, 1] (eq. 3 makes α a weight in [0, 1]); names the file
+        and key.
     """
     path = pathlib.Path(path)
     with np.load(path, allow_pickle=False) as f:
-        trace = {k: np.asarray(f[k], np.float64).ravel() for k in f.files}
+        trace = {
+            _modern_key(k): np.asarray(f[k], np.float64).ravel() for k in f.files
+        }
     for k, v in trace.items():
-        bad = ~np.isfinite(v) | (v < -_ALPHA_TOLERANCE)
-        bad |= v > 1 + _ALPHA_TOLERANCE
-        if bad.any():
+        term = k.split("/")[-1]
+        if len(k.split("/")) != 5 or term not in TRACE_TERMS:
             raise ValueError(
-                f"{path}: {k!r} holds α outside [0, 1] (eq. 3), e.g. "
-                f"{v[bad][:3].tolist()}."
+                f"{path}: key {k!r} is not "
+                "<variant>/<emotion>/seed<k>/fold<f>/<alpha|distance>."
+            )
+        bad = ~np.isfinite(v)
+        if term == "alpha":
+            bad |= (v < -_ALPHA_TOLERANCE) | (v > 1 + _ALPHA_TOLERANCE)
+        if bad.any():
+            what = "α outside [0, 1] (eq. 3)" if term == "alpha" else "non-finite D"
+            raise ValueError(
+                f"{path}: {k!r} holds {what}, e.g. {v[bad][:3].tolist()}."
             )
     return trace
 
 
+def trace_emotions(
+    trace: Mapping[str, np.ndarray], variant: str = "proposed"
+) -> tuple[str, ...]:
+    """The emotions of ``variant`` in a trace, in file order."""
+    return tuple(
+        dict.fromkeys(
+            k.split("/")[1] for k in trace if k.split("/")[0] == variant
+        )
+    )
+
+
+def trace_runs(
+    trace: Mapping[str, np.ndarray],
+    emotion: str,
+    variant: str = "proposed",
+    term: str = "alpha",
+) -> dict[str, np.ndarray]:
+    """``{"seed<k>/fold<f>": [batches]}``: one term of every run of one
+    detector of one variant, in file order."""
+    out = {}
+    for k, v in trace.items():
+        var, emo, seed, fold, t = k.split("/")
+        if (var, emo, t) == (variant, emotion, term):
+            out[f"{seed}/{fold}"] = v
+    return out
+
+
 def alpha_values(
-    trace: Mapping[str, np.ndarray], emotion: str
+    trace: Mapping[str, np.ndarray],
+    emotion: str,
+    variant: str = "proposed",
+    term: str = "alpha",
 ) -> tuple[np.ndarray, int]:
-    """The α of every batch of every run of one Proposed detector.
+    """One traced term of every batch of every run of one detector.
 
     Args:
       trace: as :func:`read_alpha_trace` returns.
       emotion: the detector.
+      variant: the α-tracing variant (Proposed).
+      term: ``"alpha"`` or ``"distance"``.
 
     Returns:
       ``(values, num_runs)``: float64 [B] pooled over the runs (seeds ×
-      folds) whose key starts with ``<emotion>/``, in the trace's order.
+      folds), in the trace's order.
     """
-    keys = [k for k in trace if k.split("/")[0] == emotion]
-    if not keys:
+    runs = trace_runs(trace, emotion, variant, term)
+    if not runs:
         return np.zeros(0), 0
-    values = np.concatenate([trace[k] for k in keys]).astype(np.float64)
-    return values, len(keys)
+    values = np.concatenate(list(runs.values())).astype(np.float64)
+    return values, len(runs)

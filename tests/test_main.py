@@ -134,17 +134,18 @@ def test_outputs_exist(workdir):
 
 
 def test_alpha_trace(workdir):
-    """One α per training batch of every Proposed run, summarised per
-    emotion in results.json (what Fig. 3b draws)."""
+    """One α and one D per training batch of every Proposed run,
+    summarised per emotion in results.json (what Fig. 3b draws)."""
     config = json.loads((workdir / "config.json").read_text())
     results = json.loads((workdir / "results.json").read_text())
     with np.load(workdir / "alpha_trace.npz") as f:
         trace = {k: f[k] for k in f.files}
     want = {
-        f"{e}/seed{s}/fold{f}"
+        f"proposed/{e}/seed{s}/fold{f}/{term}"
         for e in config["emotions"]
         for s in config["seeds"]
         for f in config["folds"]
+        for term in ("alpha", "distance")
     }
     assert set(trace) == want
     # Every run takes the largest training fold's steps per epoch.
@@ -156,15 +157,31 @@ def test_alpha_trace(workdir):
     s1_n = results["study_sets"]["S1"]["n"]
     largest_train = max(s1_n - folds.count(str(f)) for f in config["folds"])
     steps = -(-largest_train // config["train"]["batch_size"])
-    for values in trace.values():
+    for key, values in trace.items():
         assert values.dtype == np.float32
         assert values.shape == (config["train"]["epochs"] * steps,)
-        assert np.all((values >= 0) & (values <= 1))
+        assert np.all(np.isfinite(values))
+        if key.endswith("/alpha"):
+            assert np.all((values >= 0) & (values <= 1))
     for emotion in config["emotions"]:
         summary = results["alpha_trace"][emotion]
         values = np.concatenate(
-            [v for k, v in trace.items() if k.startswith(emotion + "/")]
+            [
+                v
+                for k, v in trace.items()
+                if k.startswith(f"proposed/{emotion}/") and k.endswith("/alpha")
+            ]
         )
+        d = np.concatenate(
+            [
+                v
+                for k, v in trace.items()
+                if k.startswith(f"proposed/{emotion}/")
+                and k.endswith("/distance")
+            ]
+        ).astype(np.float64)
+        assert summary["distance"]["mean"] == pytest.approx(d.mean(), rel=1e-6)
+        assert (workdir / "figures" / f"alpha_distance_{emotion}.png").is_file()
         counts, _ = np.histogram(values, np.linspace(0, 1, 21))
         assert summary["counts"] == counts.tolist()
         assert summary["num_batches"] == values.size

@@ -79,6 +79,34 @@ def test_training_order_adds_dependencies_first():
     )
 
 
+def test_basic_anchored_is_basic_from_the_fair_rat_anchor(table, one_sided):
+    """The control of Proposed's warm start: Basic's objective (L_SPK +
+    L_RAT), trained from the trained Fair_rat of the same (emotion, fold,
+    seed). Equal, to the bit, to Basic trained with that anchor passed by
+    hand; different from Basic from scratch."""
+    data, info = table
+    spec = variants_lib.get("basic_anchored")
+    assert spec.init_from == "fair_rat" and spec.references == ()
+    assert variants_lib.training_order(["basic_anchored"]) == (
+        "fair_rat",
+        "basic_anchored",
+    )
+    cfg = _cfg(epochs=1)
+    runs = runs_lib.make_runs("basic_anchored", EMOTIONS, FOLDS, SEEDS)
+    got = _train(table, one_sided, "basic_anchored", runs, cfg)
+    basic_runs = runs_lib.make_runs("basic", EMOTIONS, FOLDS, SEEDS)
+    anchor = outputs.params_for(basic_runs, *one_sided["fair_rat"])
+    by_hand = runner.train_variant(
+        "basic", basic_runs, data, info.fold, cfg, init_params=anchor,
+        progress=False,
+    )
+    jax.tree.map(np.testing.assert_array_equal, got.params, by_hand.params)
+    scratch = runner.train_variant(
+        "basic", basic_runs, data, info.fold, cfg, progress=False
+    )
+    assert not np.allclose(got.loss_history, scratch.loss_history)
+
+
 def test_ema_ratio_against_a_numpy_loop():
     cfg = _two_sided_cfg().two_sided
     d = np.array([0.2, 0.4, 0.1, 0.1, 0.8, 0.0, 0.3], np.float32)

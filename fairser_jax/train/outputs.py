@@ -17,7 +17,7 @@ import csv
 import dataclasses
 import json
 import pathlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 import jax
 import numpy as np
@@ -274,30 +274,43 @@ ALPHA_BINS = 20
 """Fig. 3b's histogram: 20 bins of width 0.05 over [0, 1]."""
 
 
-def alpha_trace_key(spec: RunSpec) -> str:
-    """`"<emotion>/seed<seed>/fold<fold>"`, a run's key in alpha_trace.npz."""
-    return f"{spec.emotion}/seed{spec.seed}/fold{spec.fold}"
+def trace_key(spec: RunSpec, term: str) -> str:
+    """A run's key in alpha_trace.npz: `results.trace_key` of its spec."""
+    return results_lib.trace_key(
+        spec.variant, spec.emotion, spec.seed, spec.fold, term
+    )
 
 
 def write_alpha_trace(
-    path: pathlib.Path, runs: list[RunSpec], trace: np.ndarray
+    path: pathlib.Path, runs: list[RunSpec], trace: Mapping[str, np.ndarray]
 ) -> None:
-    """Writes one float32 array per run: the α of every batch, in order.
+    """Writes the traced terms of one variant's runs, every batch in order.
+
+    One float32 array per run and term (`trace_key`). The file holds every
+    α-tracing variant: the entries of other variants already in it are
+    kept, this variant's are replaced.
 
     Args:
       path: the `.npz` to write (atomically).
-      runs: R runs.
-      trace: [R, epochs × steps_per_epoch] α values.
+      runs: R runs of one variant.
+      trace: term (e.g. "alpha", "distance") -> [R, epochs × steps_per_epoch].
     """
+    variants = {r.variant for r in runs}
+    kept = {}
+    if path.exists():
+        kept = {
+            k: v
+            for k, v in results_lib.read_alpha_trace(path).items()
+            if k.split("/")[0] not in variants
+        }
+    new = {
+        trace_key(r, term): np.asarray(t, np.float32)
+        for term, values in trace.items()
+        for r, t in zip(runs, values, strict=True)
+    }
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        np.savez(
-            f,
-            **{
-                alpha_trace_key(r): np.asarray(t, np.float32)
-                for r, t in zip(runs, trace, strict=True)
-            },
-        )
+        np.savez(f, **{k: np.asarray(v, np.float32) for k, v in kept.items()}, **new)
     tmp.replace(path)
 
 
@@ -313,23 +326,29 @@ def _paper_order(emotion: str) -> tuple[int, str]:
     return len(constants.EMOTIONS), emotion
 
 
-def summarize_alpha_trace(path: pathlib.Path) -> dict[str, dict]:
+def summarize_alpha_trace(
+    path: pathlib.Path, variant: str = "proposed"
+) -> dict[str, dict]:
     """What Fig. 3b needs per emotion, for `results.json["alpha_trace"]`.
 
-    Pools every batch of every seed and fold of an emotion.
+    Pools every batch of every seed and fold of one emotion of `variant`.
 
     Returns:
       `{emotion: {"bin_edges": [21], "counts": [20], "mean", "sd",
-      "num_batches", "num_runs"}}` (SD with ddof=0 over batches).
+      "num_batches", "num_runs", "distance": {"mean", "sd", "cv", "min",
+      "max"}, "corr_alpha_distance"}}` (SDs with ddof=0 over batches; the
+      CV is SD / mean of D; the Pearson correlation of α with D over the
+      pooled batches is None where either is constant). The D entries are
+      absent for a trace written without D (older workdirs).
     """
     trace = results_lib.read_alpha_trace(path)
     edges = np.linspace(0.0, 1.0, ALPHA_BINS + 1)
     out = {}
-    emotions = dict.fromkeys(k.split("/")[0] for k in trace)
+    emotions = results_lib.trace_emotions(trace, variant)
     for emotion in sorted(emotions, key=_paper_order):
-        values, num_runs = results_lib.alpha_values(trace, emotion)
+        values, num_runs = results_lib.alpha_values(trace, emotion, variant)
         counts, _ = np.histogram(values, bins=edges)
-        out[emotion] = {
+        summary = {
             "bin_edges": [round(float(e), 6) for e in edges],
             "counts": [int(c) for c in counts],
             "mean": float(values.mean()),
@@ -337,4 +356,19 @@ def summarize_alpha_trace(path: pathlib.Path) -> dict[str, dict]:
             "num_batches": int(values.size),
             "num_runs": num_runs,
         }
+        d, _ = results_lib.alpha_values(trace, emotion, variant, "distance")
+        if d.size == values.size and d.size:
+            mean = float(d.mean())
+            summary["distance"] = {
+                "mean": mean,
+                "sd": float(d.std()),
+                "cv": float(d.std() / mean) if mean > 0 else None,
+                "min": float(d.min()),
+                "max": float(d.max()),
+            }
+            constant = values.std() == 0 or d.std() == 0
+            summary["corr_alpha_distance"] = (
+                None if constant else float(np.corrcoef(values, d)[0, 1])
+            )
+        out[emotion] = summary
     return out
