@@ -327,6 +327,10 @@ def test_write_embeddings_records_fold(tmp_path, rng):
 # ---------------------------------------------------------------- Fig. 3b
 
 
+def _key(emotion: str, seed: int, fold: int, term: str = "alpha") -> str:
+    return f"proposed/{emotion}/seed{seed}/fold{fold}/{term}"
+
+
 def _write_trace(root: pathlib.Path, traces: dict[str, np.ndarray]) -> None:
     np.savez(
         root / "alpha_trace.npz",
@@ -344,15 +348,15 @@ def test_alpha_histogram_bins_follow_the_spread(tmp_path, monkeypatch, rng):
     """α with SD 0.01: the 0.05-wide stored bins show two bars; the raw
     values get tens of bins over [min, max], counted as np.histogram."""
     traces = {
-        f"frustration/seed{s}/fold{f}": np.clip(rng.normal(0.5, 0.01, 60), 0, 1)
+        _key("frustration", s, f): np.clip(rng.normal(0.5, 0.01, 60), 0, 1)
         for s in range(2)
         for f in range(FOLDS)
     }
-    traces["anger/seed0/fold0"] = rng.uniform(0.1, 0.9, 50)
+    traces[_key("anger", 0, 0)] = rng.uniform(0.1, 0.9, 50)
     _write_trace(tmp_path, traces)
     loaded = figures.load_alpha_trace(tmp_path)
     values = np.concatenate(
-        [loaded[k] for k in sorted(loaded) if k.startswith("frustration/")]
+        [loaded[k] for k in sorted(loaded) if "/frustration/" in k]
     )
     assert values.size == 600
     coarse = np.histogram(values, np.linspace(0, 1, 21))[0]
@@ -397,7 +401,7 @@ def test_alpha_histogram_bins_follow_the_spread(tmp_path, monkeypatch, rng):
     assert len(fig.axes) == 1 and fig.axes[0].get_xlim() == (0.0, 1.0)
     counts, edges = _stairs(fig)
     np.testing.assert_array_equal(
-        counts, np.histogram(loaded["anger/seed0/fold0"], edges)[0]
+        counts, np.histogram(loaded[_key("anger", 0, 0)], edges)[0]
     )
 
 
@@ -431,7 +435,7 @@ def test_alpha_histogram_falls_back_to_stored_counts(tmp_path, monkeypatch):
 
 
 def test_alpha_trace_outside_unit_interval_is_refused(tmp_path):
-    _write_trace(tmp_path, {"anger/seed0/fold0": np.array([0.2, 1.5])})
+    _write_trace(tmp_path, {_key("anger", 0, 0): np.array([0.2, 1.5])})
     with pytest.raises(ValueError, match="outside \\[0, 1\\]"):
         figures.load_alpha_trace(tmp_path)
     assert figures.load_alpha_trace(tmp_path / "nowhere") == {}
@@ -440,7 +444,7 @@ def test_alpha_trace_outside_unit_interval_is_refused(tmp_path):
 def test_make_figures_bins_the_workdir_trace(tmp_path, monkeypatch, rng):
     """make_figures reads alpha_trace.npz and names each emotion."""
     traces = {
-        f"{e}/seed0/fold{f}": rng.normal(m, 0.01, 30).clip(0, 1)
+        _key(e, 0, f): rng.normal(m, 0.01, 30).clip(0, 1)
         for e, m in (("anger", 0.3), ("sadness", 0.7))
         for f in range(FOLDS)
     }
@@ -458,13 +462,87 @@ def test_make_figures_bins_the_workdir_trace(tmp_path, monkeypatch, rng):
             [
                 traces[k].astype(np.float32).astype(np.float64)
                 for k in sorted(traces)
-                if k.startswith(e)
+                if f"/{e}/" in k
             ]
         )
         counts, edges = _stairs(fig)
         assert edges[0] == pytest.approx(values.min())
         np.testing.assert_array_equal(counts, np.histogram(values, edges)[0])
         assert e.capitalize() in fig.axes[0].get_title()
+
+
+def test_trace_of_an_earlier_release_is_read_as_proposed_alpha(tmp_path, rng):
+    """Keys `<emotion>/seed<k>/fold<f>` (α of Proposed only) read in
+    today's form; a key of another form is refused, naming it."""
+    old = {"anger/seed0/fold1": rng.uniform(0, 1, 7)}
+    _write_trace(tmp_path, old)
+    loaded = figures.load_alpha_trace(tmp_path)
+    assert list(loaded) == [_key("anger", 0, 1)]
+    np.testing.assert_allclose(
+        loaded[_key("anger", 0, 1)], old["anger/seed0/fold1"].astype(np.float32)
+    )
+    _write_trace(tmp_path, {"proposed/anger/seed0/fold1/beta": np.ones(3)})
+    with pytest.raises(ValueError, match="beta"):
+        figures.load_alpha_trace(tmp_path)
+
+
+def test_trace_file_keeps_other_variants_and_summarises_d(tmp_path, rng):
+    """write_alpha_trace replaces one variant's entries and keeps the
+    others'; the summary gives D's mean, SD, CV and corr(α, D) as NumPy
+    computes them over every pooled batch."""
+    from fairser_jax.train import outputs
+    from fairser_jax.train.runs import RunSpec
+
+    path = tmp_path / "alpha_trace.npz"
+    runs = [RunSpec("proposed", "anger", f, 0, None) for f in (0, 1)]
+    d = rng.uniform(0.5, 1.5, (2, 40))
+    a = d / (d + 1.0)
+    outputs.write_alpha_trace(path, runs, {"alpha": a, "distance": d})
+    other = [RunSpec("other_two_sided", "anger", 0, 0, None)]
+    outputs.write_alpha_trace(path, other, {"alpha": a[:1]})
+    outputs.write_alpha_trace(path, runs, {"alpha": a, "distance": d})
+    loaded = figures.load_alpha_trace(tmp_path)
+    assert sorted(loaded) == sorted(
+        [_key("anger", 0, f, t) for f in (0, 1) for t in ("alpha", "distance")]
+        + ["other_two_sided/anger/seed0/fold0/alpha"]
+    )
+    summary = outputs.summarize_alpha_trace(path)["anger"]
+    pooled_a = a.astype(np.float32).astype(np.float64).ravel()
+    pooled_d = d.astype(np.float32).astype(np.float64).ravel()
+    assert summary["num_runs"] == 2 and summary["num_batches"] == 80
+    assert summary["distance"]["mean"] == pytest.approx(pooled_d.mean())
+    assert summary["distance"]["sd"] == pytest.approx(pooled_d.std())
+    assert summary["distance"]["cv"] == pytest.approx(
+        pooled_d.std() / pooled_d.mean()
+    )
+    assert summary["corr_alpha_distance"] == pytest.approx(
+        np.corrcoef(pooled_a, pooled_d)[0, 1]
+    )
+
+
+def test_alpha_distance_figure_draws_mean_and_sd_over_runs(
+    tmp_path, monkeypatch, rng
+):
+    traces = {}
+    for f in range(3):
+        d = 1.0 + 0.1 * rng.normal(size=25)
+        traces[_key("anger", 0, f, "distance")] = d
+        traces[_key("anger", 0, f)] = d / (d + 1.0)
+    _write_trace(tmp_path, traces)
+    drawn = _capture(monkeypatch)
+    paths = figures.make_figures(tmp_path, {"runs": []}, distance="sinkhorn")
+    assert [p.name for p in paths["alpha_distance"]] == ["alpha_distance_anger.png"]
+    fig = {p.name: f for f, p in drawn}["alpha_distance_anger.png"]
+    top, bottom = fig.axes
+    d = np.stack([traces[_key("anger", 0, f, "distance")] for f in range(3)])
+    (line,) = top.get_lines()
+    np.testing.assert_allclose(
+        line.get_ydata(), d.astype(np.float32).astype(np.float64).mean(0)
+    )
+    assert "sinkhorn" in top.get_ylabel() and "Anger" in top.get_title()
+    # α only (an earlier release's trace): no D/α figure.
+    _write_trace(tmp_path, {_key("anger", 0, 0): np.full(5, 0.5)})
+    assert figures.make_figures(tmp_path, {"runs": []})["alpha_distance"] == []
 
 
 # ---------------------------------------------------------------- Fig. 3a

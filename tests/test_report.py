@@ -553,6 +553,9 @@ def _np_cell(results, variant, emotion, metric) -> tuple[float, float]:
 def test_report_links_every_table_file(workdir):
     md = (workdir / "report.md").read_text()
     names = sorted(p.stem for p in (workdir / "tables").glob("*.csv"))
+    # claims.csv (report/claims.py) has no LaTeX twin; report.md links it.
+    assert "[CSV](tables/claims.csv)" in md
+    names.remove("claims")
     assert names == sorted(tables.TABLE_NAMES)
     assert sorted(p.stem for p in (workdir / "tables").glob("*.tex")) == names
     for name in names:
@@ -787,6 +790,8 @@ def test_figures_are_valid_pngs(workdir):
         "fig3a_fixed_alpha_anger.png",
         "fig3b_alpha_hist_anger.png",
         "loss_curves.png",
+        "pareto_anger.png",
+        "pareto_neutral.png",
         "parity_bars.png",
     ]
     sizes = {p.name: _assert_png(p) for p in found}
@@ -917,7 +922,7 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
             for n in ("table1", *(f"table2_{m}" for m in tables.METRIC_HEADERS))
             for x in ("csv", "tex")
         ]
-        + ["notes.txt"]
+        + ["notes.txt", "claims.csv"]
     )
 
 

@@ -39,7 +39,7 @@ import dataclasses
 import pathlib
 import re
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -53,6 +53,7 @@ from matplotlib.patches import Patch
 from fairser_jax import metrics
 from fairser_jax import results as results_lib
 from fairser_jax.constants import EMOTIONS, in_paper_order
+from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import numbers
 from fairser_jax.train import variants as variants_lib
 
@@ -925,6 +926,84 @@ def _alpha_histogram_raw(
     return _save(fig, pathlib.Path(out_dir) / f"fig3b_alpha_hist_{emotion}.png")
 
 
+ALPHA_DISTANCE_FILE = "alpha_distance_{emotion}.png"
+
+
+def alpha_distance_figure(
+    trace: Mapping[str, np.ndarray],
+    out_dir: str | pathlib.Path,
+    *,
+    emotion: str = "anger",
+    variant: str = "proposed",
+    distance: str | None = None,
+) -> pathlib.Path | None:
+    """D and α of eq. (3) over training, beside Fig. 3b.
+
+    Two panels sharing the x-axis (every batch of training, in order): the
+    distance D between μ_SPK and μ_RAT, and the α it gave; each the mean
+    over the runs (seeds × folds) of one detector with a band of ± 1 SD
+    over the runs. A flat α next to a moving D shows a map D ↦ α that
+    does not react; a flat D shows a distance that does not see the batch.
+
+    Args:
+      trace: :func:`load_alpha_trace` of the workdir.
+      out_dir: folder for ``alpha_distance_<emotion>.png``.
+      emotion: the detector.
+      variant: the α-tracing variant.
+      distance: the name of D (``config.two_sided.distance``), for the
+        axis label; None leaves it out.
+
+    Returns:
+      The PNG path, or None when the trace has no D for that detector
+      (a trace of an earlier release holds α only).
+    """
+    alphas = results_lib.trace_runs(trace, emotion, variant, "alpha")
+    dists = results_lib.trace_runs(trace, emotion, variant, "distance")
+    if not dists or set(alphas) != set(dists):
+        return None
+    keys = list(alphas)
+    lengths = {alphas[k].size for k in keys} | {dists[k].size for k in keys}
+    if len(lengths) != 1:
+        return None
+    a = np.stack([alphas[k] for k in keys])
+    d = np.stack([dists[k] for k in keys])
+    x = np.arange(1, a.shape[1] + 1)
+    fig = Figure(figsize=(5.6, 4.4), layout="constrained")
+    top, bottom = fig.subplots(2, 1, sharex=True)
+    for ax, values, label, color in (
+        (top, d, "D" + (f" ({distance})" if distance else ""), "#4c72b0"),
+        (bottom, a, "α (eq. 3)", PROPOSED_COLOR),
+    ):
+        mean, sd = values.mean(axis=0), values.std(axis=0)
+        ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.25,
+                        linewidth=0, label="± 1 SD over runs")
+        ax.plot(x, mean, color=color, linewidth=0.8, label="mean over runs")
+        ax.set_ylabel(label)
+        ax.grid(alpha=0.3)
+    bottom.set_xlabel("batch (every training step, in order)")
+    top.legend(loc="best", fontsize=7)
+    pooled_d, pooled_a = d.ravel(), a.ravel()
+    corr = (
+        float(np.corrcoef(pooled_a, pooled_d)[0, 1])
+        if pooled_a.std() > 0 and pooled_d.std() > 0
+        else float("nan")
+    )
+    cv = pooled_d.std() / pooled_d.mean() if pooled_d.mean() > 0 else float("nan")
+    top.set_title(
+        _title_lines(
+            f"D and α over training: {variants_lib.display_name(variant)}, "
+            f"{emotion.capitalize()}",
+            f"{len(keys)} runs × {a.shape[1]} batches; D: CV "
+            f"{numbers.format_sig(cv)}; α: SD {numbers.format_sig(pooled_a.std())}"
+            f"; corr(α, D) {numbers.format_sig(corr)}",
+        ),
+        fontsize=8.5,
+    )
+    return _save(
+        fig, pathlib.Path(out_dir) / ALPHA_DISTANCE_FILE.format(emotion=emotion)
+    )
+
+
 def run_products(runs: Sequence[Mapping[str, Any]]) -> np.ndarray:
     """Per-run ΔSP_spk × ΔSP_rat of the runs that have both."""
     spk = [r["dsp_spk"] for r in runs if r.get("dsp_rat") is not None]
@@ -1125,6 +1204,235 @@ def fixed_alpha_figure(
     return _save(fig, pathlib.Path(out_dir) / f"fig3a_fixed_alpha_{emo}.png")
 
 
+# ---------------------------------------------------------------- Pareto
+
+
+PARETO_FILE = "pareto_{emotion}.png"
+
+PARETO_COLORS: dict[str, str] = {
+    "dnn": "#7f7f7f",
+    "fair_spk": SPK_COLOR,
+    "fair_rat": RAT_COLOR,
+    "basic": "#1f77b4",
+    "proposed": PROPOSED_COLOR,
+    "basic_anchored": "#9467bd",
+    "fixed_alpha": "#8c564b",
+}
+"""Colour of each variant in the Pareto figure (others: tab10 in turn)."""
+
+_OTHER_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#2ca02c", "#d62728")
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats on both axes.
+
+    A point (x, y) is beaten by one with x' <= x and y' >= y, one of them
+    strictly (lower ΔSP_spk × ΔSP_rat is fairer, higher F1 better).
+
+    Args:
+      points: [P] (x, y) pairs.
+
+    Returns:
+      The non-dominated points' indices, in increasing x.
+    """
+    order = sorted(
+        range(len(points)), key=lambda i: (points[i][0], -points[i][1])
+    )
+    front, best = [], -np.inf
+    for i in order:
+        if points[i][1] > best:
+            front.append(i)
+            best = points[i][1]
+    return front
+
+
+def _pareto_name(run: Mapping[str, Any]) -> str:
+    name = f"{variants_lib.display_name(run['variant'])} s{run['seed']}"
+    alpha = run.get("alpha")
+    return name if alpha is None else f"{name} α={float(alpha):g}"
+
+
+def pareto_figure(
+    results: Mapping[str, Any],
+    out_dir: str | pathlib.Path,
+    emotion: str,
+    *,
+    constant: Collection[results_lib.RunKey] = frozenset(),
+) -> pathlib.Path | None:
+    """F1 against ΔSP_spk × ΔSP_rat of every run of one detector.
+
+    One small point per (variant, seed) — every fixed α in one colour,
+    "Fixed α" — and the mean over the variant's runs (as Tables 2 and 3
+    average them) as a larger labelled marker; for fixed α one mean per α,
+    unlabelled. A dashed line joins the means that no other mean beats on
+    both axes (:func:`pareto_front`). Runs that predict one class for
+    every utterance (``constant``; ΔSP = 0 is trivial, not fair) are drawn
+    hollow and named in the legend. Up and left is better.
+
+    Args:
+      results: parsed ``results.json``.
+      out_dir: folder for ``pareto_<emotion>.png``.
+      emotion: the detector.
+      constant: run keys (:func:`fairser_jax.results.run_key` form) of the
+        constant-predictor runs
+        (:func:`fairser_jax.report.claims.constant_runs`).
+
+    Returns:
+      The PNG path, or None when the detector has no run with F1 and both
+      parities.
+    """
+    runs = [
+        r
+        for r in _runs(results)
+        if r["emotion"] == emotion
+        and all(r.get(m) is not None for m in ("f1", "dsp_spk", "dsp_rat"))
+    ]
+    if not runs:
+        return None
+    present = list(dict.fromkeys(r["variant"] for r in runs))
+    variants = [v for v in variants_lib.NAMES if v in present]
+    variants += [v for v in present if v not in variants]
+    others = iter(_OTHER_COLORS * (1 + len(variants) // len(_OTHER_COLORS)))
+    fig = Figure(figsize=(6.4, 5.0), layout="constrained")
+    ax = fig.subplots()
+    handles: list[Any] = []
+    means: list[tuple[float, float]] = []
+    hollow: list[str] = []
+    for v in variants:
+        vr = [r for r in runs if r["variant"] == v]
+        color = PARETO_COLORS.get(v) or next(others)
+        x = run_products(vr)
+        y = 100.0 * np.asarray([float(r["f1"]) for r in vr])
+        const = np.asarray([results_lib.run_key(r) in constant for r in vr])
+        hollow += [_pareto_name(r) for r, c in zip(vr, const, strict=True) if c]
+        ax.scatter(
+            x[~const],
+            y[~const],
+            s=14,
+            color=color,
+            alpha=0.7,
+            linewidths=0,
+            zorder=3,
+        )
+        ax.scatter(
+            x[const],
+            y[const],
+            s=34,
+            facecolors="none",
+            edgecolors=color,
+            linewidths=1.3,
+            zorder=3,
+        )
+        name = variants_lib.display_name(v)
+        if v == "fixed_alpha":
+            name = "Fixed α"
+            alphas = np.asarray(
+                [round(float(r.get("alpha") or 0), 9) for r in vr]
+            )
+            for a in sorted(set(alphas.tolist())):
+                pick = alphas == a
+                means.append((float(x[pick].mean()), float(y[pick].mean())))
+                ax.scatter(
+                    *means[-1],
+                    s=40,
+                    marker="D",
+                    color=color,
+                    edgecolors="black",
+                    linewidths=0.6,
+                    zorder=4,
+                )
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    color=color,
+                    marker="D",
+                    linestyle="none",
+                    markeredgecolor="black",
+                    label=f"{name}: mean per α (small: runs)",
+                )
+            )
+            continue
+        means.append((float(x.mean()), float(y.mean())))
+        ax.scatter(
+            *means[-1],
+            s=110,
+            color=color,
+            edgecolors="black",
+            linewidths=0.8,
+            zorder=5,
+        )
+        ax.annotate(
+            name,
+            means[-1],
+            xytext=(6, 5),
+            textcoords="offset points",
+            fontsize=8,
+            zorder=6,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color=color,
+                marker="o",
+                linestyle="none",
+                markeredgecolor="black",
+                label=f"{name}: mean of {len(vr)} (small: runs)",
+            )
+        )
+    front = [means[i] for i in pareto_front(means)]
+    if len(front) > 1:
+        ax.plot(
+            *zip(*front, strict=True),
+            color="black",
+            linestyle="--",
+            linewidth=0.8,
+            zorder=2,
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                color="black",
+                linestyle="--",
+                linewidth=0.8,
+                label="means no other mean beats",
+            )
+        )
+    if hollow:
+        shown = ", ".join(hollow[:6]) + (
+            f" and {len(hollow) - 6} more" if len(hollow) > 6 else ""
+        )
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                markerfacecolor="none",
+                markeredgecolor="black",
+                linestyle="none",
+                label=textwrap.fill(
+                    f"hollow: constant predictor (one class for every "
+                    f"utterance; ΔSP = 0 is trivial): {shown}",
+                    70,
+                ),
+            )
+        )
+    ax.set_xlabel("ΔSP_spk × ΔSP_rat of each run (lower is fairer)")
+    ax.set_ylabel("F1 (%)")
+    ax.grid(alpha=0.3)
+    ax.set_title(
+        f"F1 vs ΔSP_spk × ΔSP_rat, {emotion.capitalize()} detector "
+        "(up and left is better)",
+        fontsize=10,
+    )
+    fig.legend(handles=handles, loc="outside lower center", ncols=2, fontsize=7)
+    return _save(
+        fig, pathlib.Path(out_dir) / PARETO_FILE.format(emotion=emotion)
+    )
+
+
 # ----------------------------------------------------------- loss curves
 
 
@@ -1308,6 +1616,8 @@ def make_figures(
     *,
     tsne_sample_size: int = 1500,
     emotion: str = "anger",
+    distance: str | None = None,
+    constant: Collection[results_lib.RunKey] | None = None,
 ) -> dict[str, list[pathlib.Path]]:
     """Draws every figure whose inputs exist.
 
@@ -1322,21 +1632,29 @@ def make_figures(
       results: parsed ``results.json``.
       tsne_sample_size: utterances in the Fig. 2 t-SNE (paper: 1500).
       emotion: preferred detector of Figs. 2 and 3 (paper: Anger).
+      distance: ``config.two_sided.distance``, named in the D/α figure.
+      constant: keys of the constant-predictor runs, marked in the Pareto
+        figures; default :func:`fairser_jax.report.claims.constant_runs` of
+        ``<workdir>/predictions.csv``.
 
     Returns:
-      ``{"tsne", "parity_bars", "alpha_histogram", "fixed_alpha",
-      "loss_curves"}`` → the PNG paths drawn (empty when the inputs are
+      ``{"tsne", "parity_bars", "alpha_histogram", "alpha_distance",
+      "fixed_alpha", "loss_curves"}`` → the PNG paths drawn (empty when the inputs are
       absent); each has a PDF of the same stem beside it.
     """
     out = figures_dir(workdir)
     trace = load_alpha_trace(workdir)
+    if constant is None:
+        constant = claims_lib.constant_runs(
+            pathlib.Path(workdir) / PREDICTIONS_FILE
+        )
     emotions = _emotion_order(
         emotion,
         [
             *EMOTIONS,
             *(r["emotion"] for r in _runs(results)),
             *results.get("alpha_trace", {}),
-            *(k.split("/")[0] for k in trace),
+            *results_lib.trace_emotions(trace),
         ],
     )
     drawn = {
@@ -1344,8 +1662,16 @@ def make_figures(
             tsne_figure(workdir, emotion=emotion, sample_size=tsne_sample_size)
         ],
         "parity_bars": [parity_bars_figure(results, out)],
+        "pareto": [
+            pareto_figure(results, out, e, constant=constant)
+            for e in in_paper_order(r["emotion"] for r in _runs(results))
+        ],
         "alpha_histogram": [
             alpha_histogram_figure(results, out, emotion=e, trace=trace)
+            for e in emotions
+        ],
+        "alpha_distance": [
+            alpha_distance_figure(trace, out, emotion=e, distance=distance)
             for e in emotions
         ],
         "fixed_alpha": [

@@ -35,8 +35,10 @@ import numpy as np
 
 from fairser_jax import metrics
 from fairser_jax.constants import in_paper_order
+from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import figures as figures_lib
 from fairser_jax.report import numbers, recompute
+from fairser_jax.results import run_key
 from fairser_jax.train import variants as variants_lib
 
 PAPER = (
@@ -618,7 +620,7 @@ def table1(study_sets: Mapping[str, Any]) -> Table | None:
         paper = PAPER_TABLE1[s]
         rows.append(
             (Cell(f"{s} (paper)"), Cell(paper["n"]))
-            + tuple(Cell(paper["per_class"][e]) for e in emotions)
+            + tuple(Cell(paper["per_class"].get(e)) for e in emotions)
         )
     return Table(
         name="table1",
@@ -721,7 +723,8 @@ def paper_table2_rows(
         (Cell(f"{variants_lib.display_name(v)} (paper)"),)
         + tuple(
             Cell(
-                PAPER_TABLE2[v][e][k],
+                # A class the paper has no detector for: "—".
+                PAPER_TABLE2.get(v, {}).get(e, (None,) * 3)[k],
                 digits=_digits(metric),
                 view=fairness_view(v, metric),
             )
@@ -858,9 +861,14 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
 
 
 def paper_table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
-    """The paper's Table 3 for the variants and emotions we have."""
+    """The paper's Table 3 for the variants and emotions we have that it
+    publishes (None when there are none)."""
     variants, emotions = _present(runs, TABLE3_VARIANTS)
-    if not variants:
+    variants = [v for v in variants if v in PAPER_TABLE3]
+    emotions = [
+        e for e in emotions if all(e in PAPER_TABLE3[v] for v in variants)
+    ]
+    if not variants or not emotions:
         return None
     rows = []
     published = PAPER_TABLE3["basic"]["neutral"]
@@ -1001,6 +1009,14 @@ FIGURE_CAPTIONS: dict[str, str] = {
         "ΔSP_spk (green) vs ΔSP_rat (yellow) per emotion and model, "
         "mean ± SD over seeds."
     ),
+    "pareto": (
+        "F1 against ΔSP_spk × ΔSP_rat{which}: one small point per run "
+        "(model × seed; every fixed α in one colour), the mean over each "
+        "model's runs as a large labelled marker (fixed α: one diamond per "
+        "α); hollow points are constant predictors (one class for every "
+        "utterance: ΔSP = 0 is trivial, not fair). Up and left is better; "
+        "the dashed line joins the means no other mean beats on both axes."
+    ),
     "alpha_histogram": (
         "Fig. 3b analogue{which}: histogram of the batch-wise α of "
         "Proposed (eq. 3), every batch of every seed and fold: binned over "
@@ -1008,6 +1024,13 @@ FIGURE_CAPTIONS: dict[str, str] = {
         "that range in [0, 1]), or, without that file, in the 20 stored "
         "bins of width 0.05 of results.json (the title says which); the "
         "title gives the mean, SD and range."
+    ),
+    "alpha_distance": (
+        "D and α over training{which}: the distance D between μ_SPK and "
+        "μ_RAT of each batch (top) and the α of eq. (3) it gave (bottom), "
+        "mean ± 1 SD over Proposed's runs (seeds × folds), every batch in "
+        "order; the title gives D's coefficient of variation, α's SD and "
+        "their correlation over all batches."
     ),
     "fixed_alpha": (
         "Fig. 3a analogue{which}: ΔSP_spk × ΔSP_rat of fixed-α models "
@@ -1031,14 +1054,18 @@ detector"."""
 FIGURE_ALT: dict[str, str] = {
     "tsne": "Fig. 2: t-SNE of Fair_spk and Fair_rat embeddings{which}",
     "parity_bars": "ΔSP_spk vs ΔSP_rat per emotion and model",
+    "pareto": "F1 vs ΔSP_spk × ΔSP_rat of every run{which}",
     "alpha_histogram": "Fig. 3b: histogram of Proposed's α{which}",
+    "alpha_distance": "D and α of Proposed over training{which}",
     "fixed_alpha": "Fig. 3a: ΔSP_spk × ΔSP_rat against fixed α{which}",
     "loss_curves": "Training loss per epoch of each variant",
 }
 """Alt text of each figure; ``{which}`` as in :data:`FIGURE_CAPTIONS`."""
 
 _PER_EMOTION = {
+    "pareto": "pareto_",
     "alpha_histogram": "fig3b_alpha_hist_",
+    "alpha_distance": "alpha_distance_",
     "fixed_alpha": "fig3a_fixed_alpha_",
 }
 
@@ -1083,7 +1110,9 @@ _FIGURE_GLOBS: dict[str, str] = {
     # in its name) pooled five unaligned embedding spaces.
     "tsne": "fig2_tsne_*_seed*_fold*.png",
     "parity_bars": "parity_bars.png",
+    "pareto": "pareto_*.png",
     "alpha_histogram": "fig3b_alpha_hist_*.png",
+    "alpha_distance": "alpha_distance_*.png",
     "fixed_alpha": "fig3a_fixed_alpha_*.png",
     "loss_curves": figures_lib.LOSS_CURVES_FILE,
 }
@@ -1148,21 +1177,102 @@ def _table_block(table: Table) -> str:
     return table.markdown() + f"\n\n[CSV]({stem}.csv) · [LaTeX]({stem}.tex)"
 
 
+def constant_note(
+    runs: Sequence[Mapping[str, Any]],
+    constant: Mapping[Any, str] | Iterable[Any],
+    variants: Sequence[str],
+) -> list[str]:
+    """The note under Table 2 or 3 naming its constant-predictor runs.
+
+    A run that predicts one class for every utterance
+    (:func:`claims.constant_runs`) has ΔSP = 0 without being fair; the
+    cells still average it, and this note names each cell that holds one.
+
+    Returns:
+      ``[note]``, or ``[]`` when no run of ``variants`` is constant.
+    """
+    classes = constant if isinstance(constant, Mapping) else {}
+    keys = set(constant)
+    cells: dict[tuple[str, str], list[str]] = {}
+    for r in runs:
+        key = run_key(r)
+        if r["variant"] not in variants or key not in keys:
+            continue
+        what = f"seed {key[2]}" + (
+            f" (always {classes[key]})" if key in classes else ""
+        )
+        cells.setdefault((r["variant"], r["emotion"]), []).append(what)
+    if not cells:
+        return []
+    emotions = in_paper_order(r["emotion"] for r in runs)
+    listed = "; ".join(
+        f"{variants_lib.display_name(v)} · {e.capitalize()}: "
+        + ", ".join(cells[v, e])
+        for v in variants
+        for e in emotions
+        if (v, e) in cells
+    )
+    return [
+        "‡ **Constant predictors in these cells** (one class for every "
+        "utterance, so ΔSP = 0 is trivial, not fair; the cells include "
+        "them, the claims in [claims.md](claims.md) drop them): " + listed + "."
+    ]
+
+
+def claims_section(
+    results: Mapping[str, Any], claims: Sequence[claims_lib.Claim]
+) -> str:
+    """The report's short "Claims" section: verdict counts and links."""
+    counts = claims_lib.verdict_counts(claims)
+    missing = claims_lib.not_evaluated(results, claims)
+    text = (
+        f"The paper's claims tested on these runs, per detector over seeds "
+        f"({len(claims)} row{'' if len(claims) == 1 else 's'}): "
+        f"**{counts['reproduces']} reproduce, "
+        f"{counts['contradicted']} contradicted, {counts['inconclusive']} "
+        "inconclusive**."
+    )
+    if missing:
+        text += (
+            " Not evaluated here (their models or inputs are absent): "
+            + ", ".join(missing)
+            + "."
+        )
+    return (
+        text + f" Claims, tests and verdicts: [claims.md](claims.md) "
+        f"([CSV]({TABLES_DIR}/{claims_lib.CLAIMS_CSV}))."
+    )
+
+
 def render_report(
     results: Mapping[str, Any],
     config: Mapping[str, Any] | None,
     figure_paths: Mapping[str, Sequence[pathlib.Path]],
     *,
     workdir: pathlib.Path,
+    constant: Mapping[Any, str] | None = None,
+    claims: Sequence[claims_lib.Claim] | None = None,
 ) -> str:
     """The text of ``report.md`` (see :func:`write_report`).
 
     Links ``tables/<name>.csv`` / ``.tex`` of every table
     (:func:`report_tables`, written by :func:`write_tables`) and, next to
-    each figure, its PDF when that exists.
+    each figure, its PDF when that exists; lists the constant-predictor
+    runs under Tables 2 and 3 and counts the verdicts of ``claims.md``.
+
+    Args:
+      constant: {run key: class} of the constant-predictor runs; default
+        :func:`claims.constant_predictions` of ``<workdir>/predictions.csv``.
+      claims: :func:`claims.evaluate` of ``results``; computed when None.
     """
     runs = list(results.get("runs", []))
     tabs = report_tables(results)
+    if constant is None:
+        constant = claims_lib.constant_predictions(
+            pathlib.Path(workdir) / claims_lib.PREDICTIONS_FILE
+        )
+    if claims is None:
+        claims = claims_lib.evaluate(results, set(constant))
     parts = [
         f"# fairser_jax report: `{workdir.name}`",
         f"Reproduction of {PAPER} on the data and settings below. Numbers "
@@ -1202,6 +1312,8 @@ def render_report(
         if note and metric.startswith("eopp_") and f"eod_{side}" in blocks:
             parts.append(note)
             note = None
+    if blocks:
+        parts += constant_note(runs, constant, TABLE2_VARIANTS)
     if "table3" in tabs:
         variants, _ = _present(runs, TABLE3_VARIANTS)
         parts += [
@@ -1217,16 +1329,19 @@ def render_report(
             if r["variant"] in variants
         ):
             parts.append(note)
-        parts += [
-            "Paper (Table 3, ten models per cell):",
-            _table_block(tabs["table3_paper"]),
-        ]
+        parts += constant_note(runs, constant, TABLE3_VARIANTS)
+        if "table3_paper" in tabs:
+            parts += [
+                "Paper (Table 3, ten models per cell):",
+                _table_block(tabs["table3_paper"]),
+            ]
     if "fixed_alpha" in tabs:
         parts += [
             "## Fixed α sweep (data of Fig. 3a)",
             _table_block(tabs["fixed_alpha"]),
             "Mean ± SD over seeds of the per-seed ΔSP_spk × ΔSP_rat.",
         ]
+    parts += ["## Claims", claims_section(results, claims)]
     shown = {k: list(p) for k, p in figure_paths.items() if p}
     if shown:
         parts.append("## Figures")
@@ -1329,15 +1444,30 @@ def write_report(
         if config_path.is_file()
         else None
     )
+    constant = claims_lib.constant_predictions(
+        workdir / claims_lib.PREDICTIONS_FILE
+    )
     if figures:
         size = tsne_sample_size or _tsne_default(config)
         figure_paths = figures_lib.make_figures(
-            workdir, results, tsne_sample_size=size
+            workdir,
+            results,
+            tsne_sample_size=size,
+            distance=((config or {}).get("two_sided") or {}).get("distance"),
+            constant=set(constant),
         )
     else:
         figure_paths = _existing_figures(workdir)
     write_tables(workdir, report_tables(results))
-    text = render_report(results, config, figure_paths, workdir=workdir)
+    claims_lib.write_claims(workdir, results=results, constant=constant)
+    text = render_report(
+        results,
+        config,
+        figure_paths,
+        workdir=workdir,
+        constant=constant,
+        claims=claims_lib.evaluate(results, set(constant)),
+    )
     path = workdir / "report.md"
     _write_atomic(path, text)
     return path
