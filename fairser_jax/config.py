@@ -33,6 +33,7 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.demo = ml_collections.ConfigDict()
     config.demo.num_utterances = 600
     config.demo.seed = 0
+    config.demo.rater_cue = "none"
 
     config.features = ml_collections.ConfigDict()
     config.features.checkpoint = "facebook/wav2vec2-base"
@@ -113,6 +114,12 @@ FIELD_HELP: dict[str, str] = {
     "demo.num_utterances": "Utterances of the generated demo corpus (>= 10; "
     "used when data.corpus is empty).",
     "demo.seed": "Seed of the demo corpus: equal seeds, byte-identical files.",
+    "demo.rater_cue": "Rater-side bias of the demo corpus beyond the latent "
+    "emotion: none = raters follow the emotion only (the corpus of earlier "
+    "versions); tempo = a per-utterance speaking rate, independent of "
+    "speaker gender and emotion, makes male raters hear fast neutral or "
+    "frustrated speech as anger and female raters slow as sadness "
+    "(docs/DESIGN.md, Data).",
     # features: wav2vec2 (§2.2.1).
     "features.checkpoint": "wav2vec2 checkpoint: a Hugging Face hub name, a "
     "local folder, or the seeded random built-ins random-base / "
@@ -200,6 +207,7 @@ FIELD_HELP: dict[str, str] = {
 
 FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "data.format": ("auto", "iemocap", "manifest"),
+    "demo.rater_cue": ("none", "tempo"),
     "loss.group_pooling": ("pairs", "pooled"),
     "two_sided.distance": ("sinkhorn", "aligned_sinkhorn", "gromov_wasserstein"),
     "two_sided.alpha_fn": ("ema_ratio", "ema_zscore", "saturating", "constant"),

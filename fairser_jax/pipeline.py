@@ -302,6 +302,11 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(
             f"config.data.num_folds is {cfg.data.num_folds}; it must be >= 2."
         )
+    if cfg.demo.rater_cue not in demo_corpus.RATER_CUES:
+        raise ValueError(
+            f"config.demo.rater_cue is {cfg.demo.rater_cue!r}; it must be one "
+            f"of {', '.join(demo_corpus.RATER_CUES)}."
+        )
     if cfg.loss.group_pooling not in losses.POOLINGS:
         raise ValueError(
             f"config.loss.group_pooling is {cfg.loss.group_pooling!r}; it "
@@ -770,7 +775,9 @@ def _atomic_write(path: pathlib.Path, text: str) -> None:
 def _demo_corpus_matches(
     corpus: pathlib.Path, cfg: ml_collections.ConfigDict
 ) -> bool:
-    """Whether `corpus` is a complete demo corpus of `cfg.demo`'s size/seed."""
+    """Whether `corpus` is a complete demo corpus of `cfg.demo`'s size,
+    seed and rater cue (a marker without `rater_cue`, as a default corpus
+    and those of earlier versions have, is `"none"`)."""
     try:
         summary = json.loads((corpus / "demo_corpus.json").read_text())
     except (OSError, ValueError):
@@ -778,6 +785,8 @@ def _demo_corpus_matches(
     return (
         summary.get("num_utterances") == cfg.demo.num_utterances
         and summary.get("seed") == cfg.demo.seed
+        and summary.get("rater_cue", "none")
+        == cfg.demo.rater_cue
     )
 
 
@@ -808,6 +817,7 @@ def prepare(
                 num_utterances=cfg.demo.num_utterances,
                 seed=cfg.demo.seed,
                 overwrite=corpus.exists(),
+                rater_cue=cfg.demo.rater_cue,
             )
         elif not (corpus / demo_corpus.SPEAKERS_FILE).exists():
             # A demo corpus of an earlier version: add the speaker list

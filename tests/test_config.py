@@ -7,8 +7,8 @@ import pytest
 
 from fairser_jax import config as config_lib
 from fairser_jax import losses, pipeline
-from fairser_jax.data import corpus
-from fairser_jax.train import alpha, variants
+from fairser_jax.data import corpus, demo_corpus
+from fairser_jax.train import alpha, distances, variants
 
 DEFAULT_FIELDS = [
     name for name, _ in config_lib.flatten(config_lib.get_default_config())
@@ -17,6 +17,8 @@ DEFAULT_FIELDS = [
 # Where each enum's values live in the code that checks them.
 REGISTRIES = {
     "data.format": corpus.FORMATS,
+    "demo.rater_cue": demo_corpus.RATER_CUES,
+    "two_sided.distance": tuple(distances.DISTANCES),
     "loss.group_pooling": losses.POOLINGS,
     "two_sided.alpha_fn": tuple(alpha.ALPHA_FUNCTIONS),
     "two_sided.mu_rat": alpha.MU_RAT,

@@ -3,6 +3,7 @@
 import collections
 import csv
 import dataclasses
+import hashlib
 import json
 import os
 import pathlib
@@ -12,9 +13,14 @@ import sys
 import numpy as np
 import pytest
 import soundfile
-from scipy import stats
+from scipy import signal, stats
 from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import cross_val_score
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import (
+    StratifiedKFold,
+    cross_val_predict,
+    cross_val_score,
+)
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -631,3 +637,317 @@ def test_prepare_adds_speakers_csv_to_an_earlier_demo_corpus(
     after = {p: p.stat().st_mtime_ns for p in root.rglob("*") if p.is_file()}
     assert after.pop(root / "speakers.csv")
     assert after == before
+
+
+# --- rater_cue="tempo": a rater-side cause independent of speaker gender ---
+# (module docstring, bias 4; docs/DESIGN.md, Data; paper §1, §2.2.3).
+
+# sha256 over (relative path, bytes) of every file, taken from the generator
+# before `rater_cue` existed (GENERATOR_VERSION 1): the default setting must
+# keep writing exactly these corpora (bump GENERATOR_VERSION and re-pin only
+# when the default output is meant to change).
+DEFAULT_DIGESTS = {
+    (20, 7, True): (
+        "918da081e67bb719f36ee1c0d4158392ad0d4b75e2512cbb1ba3b84ea2cf7357"
+    ),
+    (1000, 2, False): (
+        "dee730ef8c022d8c450bbfde8576c1b006dff74195be30f8f0df601527895a66"
+    ),
+}
+CUE_AUDIO = 1200  # utterances of each audio corpus of the cue tests
+CUE_LABELS = 10_000  # labels-only: corr SE ~ 1 / sqrt(n) = 0.01
+
+
+def _digest(root: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(root.rglob("*")):
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode() + b"\0")
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_default_setting_writes_the_earlier_corpus_byte_for_byte(tmp_path):
+    for (n, seed, audio), digest in DEFAULT_DIGESTS.items():
+        for kwargs in ({}, {"rater_cue": "none"}):
+            root = tmp_path / f"{n}_{seed}_{len(kwargs)}"
+            summary = demo_corpus.generate(
+                root, num_utterances=n, seed=seed, write_audio=audio, **kwargs
+            )
+            assert _digest(root) == digest, (n, seed, kwargs)
+            assert "rater_cue" not in summary
+            assert "tempo_cue" not in summary
+
+
+def test_rater_cue_is_checked_and_recorded(tmp_path):
+    with pytest.raises(ValueError, match="rater_cue"):
+        demo_corpus.generate(
+            tmp_path / "x", num_utterances=10, seed=0, rater_cue="Tempo"
+        )
+    assert not (tmp_path / "x").exists()
+    assert config_lib.get_default_config().demo.rater_cue == "none"
+    assert demo_corpus.RATER_CUES == ("none", "tempo")
+    root = tmp_path / "c"
+    summary = demo_corpus.generate(
+        root, num_utterances=12, seed=0, write_audio=False, rater_cue="tempo"
+    )
+    on_disk = json.loads((root / "demo_corpus.json").read_text())
+    assert on_disk == {k: v for k, v in summary.items() if k != "root"}
+    assert on_disk["rater_cue"] == "tempo"
+    assert sorted(on_disk["tempo_cue"]) == sorted(on_disk["latent"])
+    assert set(on_disk["cue_driven"]) <= set(on_disk["latent"])
+    # The workdir check: size, seed and rater cue must all match.
+    cfg = config_lib.get_default_config()
+    cfg.demo.num_utterances, cfg.demo.seed = 12, 0
+    assert not pipeline._demo_corpus_matches(root, cfg)
+    cfg.demo.rater_cue = "tempo"
+    assert pipeline._demo_corpus_matches(root, cfg)
+    demo_corpus.generate(root, num_utterances=12, seed=0, overwrite=True)
+    assert not pipeline._demo_corpus_matches(root, cfg)
+    cfg.demo.rater_cue = "none"
+    assert pipeline._demo_corpus_matches(root, cfg)  # no key: "none"
+
+
+def test_prepare_regenerates_a_corpus_of_another_rater_cue(
+    tmp_path, monkeypatch
+):
+    workdir = tmp_path / "w"
+    root = workdir / "corpus"
+    demo_corpus.generate(root, num_utterances=12, seed=0)
+    default_bytes = _files(root)
+    monkeypatch.setattr(
+        pipeline.extraction, "extract_corpus", lambda *a, **k: None
+    )
+    cfg = config_lib.get_default_config()
+    cfg.demo.num_utterances, cfg.demo.seed = 12, 0
+    cfg.demo.rater_cue = "tempo"
+    assert pipeline.prepare(cfg, workdir, progress=False) == root
+    marker = json.loads((root / "demo_corpus.json").read_text())
+    assert marker["rater_cue"] == "tempo"
+    cfg.demo.rater_cue = "none"
+    pipeline.prepare(cfg, workdir, progress=False)
+    assert _files(root) == default_bytes
+
+
+def _blocks(root: pathlib.Path) -> dict[str, str]:
+    """Utterance id -> its EmoEvaluation block, as written."""
+    out = {}
+    for path in root.glob("Session*/dialog/EmoEvaluation/*.txt"):
+        for block in path.read_text().split("\n\n")[1:]:
+            out[block.split("\t")[1]] = block.strip("\n")
+    return out
+
+
+def test_tempo_cue_rerates_only_the_cue_driven_utterances(tmp_path):
+    """The plan is the default corpus's (paired contrast): every block but
+    the cue-driven ones is the same; those are neutral/frustrated, fooled
+    men for fast speech and women for slow, with unchanged times."""
+    kw = {"num_utterances": 2000, "seed": 3, "write_audio": False}
+    plain = demo_corpus.generate(tmp_path / "none", **kw)
+    cued = demo_corpus.generate(tmp_path / "tempo", rater_cue="tempo", **kw)
+    assert cued["latent"] == plain["latent"]
+    assert cued["total_seconds"] == plain["total_seconds"]
+    a, b = _blocks(tmp_path / "none"), _blocks(tmp_path / "tempo")
+    assert sorted(a) == sorted(b) == sorted(plain["latent"])
+    driven = cued["cue_driven"]
+    assert (
+        0.35
+        < len(driven)
+        / sum(c in demo_corpus.CUE_CLASSES for c in cued["latent"].values())
+        < 0.6
+    )
+    for i in a:
+        if i not in driven:
+            assert a[i] == b[i], i
+            continue
+        assert cued["latent"][i] in demo_corpus.CUE_CLASSES
+        assert driven[i] == ("M" if cued["tempo_cue"][i] > 0 else "F")
+        assert a[i].split("]")[0] == b[i].split("]")[0]  # same times
+    # The labels do not depend on whether audio is written.
+    small = {"num_utterances": 30, "seed": 1, "rater_cue": "tempo"}
+    demo_corpus.generate(tmp_path / "audio", **small)
+    demo_corpus.generate(tmp_path / "labels", write_audio=False, **small)
+    assert _blocks(tmp_path / "audio") == _blocks(tmp_path / "labels")
+
+
+@pytest.fixture(scope="module")
+def cue_labels(tmp_path_factory):
+    """Labels-only corpora of CUE_LABELS utterances, seed 0: the tempo
+    setting and (paired, the same plan) the default; the tempo corpus's
+    cue serves both (the default corpus never drew it)."""
+    out = {}
+    for cue in demo_corpus.RATER_CUES:
+        root = tmp_path_factory.mktemp(f"cue_labels_{cue}") / "corpus"
+        summary = demo_corpus.generate(
+            root,
+            num_utterances=CUE_LABELS,
+            seed=0,
+            write_audio=False,
+            rater_cue=cue,
+        )
+        records = [
+            dataclasses.replace(u, wav_exists=True)
+            for u in iemocap.read_corpus(root)
+        ]
+        sets = study_sets.build(records, demo_corpus.RATER_GENDER)
+        out[cue] = (summary, records, sets)
+    return out
+
+
+def test_tempo_cue_is_independent_of_speaker_gender_and_emotion(cue_labels):
+    """Measured (seeds 0-4 at 10k): |corr(cue, speaker gender)| <= 0.006,
+    the largest |corr(cue, latent == k)| over the five classes <= 0.021;
+    SE ~0.01, so 0.05 is 5 SE away."""
+    summary, records, _ = cue_labels["tempo"]
+    cue = np.array([summary["tempo_cue"][u.id] for u in records])
+    male = np.array([u.speaker_gender == "M" for u in records])
+    assert abs(np.corrcoef(cue, male)[0, 1]) <= 0.05
+    latent = np.array([summary["latent"][u.id] for u in records])
+    for emotion in EMOTIONS:
+        assert abs(np.corrcoef(cue, latent == emotion)[0, 1]) <= 0.05
+    assert abs(cue.mean()) < 0.05 and 0.95 < cue.std() < 1.05
+
+
+def _said(cued_labels, cue, latent, word, gender, fast):
+    """Share of `gender` raters' answers containing `word` on utterances
+    of `latent` that are fast (cue > 0.75) or slow (cue < -0.75)."""
+    summary, records, _ = cued_labels
+    sign = 1 if fast else -1
+    said = [
+        word in words
+        for u in records
+        if summary["latent"][u.id] == latent and sign * cue[u.id] > 0.75
+        for r, words in u.rater_labels.items()
+        if demo_corpus.RATER_GENDER[r] == gender
+    ]
+    return float(np.mean(said))
+
+
+def test_tempo_cue_drives_the_raters_and_the_s2_rater_group(cue_labels):
+    """Men hear fast neutral/frustrated speech as anger, women slow as
+    sadness; so in S2 the cue predicts the rater group.  Measured (10k,
+    seeds 0-2): fast-minus-slow shares 0.76-0.81 with the cue, <= 0.05
+    without; corr(cue, group M) in S2 0.23-0.26 with, |.| <= 0.021
+    without (SE 0.015); the cue-driven S2 utterances' group is the fooled
+    gender in 84-85 %."""
+    cue = cue_labels["tempo"][0]["tempo_cue"]
+    corr = {}
+    for setting, data in cue_labels.items():
+        for latent in demo_corpus.CUE_CLASSES:
+            anger = _said(data, cue, latent, "Anger", "M", True) - _said(
+                data, cue, latent, "Anger", "M", False
+            )
+            sadness = _said(data, cue, latent, "Sadness", "F", False) - _said(
+                data, cue, latent, "Sadness", "F", True
+            )
+            if setting == "tempo":
+                assert anger > 0.5 and sadness > 0.5, latent
+            else:
+                assert abs(anger) < 0.15 and abs(sadness) < 0.15, latent
+        groups = data[2].s2_rater_gender
+        corr[setting] = np.corrcoef(
+            [cue[i] for i in groups], [g == "M" for g in groups.values()]
+        )[0, 1]
+    assert corr["tempo"] > 0.15
+    assert corr["tempo"] - abs(corr["none"]) > 0.15
+    summary, _, sets = cue_labels["tempo"]
+    driven = [i for i in sets.s2_rater_gender if i in summary["cue_driven"]]
+    assert len(driven) > 0.2 * len(sets.s2_ids)
+    fooled = [
+        sets.s2_rater_gender[i] == summary["cue_driven"][i] for i in driven
+    ]
+    assert np.mean(fooled) > 0.75
+
+
+def _audio_features(path: pathlib.Path) -> list[float]:
+    """log F0, loudness (dB), syllable rate (1/s), duration (s) of a wav.
+
+    The syllable rate counts the gaps between syllables: dips of >= 10 dB
+    in a 4 ms energy contour (the syllable envelopes fall to the noise
+    floor between syllables; this count matches the synthesizer's
+    syllables exactly in ~90 % of utterances).
+    """
+    x, sr = soundfile.read(path, dtype="float64")
+    frames = np.lib.stride_tricks.sliding_window_view(x, 64)[::32]
+    db = 10 * np.log10(np.mean(frames**2, axis=1) + 1e-12)
+    loud = db > db.max() - 30
+    loudness = 10 * np.log10(np.mean(10 ** (db[loud] / 10)))
+    dips, _ = signal.find_peaks(-db, prominence=10, distance=3)
+    duration = x.size / sr
+    return [np.log(_f0(x)), loudness, (dips.size + 1) / duration, duration]
+
+
+def _cue_audio(tmp_path_factory, rater_cue: str):
+    root = tmp_path_factory.mktemp(f"cue_audio_{rater_cue}") / "corpus"
+    summary = demo_corpus.generate(
+        root, num_utterances=CUE_AUDIO, seed=0, rater_cue=rater_cue
+    )
+    records = iemocap.read_corpus(root)
+    feats = np.array([_audio_features(u.wav_path) for u in records])
+    sets = study_sets.build(records, demo_corpus.RATER_GENDER)
+    return summary, records, feats, sets
+
+
+@pytest.fixture(scope="module")
+def tempo_audio(tmp_path_factory):
+    return _cue_audio(tmp_path_factory, "tempo")
+
+
+@pytest.fixture(scope="module")
+def default_audio(tmp_path_factory):
+    return _cue_audio(tmp_path_factory, "none")
+
+
+def _cv_scores(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Held-out P(y) of a 5-fold logistic regression on standardised x."""
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=1000))
+    folds = StratifiedKFold(5, shuffle=True, random_state=0)
+    return cross_val_predict(model, x, y, cv=folds, method="predict_proba")[
+        :, 1
+    ]
+
+
+def test_speaker_gender_is_decodable_from_audio_features(tempo_audio):
+    """Measured (1200 utterances, seeds 0-4): 0.94-0.97 held out."""
+    _, records, feats, _ = tempo_audio
+    male = np.array([u.speaker_gender == "M" for u in records])
+    accuracy = np.mean((_cv_scores(feats, male) > 0.5) == male)
+    assert accuracy > 0.9  # chance ~0.5
+
+
+def test_tempo_cue_is_audible(tempo_audio, default_audio):
+    """The syllable rate follows the cue.  Measured (1200 utterances,
+    seeds 0-4): corr(syllable rate, cue) 0.60-0.73, and -0.04-0.08 in the
+    paired default corpus (same plan, no cue in the audio)."""
+    summary, records, feats, _ = tempo_audio
+    assert [u.id for u in default_audio[1]] == [u.id for u in records]
+    cue = np.array([summary["tempo_cue"][u.id] for u in records])
+    rate = {"tempo": feats[:, 2], "none": default_audio[2][:, 2]}
+    corr = {k: np.corrcoef(v, cue)[0, 1] for k, v in rate.items()}
+    assert corr["tempo"] > 0.5 and corr["tempo"] - corr["none"] > 0.4
+
+
+def test_s2_rater_group_is_decodable_and_more_so_with_the_tempo_cue(
+    tempo_audio, default_audio
+):
+    """The S2 rater group (study_sets: the gender of the agreeing raters)
+    from the audio features, held-out ROC AUC.  Measured (1200 utterances,
+    seeds 0-4): all four features 0.63-0.67 with the cue (0.59-0.62
+    without: the group follows the emotion); the syllable rate alone
+    0.62-0.66 with the cue, 0.51-0.55 without (difference 0.09-0.13)."""
+    auc = {}
+    for setting, (_, records, feats, sets) in (
+        ("tempo", tempo_audio),
+        ("none", default_audio),
+    ):
+        row = {u.id: k for k, u in enumerate(records)}
+        index = [row[i] for i in sets.s2_rater_gender]
+        group_m = np.array([g == "M" for g in sets.s2_rater_gender.values()])
+        assert 300 < len(index) and 0.25 < group_m.mean() < 0.6
+        auc[setting] = (
+            roc_auc_score(group_m, _cv_scores(feats[index], group_m)),
+            roc_auc_score(group_m, feats[index, 2]),
+        )
+    assert auc["tempo"][0] > 0.58  # chance 0.5
+    assert auc["tempo"][1] > 0.58
+    assert auc["tempo"][1] - auc["none"][1] > 0.05

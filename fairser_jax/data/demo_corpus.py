@@ -76,6 +76,37 @@ to 200 utterances, 1.5 s at 10k) so tests and the demo stay fast.
    is ``oth``); the header code is the unique most-voted code, a tie gives
    ``xxx``.  Self-evaluations never vote.  Faint (low-intensity)
    utterances are more often diffuse, hence ``xxx``.
+4. *Only with* ``rater_cue="tempo"`` (default ``"none"``): *the raters
+   are driven by a cue independent of speaker gender* (``TEMPO_CUE_SCALE``,
+   ``CUE_CLASSES``, ``CUE_HEARD``, :func:`cue_probability`).  Under bias 2
+   the rater group follows the latent emotion, which speaker gender shifts
+   (bias 1), so removing speaker gender from an embedding also removes
+   rater-group signal; this bias gives the rater side a cause of its own
+   (paper §1, §2.2.3: a fix on one side need not transfer to the other).
+   Every utterance gets a speaking-rate cue ``c ~ N(0, 1)`` (clipped to
+   +-2.5), drawn independently of the speaker, the speaker's gender, the
+   latent emotion and the intensity; its syllable rate is scaled by
+   ``exp(0.2 c)`` (+-22 % per SD; the duration is kept, so the same
+   time holds more or fewer syllables).  Men hear fast speech as anger,
+   women slow speech as sadness: a neutral or frustrated utterance is
+   *cue-driven* with probability ``sigmoid(4 (|c| - 0.75))`` (half the
+   time at 0.75 SD off the typical rate, about the median ``|c|``; 0.05 at
+   ``c = 0``), by the men when ``c > 0`` and by the women when ``c < 0``.
+   Its raters are then re-drawn: the fooled gender's answer ``CUE_HEARD``
+   (anger / sadness), the other gender's the latent emotion (both slip
+   as coherent raters do), and the fooled gender usually holds the panel
+   majority (``PANEL_MALES`` of ``split_M`` / ``split_F``), so it carries
+   the consensus.  Everything else -- speakers, latent emotions,
+   intensities, durations, times and the annotations of every other
+   utterance -- is the default corpus of the same seed, so the two
+   settings are a paired contrast.  At 10k utterances (seed 0) 48 % of
+   the neutral and frustrated utterances are cue-driven (1981, half each
+   way), 17 % of the consensus labels change (S1 neutral 1712 ->
+   1199, frustration 1800 -> 1206, anger 1034 -> 1448, sadness
+   1222 -> 1979), 30 % of S2 is cue-driven, and in S2 the cue correlates
+   0.23 with the rater group being ``M`` while ``|corr(c, speaker
+   gender)|`` is 0.003.  The marker records ``rater_cue``, the cue of
+   every utterance (``tempo_cue``) and the cue-driven ones (``cue_driven``).
 
 Panels have 3 (55 %) or 4 raters; a panel without a man (about 7 %) is
 never in S2 under ``require_both_genders``.  Coherent raters slip to a
@@ -89,7 +120,9 @@ About 82 % of S1 consensus labels equal the latent emotion.
 
 Everything is a function of the seed: the plan (labels, panels, times)
 comes from one generator stream, each utterance's audio from its own
-(``default_rng([seed, 2, index])``), files are written with the standard
+(``default_rng([seed, 2, index])``), with ``rater_cue="tempo"`` its cue
+and cue-driven rating from another (``default_rng([seed, 3, index])``,
+so the default corpus never sees it), files are written with the standard
 ``wave`` module, so equal seeds give byte-identical files.
 
 **Atomic generation** (docs/DESIGN.md, Data).  The corpus is written into
@@ -124,13 +157,21 @@ __all__ = [
     "LATENT_CLASSES",
     "MIN_UTTERANCES",
     "PANEL_MALES",
+    "CUE_CLASSES",
+    "CUE_HEARD",
+    "CUE_MIDPOINT",
+    "CUE_SLOPE",
     "RATER_CONFUSION",
+    "RATER_CUES",
     "RATER_GENDER",
     "RATER_MODES",
     "SAMPLE_RATE",
     "SPEAKERS_FILE",
     "SPEAKER_PRIOR",
     "EXPRESSIVENESS",
+    "TEMPO_CUE_CLIP",
+    "TEMPO_CUE_SCALE",
+    "cue_probability",
     "default_mean_duration",
     "generate",
     "synthesize",
@@ -240,6 +281,22 @@ P_COHERENT_SLIP = 0.05  # a coherent rater answers from the confusion row
 P_SELF_EVAL = 0.3
 P_A_LINE = 0.5
 P_COMMENT = 0.15
+
+# Bias 4 (``rater_cue="tempo"`` only): a per-utterance speaking-rate cue
+# c ~ N(0, 1) (clipped to +-TEMPO_CUE_CLIP), independent of speaker gender
+# and latent emotion, scales the syllable rate by exp(TEMPO_CUE_SCALE * c).
+RATER_CUES: tuple[str, ...] = ("none", "tempo")
+TEMPO_CUE_SCALE = 0.2  # +-22 % syllable rate per SD of the cue
+TEMPO_CUE_CLIP = 2.5
+# Latent emotions whose rating the cue drives, and what the fooled gender
+# hears: men hear fast speech (c > 0) as anger, women slow speech (c < 0)
+# as sadness.
+CUE_CLASSES: tuple[str, ...] = ("neutral", "frustration")
+CUE_HEARD: dict[str, str] = {"M": "anger", "F": "sadness"}
+# P(the panel is cue-driven | c) = sigmoid(CUE_SLOPE * (|c| - CUE_MIDPOINT)):
+# half the time at 0.75 SD off the typical rate (about the median |c|).
+CUE_MIDPOINT = 0.75
+CUE_SLOPE = 4.0
 
 # Per latent emotion: F0 factor, F0 range (semitones), loudness (dB),
 # syllables per second, glottal open quotient, aspiration noise, jitter,
@@ -359,6 +416,8 @@ class _Planned:
     code: str = ""
     lines: list[str] = dataclasses.field(default_factory=list)
     vad: tuple[float, float, float] = (0.0, 0.0, 0.0)
+    tempo_cue: float = 0.0  # rater_cue="tempo": the cue c (SD units)
+    cue_driven: str = ""  # "M"/"F": the gender the cue fooled, else ""
 
 
 def _dialog_names(session: int, num_dialogs: int) -> list[str]:
@@ -442,12 +501,34 @@ def _a_line(rng: np.random.Generator, who: str, latent: str, vads: list) -> str:
     )
 
 
-def _annotate(rng: np.random.Generator, utt: _Planned) -> None:
-    """Fills ``utt.lines``, ``utt.code`` and ``utt.vad`` (planted biases)."""
+def _annotate(
+    rng: np.random.Generator, utt: _Planned, cue_driven: str | None = None
+) -> None:
+    """Fills ``utt.lines``, ``utt.code`` and ``utt.vad`` (planted biases).
+
+    ``cue_driven`` (``"M"``/``"F"``, bias 4): instead of a mode drawn from
+    the latent emotion, that gender's raters answer ``CUE_HEARD`` and the
+    other gender's the latent emotion (each slipping as coherent raters
+    do); the fooled gender usually holds the panel majority, as the
+    coherent gender of a split panel does.  ``None`` draws exactly what
+    it always drew.
+    """
     latent = utt.latent
-    mode = _pick(rng, _mode_probs(latent, utt.intensity))
+    if cue_driven is None:
+        mode = _MODES[_pick(rng, _mode_probs(latent, utt.intensity))]
+        panel_mode = mode
+        coherent_genders = {
+            "shared": {"M", "F"},
+            "split_M": {"M"},
+            "split_F": {"F"},
+            "diffuse": set(),
+        }[mode]
+    else:
+        mode = f"cue_{cue_driven}"
+        panel_mode = f"split_{cue_driven}"
+        coherent_genders = {"M", "F"} - {cue_driven}
     num_raters = 4 if rng.random() < P_FOUR_RATERS else 3
-    num_males = _pick(rng, PANEL_MALES[_MODES[mode]])
+    num_males = _pick(rng, PANEL_MALES[panel_mode])
     males = rng.permutation(len(_MALE_RATERS))[:num_males]
     females = rng.permutation(len(_FEMALE_RATERS))[: num_raters - num_males]
     panel = [_MALE_RATERS[i] for i in males]
@@ -455,15 +536,16 @@ def _annotate(rng: np.random.Generator, utt: _Planned) -> None:
     panel.sort(key=lambda r: int(r[1:]))
     excited = rng.random() < 0.3 + 0.5 * utt.intensity
     happy_word = "Excited" if excited else "Happiness"
-    coherent_genders = ({"M", "F"}, {"M"}, {"F"}, set())[mode]
     votes: list[str] = []
     lines: list[str] = []
     vads: list = []
     for rater in panel:
         gender = RATER_GENDER[rater]
-        if gender in coherent_genders and rng.random() > P_COHERENT_SLIP:
+        if gender == cue_driven and rng.random() > P_COHERENT_SLIP:
+            first = CUE_HEARD[gender]
+        elif gender in coherent_genders and rng.random() > P_COHERENT_SLIP:
             first = latent
-        elif _MODES[mode] == "diffuse":
+        elif mode == "diffuse":
             first = _DIFFUSE[latent][rng.integers(len(_DIFFUSE[latent]))]
         else:
             first = _confused_word(rng, gender, latent)
@@ -541,8 +623,44 @@ def _plan(
     return planned
 
 
-def _profile(latent: str, intensity: float) -> dict[str, float]:
-    """Acoustic parameters, interpolated from neutral by the intensity."""
+def cue_probability(cue: float) -> float:
+    """P(an utterance of ``CUE_CLASSES`` is rated cue-driven | tempo cue).
+
+    ``sigmoid(CUE_SLOPE * (|cue| - CUE_MIDPOINT))``; the fooled gender is
+    ``M`` for fast speech (``cue > 0``), ``F`` for slow (bias 4).
+    """
+    return float(1.0 / (1.0 + math.exp(-CUE_SLOPE * (abs(cue) - CUE_MIDPOINT))))
+
+
+def _apply_rater_cue(planned: list[_Planned], seed: int) -> None:
+    """Bias 4: draws each utterance's tempo cue; re-rates the fooled ones.
+
+    From the utterance's own stream ``default_rng([seed, 3, index])``, so
+    the plan's stream (and so every speaker, latent emotion, intensity,
+    duration and time) is the default corpus's: the cue, and whether a
+    ``CUE_CLASSES`` utterance is cue-driven, depend on nothing else.  Only
+    the cue-driven utterances get new rater lines (:func:`_annotate` with
+    ``cue_driven``); every other annotation is the default corpus's.
+    """
+    for index, utt in enumerate(planned):
+        rng = np.random.default_rng([seed, 3, index])
+        cue = float(
+            np.clip(rng.standard_normal(), -TEMPO_CUE_CLIP, TEMPO_CUE_CLIP)
+        )
+        utt.tempo_cue = cue
+        fooled = rng.random() < cue_probability(cue)
+        if utt.latent in CUE_CLASSES and fooled:
+            utt.cue_driven = "M" if cue > 0 else "F"
+            _annotate(rng, utt, cue_driven=utt.cue_driven)
+
+
+def _profile(
+    latent: str, intensity: float, tempo_scale: float = 1.0
+) -> dict[str, float]:
+    """Acoustic parameters, interpolated from neutral by the intensity.
+
+    ``tempo_scale`` multiplies the syllable rate (bias 4's tempo cue).
+    """
     names = (
         "f0",
         "f0_range",
@@ -556,7 +674,10 @@ def _profile(latent: str, intensity: float) -> dict[str, float]:
     neutral = np.array(ACOUSTICS["neutral"])
     target = np.array(ACOUSTICS[latent])
     values = neutral + intensity * (target - neutral)
-    return dict(zip(names, (float(v) for v in values), strict=True))
+    out = dict(zip(names, (float(v) for v in values), strict=True))
+    if tempo_scale != 1.0:
+        out["tempo"] *= float(tempo_scale)
+    return out
 
 
 def _speakers(seed: int) -> dict[tuple[int, str], _Speaker]:
@@ -591,6 +712,7 @@ def synthesize(
     intensity: float,
     speaker_f0: float,
     formant_scale: float,
+    tempo_scale: float = 1.0,
 ) -> np.ndarray:
     """Speech-like audio for one utterance.
 
@@ -601,11 +723,13 @@ def synthesize(
       intensity: 0 (sounds neutral) .. 1 (full ``ACOUSTICS`` profile).
       speaker_f0: the speaker's mean F0 (Hz).
       formant_scale: vocal-tract scaling of the vowel formants.
+      tempo_scale: factor on the emotion's syllable rate (the same
+        duration holds more or fewer syllables); 1 = the emotion's.
 
     Returns:
       ``[num_samples]`` float64 in [-1, 1].
     """
-    p = _profile(latent, intensity)
+    p = _profile(latent, intensity, tempo_scale)
     n = num_samples
     # Unit-variance uniform noise (cheaper to draw than Gaussian).
     noise = (rng.random(3 * n + 1) - 0.5) * np.sqrt(12.0)
@@ -827,6 +951,7 @@ def generate(
     mean_duration: float | None = None,
     overwrite: bool = False,
     write_audio: bool = True,
+    rater_cue: str = "none",
 ) -> dict:
     """Writes the demo corpus (see the module docstring) into ``out_dir``.
 
@@ -844,6 +969,10 @@ def generate(
         and no ``speakers.csv``, so the reader reports every wav missing);
         the labels are the same as with audio.  For studying the
         annotation model at scale.
+      rater_cue: one of ``RATER_CUES``: ``"none"`` (biases 1-3 only: the
+        corpus of earlier versions, byte for byte) or ``"tempo"`` (adds
+        bias 4: a speaking-rate cue independent of speaker gender and
+        emotion that drives the raters of neutral and frustrated speech).
 
     Returns:
       Summary, also written to ``out_dir/demo_corpus.json`` (without
@@ -851,11 +980,17 @@ def generate(
       num_files, num_wavs, mean_duration, total_seconds, header_counts``
       (code -> count), ``speaker_gender`` counts, ``latent_counts``,
       ``rater_gender`` and ``latent`` (utterance id -> latent emotion, the
-      planted truth).
+      planted truth); with a ``rater_cue`` other than ``"none"`` also
+      ``rater_cue``, ``tempo_cue`` (id -> the cue c, in SD units: the
+      syllable rate is scaled by ``exp(TEMPO_CUE_SCALE * c)``) and
+      ``cue_driven`` (id -> ``M``/``F`` of the utterances the cue
+      re-rated).  A default corpus's marker lacks these keys (as earlier
+      versions' did); read a missing ``rater_cue`` as ``"none"``.
 
     Raises:
       ValueError: ``num_utterances`` below 10, ``mean_duration`` not
-        positive, or ``out_dir`` not empty (see ``overwrite``).
+        positive, ``rater_cue`` unknown, or ``out_dir`` not empty (see
+        ``overwrite``).
 
     The corpus is written into a temporary sibling of ``out_dir`` and
     renamed into place when complete (see "Atomic generation" above); an
@@ -870,6 +1005,10 @@ def generate(
         mean_duration = default_mean_duration(num_utterances)
     if not mean_duration > 0:
         raise ValueError(f"mean_duration={mean_duration} must be positive")
+    if rater_cue not in RATER_CUES:
+        raise ValueError(
+            f"rater_cue={rater_cue!r} must be one of {', '.join(RATER_CUES)}"
+        )
     root = pathlib.Path(out_dir)
     # Work on the real path: a symlinked out_dir keeps pointing at it.
     target = root.resolve()
@@ -885,6 +1024,7 @@ def generate(
             seed=seed,
             mean_duration=float(mean_duration),
             write_audio=write_audio,
+            rater_cue=rater_cue,
         )
         _move_into_place(partial, target, overwrite)
     except BaseException:
@@ -900,6 +1040,7 @@ def _write_corpus(
     seed: int,
     mean_duration: float,
     write_audio: bool,
+    rater_cue: str = "none",
 ) -> dict:
     """Writes every file of the corpus into ``root``, the marker last.
 
@@ -907,6 +1048,8 @@ def _write_corpus(
       The summary written to the marker (see :func:`generate`).
     """
     planned = _plan(num_utterances, seed, mean_duration)
+    if rater_cue == "tempo":
+        _apply_rater_cue(planned, seed)
     speakers = _speakers(seed)
     by_dialog: dict[str, list[_Planned]] = collections.defaultdict(list)
     for utt in planned:
@@ -931,6 +1074,7 @@ def _write_corpus(
             intensity=utt.intensity,
             speaker_f0=speaker.f0,
             formant_scale=speaker.formant_scale,
+            tempo_scale=math.exp(TEMPO_CUE_SCALE * utt.tempo_cue),
         )
         wav_dir = root / f"Session{utt.session}" / "sentences" / "wav"
         _write_wav(wav_dir / utt.dialog / f"{utt.id}.wav", audio)
@@ -961,6 +1105,14 @@ def _write_corpus(
         "rater_gender": dict(RATER_GENDER),
         "latent": {u.id: u.latent for u in sorted(planned, key=_by_id)},
     }
+    if rater_cue != "none":
+        # Only then: a default corpus's marker is that of earlier versions.
+        by_id = sorted(planned, key=_by_id)
+        summary["rater_cue"] = rater_cue
+        summary["tempo_cue"] = {u.id: round(u.tempo_cue, 6) for u in by_id}
+        summary["cue_driven"] = {
+            u.id: u.cue_driven for u in by_id if u.cue_driven
+        }
     (root / _MARKER).write_text(
         json.dumps(summary, indent=2) + "\n", encoding="utf-8"
     )
