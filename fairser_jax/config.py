@@ -68,9 +68,11 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.train.checkpoint_every = 50
 
     config.two_sided = ml_collections.ConfigDict()
-    config.two_sided.distance = "sinkhorn"
+    # The reading of eq. (3) chosen by the paper's stated properties of α
+    # (docs/DESIGN.md, "Two-sided models"; docs/measurements/).
+    config.two_sided.distance = "gromov_wasserstein"
     config.two_sided.gw_iterations = 10
-    config.two_sided.alpha_fn = "ema_ratio"
+    config.two_sided.alpha_fn = "saturating"
     config.two_sided.ema_decay = 0.9
     config.two_sided.alpha_scale = 1.0
     config.two_sided.alpha_constant = 0.5

@@ -24,8 +24,11 @@
 # 1. Is a dynamic α better than any constant one? (Fig. 3a: the fixed-α
 #    sweep against Proposed.)
 # 2. What values does α take? (Fig. 3b: its histogram.)
-# 3. How does α move during training?
-# 4. Does the map D ↦ α matter? (`ema_ratio`, `saturating`, `constant`.)
+# 3. How do D and α move during training?
+# 4. Which reading of D and of the map D ↦ α gives the α the paper
+#    describes? (The distance: `sinkhorn`, `aligned_sinkhorn`,
+#    `gromov_wasserstein`; the map: `ema_ratio`, `ema_zscore`,
+#    `saturating`, `constant`.)
 #
 # Everything runs through the library the command-line tools use, so the
 # same cells work on a real IEMOCAP copy: set `CORPUS` and `RATER_GENDER`.
@@ -41,6 +44,7 @@ from IPython.display import Image, display
 
 from fairser_jax import config as config_lib
 from fairser_jax import metrics, pipeline
+from fairser_jax import results as results_lib
 from fairser_jax.data import features as features_lib
 from fairser_jax.report import figures
 from fairser_jax.train import outputs, runner
@@ -67,6 +71,11 @@ PROGRESS = os.environ.get("FAIRSER_NB_PROGRESS", "1") == "1"
 ALPHA_FNS = tuple(
     os.environ.get(
         "FAIRSER_NB_ALPHA_FNS", "ema_ratio,ema_zscore,saturating,constant"
+    ).split(",")
+)
+DISTANCES = tuple(
+    os.environ.get(
+        "FAIRSER_NB_DISTANCES", "sinkhorn,aligned_sinkhorn,gromov_wasserstein"
     ).split(",")
 )
 
@@ -135,13 +144,14 @@ print(
 
 # %% [markdown]
 # ## Fig. 3b: the batch-wise α of Proposed
-# `alpha_trace.npz` holds the α of every training batch of every Proposed
-# run (key `<emotion>/seed<k>/fold<f>`); the histogram's bins follow the
-# values' spread, and the strip below places that range in [0, 1].
+# `alpha_trace.npz` holds the α and the distance D of every training batch
+# of every Proposed run (keys `proposed/<emotion>/seed<k>/fold<f>/alpha`
+# and `.../distance`); the histogram's bins follow the values' spread, and
+# the strip below places that range in [0, 1].
 
 # %%
-trace = outputs.read_alpha_trace(WORKDIR / "alpha_trace.npz")
-values = np.concatenate([t for k, t in trace.items() if k.startswith(EMOTION)])
+trace = results_lib.read_alpha_trace(WORKDIR / "alpha_trace.npz")
+values, _ = results_lib.alpha_values(trace, EMOTION)
 hist = figures.alpha_histogram_figure(
     results, figures_dir, emotion=EMOTION, trace=trace
 )
@@ -149,37 +159,36 @@ display(Image(filename=hist))
 print(f"α: mean {values.mean():.3f}, SD {values.std():.2g}")
 
 # %% [markdown]
-# ## α over training
-# A few runs, smoothed over one epoch's batches.
+# ## D and α over training
+# Mean ± SD over the runs of every batch's D (top) and α (bottom): the
+# report's figure (`fairser_jax.report.figures.alpha_distance_figure`).
 
 # %%
-steps = len(next(iter(trace.values()))) // EPOCHS
-fig, ax = plt.subplots(figsize=(7, 3.2))
-for key in sorted(trace)[:4]:
-    t = trace[key]
-    smooth = np.convolve(t, np.ones(steps) / steps, mode="valid")
-    (line,) = ax.plot(
-        (np.arange(smooth.size) + steps - 1) / steps,
-        smooth,
-        lw=1.5,
-        label=key,
+display(
+    Image(
+        filename=figures.alpha_distance_figure(
+            trace, figures_dir, emotion=EMOTION, distance=cfg.two_sided.distance
+        )
     )
-    ax.plot(np.arange(t.size) / steps, t, color=line.get_color(), alpha=0.3)
-ax.set_xlabel("epoch")
-ax.set_ylabel("α")
-ax.set_ylim(0, 1)
-ax.legend(fontsize=7)
-fig.tight_layout()
-plt.show()
+)
 
 # %% [markdown]
-# ## Does the map D ↦ α matter?
-# The paper does not say how α follows from D. `fairser_jax.train.alpha`
-# has four readings: `ema_ratio` (the default: α = D / (D + EMA(D)), 0.5
-# when D equals its running mean), `ema_zscore` (α = sigmoid of D
-# standardised by its running mean and SD), `saturating` (α = D / (D + κ),
-# absolute) and `constant` (α = 0.5, D ignored). Each trains here from the
-# same anchors and references the pipeline trained above.
+# ## Which reading of D and α?
+# The paper says what α does (§3.1, Fig. 3b): it lies in [0, 1], "a higher
+# α value signifies a further distance", and its values are diverse (two
+# modes near 0.25 and 0.75). It does not say which distance D is, nor how
+# α follows from D. `fairser_jax.train.distances` has three distances —
+# `sinkhorn` (the two clouds as they are: two independently trained
+# networks differ by an arbitrary rotation, which this D mostly measures),
+# `aligned_sinkhorn` (μ_RAT rotated onto μ_SPK by orthogonal Procrustes on
+# the batch first) and `gromov_wasserstein` (the clouds' internal
+# distances, rotation-invariant) — and `fairser_jax.train.alpha` four maps:
+# `ema_ratio` (α = D / (D + EMA(D))), `ema_zscore` (α = sigmoid of D
+# standardised by its running mean and SD), `saturating` (α = D / (D + κ))
+# and `constant` (α = 0.5, the control). Each pair trains here from the
+# same anchors and references the pipeline trained above; the table gives
+# what docs/DESIGN.md chooses the default by: α's SD over batches, its
+# modes, the correlation of α with D, and Proposed's fairness.
 
 # %%
 records, study = pipeline.load_study(cfg, pipeline.corpus_dir(cfg, WORKDIR))
@@ -192,9 +201,10 @@ trained = {
 proposed_runs = runs_lib.make_runs("proposed", cfg.emotions, cfg.folds, SEEDS)
 
 
-def train_proposed(alpha_fn: str) -> tuple[dict, np.ndarray]:
-    """Proposed with one α function: metrics per seed and its α trace."""
+def train_proposed(distance: str, alpha_fn: str) -> tuple[dict, dict]:
+    """Proposed with one reading: metrics per seed, and its α and D."""
     run_cfg = cfg.copy_and_resolve_references()
+    run_cfg.two_sided.distance = distance
     run_cfg.two_sided.alpha_fn = alpha_fn
     out = runner.train_variant(
         "proposed",
@@ -217,50 +227,76 @@ def train_proposed(alpha_fn: str) -> tuple[dict, np.ndarray]:
         for k in ("f1", "dsp_spk", "dsp_rat")
     }
     stats["product"] = stats["dsp_spk"] * stats["dsp_rat"]
-    return stats, out.trace["alpha"]
+    return stats, {k: np.asarray(v) for k, v in out.trace.items()}
 
 
-compared = {fn: train_proposed(fn) for fn in ALPHA_FNS}
+readings = [
+    (d, fn) for d in DISTANCES for fn in ALPHA_FNS if fn != "constant"
+] + ([(DISTANCES[0], "constant")] if "constant" in ALPHA_FNS else [])
+compared = {reading: train_proposed(*reading) for reading in readings}
+
+
+def modes(alpha: np.ndarray) -> int:
+    """Modes of the 20-bin histogram over [0, 1] holding ≥ 5 % of α."""
+    counts, _ = np.histogram(alpha, bins=np.linspace(0, 1, 21))
+    padded = np.concatenate([[-1], counts, [-1]])
+    return sum(
+        1
+        for i in range(1, len(padded) - 1)
+        if padded[i] > padded[i - 1]
+        and padded[i] >= padded[i + 1]
+        and padded[i] >= 0.05 * alpha.size
+    )
+
+
+print(
+    f"{'distance':19} {'alpha_fn':11} {'α SD':>6} {'modes':>5} "
+    f"{'corr(α,D)':>9} {'F1':>6} {'ΔSP_spk':>8} {'ΔSP_rat':>8} {'product':>8}"
+)
+for (distance, fn), (stats, tr) in compared.items():
+    a, d = tr["alpha"].ravel(), tr["distance"].ravel()
+    corr = np.corrcoef(a, d)[0, 1] if a.std() > 0 and d.std() > 0 else np.nan
+    print(
+        f"{distance:19} {fn:11} {a.std():6.3f} {modes(a):5d} {corr:9.2f} "
+        f"{stats['f1'].mean():6.3f} {stats['dsp_spk'].mean():8.3f} "
+        f"{stats['dsp_rat'].mean():8.3f} {stats['product'].mean():8.4f}"
+    )
 
 # %%
+steps = tr["alpha"].shape[1] // EPOCHS
 fig, axes = plt.subplots(1, 3, figsize=(15, 3.4))
-for fn, (_, alpha_trace) in compared.items():
+for (distance, fn), (_, tr) in compared.items():
     axes[0].hist(
-        alpha_trace.ravel(),
+        tr["alpha"].ravel(),
         bins=np.linspace(0, 1, 21),
         histtype="step",
         lw=1.5,
-        label=fn,
+        label=f"{distance} / {fn}",
     )
 axes[0].set_xticks(np.linspace(0, 1, 11))
 axes[0].set_xlabel("α (batch-wise)")
 axes[0].set_ylabel("number of batches")
-axes[0].legend(fontsize=8)
-names = list(compared)
-means = [metrics.mean_sd(compared[fn][0]["product"]) for fn in names]
+axes[0].legend(fontsize=6)
+names = [f"{d}\n{fn}" for d, fn in compared]
+means = [metrics.mean_sd(stats["product"]) for stats, _ in compared.values()]
 axes[1].bar(
-    names,
+    range(len(names)),
     [m for m, _ in means],
     yerr=[s for _, s in means],
-    capsize=4,
+    capsize=3,
     color="#8da0cb",
     ec="black",
 )
+axes[1].set_xticks(range(len(names)), names, fontsize=5, rotation=90)
 axes[1].set_ylabel("ΔSP_spk × ΔSP_rat (mean ± SD over seeds)")
 axes[1].set_title(EMOTION)
-for fn, (_, alpha_trace) in compared.items():  # first run of each
-    smooth = np.convolve(alpha_trace[0], np.ones(steps) / steps, "valid")
-    axes[2].plot((np.arange(smooth.size) + steps - 1) / steps, smooth, label=fn)
+for (distance, fn), (_, tr) in compared.items():  # first run of each
+    smooth = np.convolve(tr["alpha"][0], np.ones(steps) / steps, "valid")
+    axes[2].plot(
+        (np.arange(smooth.size) + steps - 1) / steps, smooth, label=f"{distance} / {fn}"
+    )
 axes[2].set_xlabel("epoch")
 axes[2].set_ylabel("α (mean over one epoch's batches)")
 axes[2].set_ylim(0, 1)
-axes[2].legend(fontsize=8)
 fig.tight_layout()
 plt.show()
-
-print(f"{'alpha_fn':11} {'F1':>6} {'ΔSP_spk':>8} {'ΔSP_rat':>8} {'product':>8}")
-for fn, (stats, _) in compared.items():
-    print(
-        f"{fn:11} {stats['f1'].mean():6.3f} {stats['dsp_spk'].mean():8.3f} "
-        f"{stats['dsp_rat'].mean():8.3f} {stats['product'].mean():8.4f}"
-    )

@@ -74,6 +74,21 @@ def test_procrustes_matches_scipy(b, d):
     )
 
 
+def test_procrustes_with_repeated_rows_fits_as_well_as_scipy():
+    """A batch with repeated utterances (rank-deficient Yᵀ X: R is not
+    unique) still gets a rotation with scipy's fit."""
+    rng = np.random.default_rng(11)
+    y, x = _cloud(rng, b=20, d=32), _cloud(rng, b=20, d=32)
+    y[5], x[5] = y[0], x[0]
+    y[7], x[7] = y[3], x[3]
+    r, _ = orthogonal_procrustes(y, x)
+    got = np.asarray(distances.procrustes_align(jnp.asarray(y), jnp.asarray(x)))
+    assert np.linalg.norm(got - x) == pytest.approx(
+        np.linalg.norm(y @ r - x), rel=1e-4
+    )
+    np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, rtol=1e-4)
+
+
 def test_procrustes_recovers_a_rotation():
     rng = np.random.default_rng(1)
     x = rng.normal(size=(20, 64))

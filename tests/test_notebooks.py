@@ -16,7 +16,7 @@ NOTEBOOKS = sorted(
 # Text each notebook prints once its last cell has run.
 EXPECTED_OUTPUT = {
     "lambda_ablation": ("fair_spk", "dnn"),
-    "alpha_ablation": ("best fixed α", "ema_zscore", "constant"),
+    "alpha_ablation": ("best fixed α", "aligned_sinkhorn", "ema_zscore", "constant"),
 }
 
 
@@ -35,6 +35,7 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
         "FAIRSER_NB_LAMBDAS": "0,1",
         "FAIRSER_NB_ALPHAS": "0.25,0.75",
         "FAIRSER_NB_ALPHA_FNS": "ema_zscore,constant",
+        "FAIRSER_NB_DISTANCES": "aligned_sinkhorn",
         "FAIRSER_NB_PROGRESS": "0",
         "JAX_PLATFORMS": "cpu",
     }

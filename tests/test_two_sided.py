@@ -213,12 +213,16 @@ def _first_rows(run, arrays, r, steps, batch_size, epoch):
 def test_alpha_follows_the_frozen_references(table, one_sided):
     """Frozen mode: α of a batch = D/(D+κ) with D between the frozen
     Fair_spk's and Fair_rat's embeddings of that batch, computed here with
-    ott's own PointCloud Sinkhorn divergence; at the first and the last
-    step, so the references are read and never change."""
+    ott's own PointCloud Sinkhorn divergence (the literal reading of D); at
+    the first and the last step, so the references are read and never
+    change. The traced D is that divergence too."""
     data, info = table
     kappa = 0.05
     cfg = _two_sided_cfg(
-        alpha_fn="saturating", alpha_scale=kappa, mu_rat="frozen"
+        alpha_fn="saturating",
+        alpha_scale=kappa,
+        mu_rat="frozen",
+        distance="sinkhorn",
     )
     cfg.loss.sinkhorn_iterations = 50  # converged, like the reference
     runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, SEEDS)
@@ -256,16 +260,22 @@ def test_alpha_follows_the_frozen_references(table, one_sided):
             d = max(float(d), 0.0)
             got = trace[r, epoch * steps + step]
             assert got == pytest.approx(d / (d + kappa), abs=2e-3), (r, epoch)
+            traced_d = out.trace["distance"][r, epoch * steps + step]
+            assert max(float(traced_d), 0.0) == pytest.approx(d, abs=2e-3)
 
 
 @pytest.mark.slow
 def test_alpha_trace_is_recorded_in_unit_interval(table, one_sided):
     runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, SEEDS)
-    out = _train(table, one_sided, "proposed", runs, _two_sided_cfg())
+    cfg = _two_sided_cfg()
+    out = _train(table, one_sided, "proposed", runs, cfg)
     trace = out.trace["alpha"]
     assert np.all(np.isfinite(trace))
     assert trace.min() >= 0.0 and trace.max() <= 1.0
-    np.testing.assert_allclose(trace[:, 0], 0.5)  # EMA starts at D
+    # The default reading: α = D / (D + κ) of the traced D of each batch.
+    d = np.maximum(np.asarray(out.trace["distance"], np.float64), 0.0)
+    kappa = cfg.two_sided.alpha_scale
+    np.testing.assert_allclose(trace, d / (d + kappa), rtol=1e-5, atol=1e-6)
     assert trace.std() > 1e-3  # α moves from batch to batch
 
 

@@ -434,4 +434,4 @@ def test_config_help_lists_every_field():
     assert proc.returncode == 0, proc.stderr
     assert "--config.train.batch_size=32" in proc.stdout
     assert "--config.features.skip_bad_audio=False" in proc.stdout
-    assert "--config.two_sided.alpha_fn='ema_ratio'" in proc.stdout
+    assert "--config.two_sided.alpha_fn='saturating'" in proc.stdout

@@ -4,6 +4,14 @@ r"""Records a demo run into docs/demo/, the run the README quotes.
         --workdir=/tmp/fairser_demo 2>&1 | tee /tmp/fairser_demo.log
     python docs/demo/update.py /tmp/fairser_demo --log=/tmp/fairser_demo.log
 
+The ten-seed protocol run the README's claims come from goes to
+docs/reproduce/ the same way::
+
+    python -m fairser_jax.main --config=configs/reproduce.py \
+        --workdir=/tmp/fairser_reproduce 2>&1 | tee /tmp/reproduce.log
+    python docs/demo/update.py /tmp/fairser_reproduce \
+        --log=/tmp/reproduce.log --into=docs/reproduce
+
 Copies the workdir minus what is large and rebuilt by any run (the corpus,
 the feature store, parameters, checkpoints, per-variant predictions and
 embeddings): ``config.json``, ``results.json``, ``predictions.csv``,
@@ -29,6 +37,7 @@ FILES = (
     "predictions.csv",
     "alpha_trace.npz",
     "report.md",
+    "claims.md",
 )
 FOLDERS = ("tables", "figures", "training")
 
@@ -37,7 +46,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("workdir", type=pathlib.Path)
     parser.add_argument("--log", type=pathlib.Path, default=None)
+    parser.add_argument(
+        "--into", type=pathlib.Path, default=HERE, help="Folder to record into."
+    )
     args = parser.parse_args()
+    into = args.into
+    into.mkdir(parents=True, exist_ok=True)
     workdir = args.workdir
     missing = [f for f in (*FILES, *FOLDERS) if not (workdir / f).exists()]
     if missing:
@@ -46,10 +60,10 @@ def main() -> None:
             "to the end first."
         )
     for name in FILES:
-        shutil.copyfile(workdir / name, HERE / name)
+        shutil.copyfile(workdir / name, into / name)
     for name in FOLDERS:
-        shutil.rmtree(HERE / name, ignore_errors=True)
-        shutil.copytree(workdir / name, HERE / name)
+        shutil.rmtree(into / name, ignore_errors=True)
+        shutil.copytree(workdir / name, into / name)
     freeze = subprocess.run(
         [sys.executable, "-m", "pip", "freeze", "--exclude-editable"],
         capture_output=True,
@@ -66,8 +80,8 @@ def main() -> None:
         "## installed versions",
         freeze,
     ]
-    (HERE / "run.txt").write_text("\n".join(lines), "utf-8")
-    print(f"docs/demo/ now holds the run of {workdir}")
+    (into / "run.txt").write_text("\n".join(lines), "utf-8")
+    print(f"{into} now holds the run of {workdir}")
 
 
 if __name__ == "__main__":

@@ -8,23 +8,30 @@ indicating a need for a stronger contribution of fairness constraint from the
 speaker-side". The paper does not give the map D ↦ α. Each function here is
 one reading of it, selected by ``config.two_sided.alpha_fn``:
 
-- ``ema_ratio`` (default): α = D / (D + EMA(D)). Scale-free: α = 0.5 when
-  the batch's distance equals its running mean, → 1 when it is far above,
-  → 0 when far below. The batch-to-batch swings this gives are what the
-  paper's Fig. 3b histogram shows (two modes, near 0.25 and 0.75).
-- ``ema_zscore``: α = sigmoid((D − EMA(D)) / EMSD(D)), the batch's D
-  standardised by the running mean and SD. Also 0.5 at the running mean,
-  but its spread does not depend on how much D fluctuates relative to its
-  size: on the demo corpus D varies by ~2% from batch to batch, so
-  ``ema_ratio`` keeps α within 0.50 ± 0.01 (indistinguishable from a
-  constant 0.5), while the paper's Fig. 3b shows α spread over [0.2, 0.8].
-- ``saturating``: α = D / (D + κ) with a fixed scale κ
+- ``ema_ratio``: α = D / (D + EMA(D)). Scale-free: α = 0.5 when the
+  batch's distance equals its running mean, → 1 when it is far above, → 0
+  when far below. Its spread is D's relative batch-to-batch variation: on
+  the demo corpus α's SD over batches is 0.005-0.011 with the literal
+  Sinkhorn D and 0.03-0.10 with the rotation-invariant ones — one mode
+  near 0.5, not the paper's Fig. 3b.
+- ``ema_zscore``: α = sigmoid((D − EMA(D)) / EMSD(D)), the
+  batch's D standardised by the running mean and SD. Also 0.5 at the
+  running mean and higher for a further D, but its spread does not depend
+  on how much D fluctuates relative to its size: α's SD is ~0.22 with two
+  or more modes on the demo corpus, as the paper's Fig. 3b (modes near
+  0.25 and 0.75) — but it follows D only loosely (corr(α, D) 0.17-0.46:
+  the running mean moves).
+- ``saturating`` (default): α = D / (D + κ) with a fixed scale κ
   (``config.two_sided.alpha_scale``). Absolute: α → 0 as the two
   embeddings meet, however long training has run — the literal reading of
   "if the two viewpoints' embeddings are close, [the model] already encodes
   the speech sample into a jointly fair space". κ has a fixed meaning
   because D is measured on the unit sphere (squared distances in [0, 4]);
-  the default κ = 1 puts α = 0.5 at D = 1 (on the demo corpus D ≈ 1.2–1.4).
+  the default κ = 1 puts α = 0.5 at D = 1. With the literal Sinkhorn D
+  (≈ 1.2-1.4 on the demo corpus, nearly constant) α stays near 0.58; with
+  the default Gromov-Wasserstein D, α spreads over 0.1-0.54 (SD 0.13-0.14,
+  three modes) and follows D (corr 0.98). docs/DESIGN.md gives the
+  measurements behind the default.
 - ``constant``: α = c (``config.two_sided.alpha_constant``), D ignored:
   the fixed-α baseline of Fig. 3a expressed as an α function.
 
