@@ -12,6 +12,9 @@ rendered:
 - `**N of M**<!-- count: NAME.csv "A" OP "B" -->`: a finding stated in
   words; over the CSV's columns (emotions), A OP B holds for N of the M.
   A row is its label cells joined by "/"; "sd:" before it compares SDs.
+- `**N of M**<!-- claims: DIR CLAIM VERDICT -->`: in DIR's
+  `tables/claims.csv` (DIR: `demo` or `reproduce`, under docs/), N of the M
+  rows of claim CLAIM have the verdict VERDICT.
 - `**X SE**<!-- margin: METRIC A B -->`: the mean over seeds of the
   per-seed difference A − B of METRIC (averaged over the emotions), in
   standard errors of that mean, from docs/demo/results.json.
@@ -37,6 +40,9 @@ _TABLE_MARK = re.compile(r"<!-- demo-table: (\S+) -->")
 _COUNT = re.compile(r"\*\*(\d+) of (\d+)\*\*<!-- count: (.+?) -->")
 _MARGIN = re.compile(r"\*\*(-?[\d.]+) SE\*\*<!-- margin: (\S+) (\S+) (\S+) -->")
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?")
+_CLAIM_COUNT = re.compile(
+    r"\*\*(\d+) of (\d+)\*\*<!-- claims: (\S+) (\S+) (\S+) -->"
+)
 
 
 def _clean(cell: str) -> str:
@@ -194,7 +200,8 @@ def test_close_is_the_printed_precision(printed, value, ok):
 
 def test_the_alpha_table_is_the_recorded_trace():
     """The README's `<!-- demo-alpha -->` table: mean and SD of Proposed's
-    batch-wise α per emotion, from docs/demo/results.json."""
+    batch-wise α per emotion (and D's mean and CV and corr(α, D), when
+    printed), from docs/demo/results.json."""
     lines = README.read_text("utf-8").splitlines()
     start = lines.index("<!-- demo-alpha -->") + 1
     rows = []
@@ -206,9 +213,32 @@ def test_the_alpha_table_is_the_recorded_trace():
     trace = json.loads((DEMO / "results.json").read_text("utf-8"))[
         "alpha_trace"
     ]
-    body = rows[2:]
+    header, body = rows[0], rows[2:]
+    assert header[:3] == ["Emotion", "mean α", "SD of α"]
     assert {r[0].lower() for r in body} == set(trace)
-    for emotion, mean, sd in body:
+    for emotion, mean, sd, *d in body:
         summary = trace[emotion.lower()]
         assert _close(mean, summary["mean"]), emotion
         assert _close(sd, summary["sd"]), emotion
+        # Optional columns: D's mean and CV, corr(α, D).
+        wanted = (
+            summary["distance"]["mean"],
+            summary["distance"]["cv"],
+            summary["corr_alpha_distance"],
+        )
+        assert len(d) in (0, 3), header
+        for printed, value in zip(d, wanted):
+            assert _close(printed, value), (emotion, printed, value)
+
+
+def test_claim_verdicts_in_words_are_counted_from_claims_csv():
+    text = README.read_text("utf-8")
+    found = _CLAIM_COUNT.findall(text)
+    assert found, "the README quotes no claim verdict"
+    for n, m, folder, claim, verdict in found:
+        path = REPO / "docs" / folder / "tables" / "claims.csv"
+        with open(path, newline="", encoding="utf-8") as f:
+            rows = [r for r in csv.DictReader(f) if r["claim"] == claim]
+        assert len(rows) == int(m), (folder, claim, len(rows))
+        got = sum(r["verdict"].startswith(verdict) for r in rows)
+        assert got == int(n), (folder, claim, verdict, got)
