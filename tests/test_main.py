@@ -196,8 +196,8 @@ def _rows(workdir):
 def test_results_recompute_with_sklearn_and_fairlearn(workdir):
     results = json.loads((workdir / "results.json").read_text())
     rows = _rows(workdir)
-    # 5 variants × emotions × seeds, and the fixed-α sweep on anger.
-    assert len(results["runs"]) == 5 * 2 * 2 + 2 * 1 * 2
+    # 6 variants × emotions × seeds, and the fixed-α sweep on anger.
+    assert len(results["runs"]) == 6 * 2 * 2 + 2 * 1 * 2
     assert {r["alpha"] for r in results["runs"]} == {None, 0.25, 0.75}
     s1_n = results["study_sets"]["S1"]["n"]
     for run in results["runs"]:

@@ -12,6 +12,7 @@ from ott.geometry import pointcloud
 from ott.tools import sinkhorn_divergence
 from test_train import _cfg, synthetic_table
 
+from fairser_jax import config as config_lib
 from fairser_jax import models
 from fairser_jax.train import alpha as alpha_lib
 from fairser_jax.train import outputs, runner
@@ -24,7 +25,15 @@ SEEDS = [0, 1]
 
 
 def _two_sided_cfg(epochs=2, **two_sided):
+    """The test config; D is the literal Sinkhorn divergence unless given.
+
+    The tests of the two-sided mechanics (anchor, resume, devices, α maps)
+    hold for any D and use the cheapest; the default reading (GW) is
+    trained by `test_alpha_trace_is_recorded_in_unit_interval` here and
+    by tests/test_main.py, and tested alone in tests/test_distances.py.
+    """
     cfg = _cfg(epochs=epochs)
+    cfg.two_sided.distance = "sinkhorn"
     cfg.two_sided.update(two_sided)
     return cfg
 
@@ -267,7 +276,8 @@ def test_alpha_follows_the_frozen_references(table, one_sided):
 @pytest.mark.slow
 def test_alpha_trace_is_recorded_in_unit_interval(table, one_sided):
     runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, SEEDS)
-    cfg = _two_sided_cfg()
+    default = config_lib.get_default_config().two_sided
+    cfg = _two_sided_cfg(distance=default.distance, alpha_fn=default.alpha_fn)
     out = _train(table, one_sided, "proposed", runs, cfg)
     trace = out.trace["alpha"]
     assert np.all(np.isfinite(trace))
