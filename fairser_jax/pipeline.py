@@ -455,19 +455,38 @@ def check_fits(
             )
 
 
+EARLIER_BEHAVIOUR: dict[tuple[str, str], Any] = {
+    # Before `two_sided.distance` existed, D was the Sinkhorn divergence of
+    # the two clouds as they are; the new default is Gromov-Wasserstein.
+    ("two_sided", "distance"): "sinkhorn",
+}
+"""Fields added with a default that is NOT how the releases before them
+behaved: a config.json without the field is read with this value."""
+
+
 def _with_new_fields(old: dict, default: dict) -> dict:
     """`old` (a config.json) with the fields it lacks taken from `default`.
 
     A workdir of an earlier release lacks the config fields added since;
     they are read as their defaults, which is how that release behaved, so
-    `--resume` with an unchanged config still matches.
+    `--resume` with an unchanged config still matches — except the fields
+    of `EARLIER_BEHAVIOUR`, read as what the earlier release did (so a
+    workdir whose Proposed used the old D is not resumed with another).
     """
+    old = dict(old)
+    for (section, name), value in EARLIER_BEHAVIOUR.items():
+        if isinstance(old.get(section), dict) and name not in old[section]:
+            old[section] = {**old[section], name: value}
+    return _fill(old, default)
+
+
+def _fill(old: dict, default: dict) -> dict:
     out = dict(old)
     for key, value in default.items():
         if key not in out:
             out[key] = value
         elif isinstance(value, dict) and isinstance(out[key], dict):
-            out[key] = _with_new_fields(out[key], value)
+            out[key] = _fill(out[key], value)
     return out
 
 

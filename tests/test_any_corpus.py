@@ -244,6 +244,25 @@ def test_resume_accepts_a_config_json_of_an_older_release(tmp_path):
         pipeline._check_resume_config(tmp_path, changed)
 
 
+def test_resume_reads_a_missing_distance_as_the_old_d(tmp_path):
+    """A config.json from before `two_sided.distance` existed ran the
+    Sinkhorn divergence: resuming it with today's default (GW) is refused,
+    with distance=sinkhorn accepted."""
+    cfg = config_lib.get_default_config()
+    saved = json.loads(cfg.to_json_best_effort(sort_keys=True))
+    del saved["two_sided"]["distance"]
+    (tmp_path / "config.json").write_text(json.dumps(saved))
+    assert cfg.two_sided.distance != "sinkhorn"
+    with pytest.raises(pipeline.ConfigMismatchError, match="two_sided"):
+        pipeline._check_resume_config(
+            tmp_path, cfg.to_json_best_effort(sort_keys=True, indent=2)
+        )
+    cfg.two_sided.distance = "sinkhorn"
+    pipeline._check_resume_config(
+        tmp_path, cfg.to_json_best_effort(sort_keys=True, indent=2)
+    )
+
+
 def test_group_codes_follow_the_vocabulary():
     ids = [f"u{i}" for i in range(6)]
     data, info = dataset_lib.make_dataset(
