@@ -7,8 +7,9 @@ distance between the speaker-debiased and the rater-debiased embeddings"
 μ_RAT from another network (the model being trained, which starts from
 Fair_rat, or the frozen Fair_rat). Two independently trained encoders embed
 the same utterances in two coordinate systems that differ by an arbitrary
-rotation (any orthogonal map of the embedding space leaves every loss of
-eqs. (1)-(2) unchanged on the unit sphere), so a Wasserstein distance taken
+rotation (L_cl and L_D see the embeddings only through their distances,
+the heads are learned per network: nothing ties one network's axes to
+another's), so a Wasserstein distance taken
 between the two clouds as they are mostly measures that rotation: large and
 nearly constant from batch to batch (docs/DESIGN.md, "Two-sided training"
 has the measurements). Each reading here is selected by
