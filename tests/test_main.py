@@ -381,13 +381,16 @@ def _launch(workdir, logs, reference, *extra):
 def _assert_equal_to_float_rounding(rows, reference):
     """Every column equal; y_score (a float32 probability) equal to its
     rounding: XLA vectorises over the runs stacked on one device, so the
-    last bit of a run's values may change with the runs per device (here
-    10 on one device vs 3 on each of 4), see docs/DESIGN.md."""
+    last bits of a run's values may change with the runs per device (here
+    10 on one device vs 3 on each of 4), see docs/DESIGN.md. Proposed's
+    α = D / (D + κ) carries D's rounding into every step's loss weight:
+    measured 1.9e-6 after 4 epochs (one-sided models: ≤ 1e-7)."""
     assert len(rows) == len(reference) > 0
     for row, ref in zip(rows, reference, strict=True):
         score, ref_score = float(row.pop("y_score")), float(ref.pop("y_score"))
         assert row == ref
-        assert abs(score - ref_score) <= 1e-6, (row, score, ref_score)
+        tolerance = 1e-5 if row["variant"] == "proposed" else 1e-6
+        assert abs(score - ref_score) <= tolerance, (row, score, ref_score)
 
 
 def test_two_processes_killed_and_resumed_equal_one_process(workdir, tmp_path):
