@@ -48,38 +48,15 @@ def pytest_configure(config):
     cli.enable_compilation_cache()
 
 
-# Seconds each slow module took under `-n 2` on the 2-core CI machine
-# (`--durations`, 2026-12-01): a scheduling hint only, longest first.
-_MODULE_SECONDS = {
-    "test_main": 250,
-    "test_two_sided": 190,
-    "test_findings": 150,
-    "test_notebooks": 115,
-    "test_train": 110,
-    "test_predict": 90,
-    "test_manifest_main": 75,
-    "test_workdir": 60,
-    "test_distributed": 45,
-    "test_report": 40,
-    "test_extraction": 35,
-}
-
-
 def pytest_collection_modifyitems(config, items):
-    """Modules with slow tests first, longest first (`_MODULE_SECONDS`),
-    each module's tests in their order.
+    """Modules with slow tests first, each module's tests in their order.
 
     With `-n 2` (pytest-xdist, `--dist=loadfile`), each module runs on one
-    worker in the order collected; starting the longest modules first
-    (longest-processing-time scheduling) keeps both workers busy to the end
-    instead of leaving one long module running alone."""
+    worker in the order collected; starting the long modules first keeps
+    the workers busy to the end instead of leaving one module running
+    alone."""
     slow = {i.module.__name__ for i in items if i.get_closest_marker("slow")}
-
-    def key(item):
-        name = item.module.__name__
-        return (name not in slow, -_MODULE_SECONDS.get(name, 0))
-
-    items.sort(key=key)
+    items.sort(key=lambda i: i.module.__name__ not in slow)
 
 
 @pytest.fixture
