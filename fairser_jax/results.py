@@ -125,6 +125,21 @@ def run_key(run: Mapping[str, Any]) -> RunKey:
     )
 
 
+def is_cell(
+    run: Mapping[str, Any], variant: str, emotion: str, alpha: float | None
+) -> bool:
+    """Whether a ``results.json`` run belongs to the (variant, emotion[, α])
+    cell of a table: any α when ``alpha`` is None, else that α after
+    rounding (`_ALPHA_DECIMALS`)."""
+    if run["variant"] != variant or run["emotion"] != emotion:
+        return False
+    return alpha is None or (
+        run.get("alpha") is not None
+        and round(float(run["alpha"]), _ALPHA_DECIMALS)
+        == round(alpha, _ALPHA_DECIMALS)
+    )
+
+
 def format_key(key: RunKey) -> str:
     """Human-readable name of a run, used in error messages."""
     variant, emotion, seed, alpha = key

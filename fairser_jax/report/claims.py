@@ -65,7 +65,7 @@ from scipy import signal, stats
 from fairser_jax import fileio
 from fairser_jax.constants import in_paper_order
 from fairser_jax.report import numbers
-from fairser_jax.results import RunKey, format_key, run_key
+from fairser_jax.results import RunKey, format_key, is_cell, run_key
 
 CLAIMS_MD = "claims.md"
 CLAIMS_CSV = "claims.csv"
@@ -230,7 +230,6 @@ CLAIMS: tuple[ClaimSpec, ...] = (
 # fmt: on
 """Every claim, in report order."""
 
-SPECS: dict[str, ClaimSpec] = {c.id: c for c in CLAIMS}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -501,14 +500,8 @@ def _by_seed(
     """{seed: run} of one (variant, emotion[, α]) cell."""
     out = {}
     for r in runs:
-        if r["variant"] != variant or r["emotion"] != emotion:
-            continue
-        if alpha is not None and (
-            r.get("alpha") is None
-            or round(float(r["alpha"]), 9) != round(alpha, 9)
-        ):
-            continue
-        out[int(r["seed"])] = r
+        if is_cell(r, variant, emotion, alpha):
+            out[int(r["seed"])] = r
     return out
 
 

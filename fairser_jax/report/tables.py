@@ -38,7 +38,7 @@ from fairser_jax.constants import in_paper_order
 from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import figures as figures_lib
 from fairser_jax.report import numbers, recompute
-from fairser_jax.results import run_key
+from fairser_jax.results import is_cell, run_key
 from fairser_jax.train import variants as variants_lib
 
 PAPER = (
@@ -482,12 +482,7 @@ def seed_values(
     """
     out = []
     for r in sorted(runs, key=lambda r: int(r["seed"])):
-        if r["variant"] != variant or r["emotion"] != emotion:
-            continue
-        if alpha is not None and (
-            r.get("alpha") is None
-            or round(float(r["alpha"]), 9) != round(alpha, 9)
-        ):
+        if not is_cell(r, variant, emotion, alpha):
             continue
         if r.get(metric) is not None:
             out.append(float(r[metric]))
