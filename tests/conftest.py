@@ -14,15 +14,26 @@ import pytest
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
+_SHARED_CACHE_ENV = "FAIRSER_TEST_SHARED_CACHE"
+
+
 def pytest_configure(config):
     """One persistent compilation cache for this test session.
 
-    The suite trains the same small configs many times, in this process
-    and in the entry points it starts; with a cache, each program compiles
-    once per session. The folder is new for every session (the suite does
-    not lean on a warm cache left by an earlier run) and is shared with
-    subprocesses through FAIRSER_JAX_CACHE, which the entry points read.
-    FAIRSER_TEST_CACHE=off runs the suite without it.
+    The suite trains the same small configs many times, in this process,
+    in the entry points it starts and in its other xdist worker; with a
+    cache, each program compiles once per session. The folder is new for
+    every session (the suite does not lean on a warm cache left by an
+    earlier run). The xdist controller makes it before the workers start,
+    and they inherit it through the environment; the entry points read it
+    from FAIRSER_JAX_CACHE. FAIRSER_TEST_CACHE=off runs the suite without
+    it.
+
+    Several processes write the folder at once. JAX writes an entry in
+    place, without a lock (its file lock, turned on by a size bound, made
+    the fast tier slower: 4 min 46 s against 3 min 55 s, one run each); an
+    entry read half written fails to decompress, and JAX then warns and
+    compiles the program itself (jax._src.compiler._cache_read).
     """
     import tempfile
 
@@ -40,8 +51,12 @@ def pytest_configure(config):
     if os.environ.get("FAIRSER_TEST_CACHE", "").lower() == "off":
         os.environ["FAIRSER_JAX_CACHE"] = "off"
         return
-    folder = tempfile.mkdtemp(prefix="fairser_test_jax_cache_")
-    config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+    folder = os.environ.get(_SHARED_CACHE_ENV)
+    if not (os.environ.get("PYTEST_XDIST_WORKER") and folder):
+        # The controller, or a run without xdist: this session's folder.
+        folder = tempfile.mkdtemp(prefix="fairser_test_jax_cache_")
+        config.add_cleanup(lambda: shutil.rmtree(folder, ignore_errors=True))
+        os.environ[_SHARED_CACHE_ENV] = folder
     os.environ["FAIRSER_JAX_CACHE"] = folder
     from fairser_jax import cli
 
