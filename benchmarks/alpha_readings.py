@@ -38,7 +38,7 @@ import numpy as np
 from absl import app, flags
 from ml_collections import config_flags
 
-from fairser_jax import pipeline, results as results_lib
+from fairser_jax import pipeline
 from fairser_jax.train import distances, outputs, runner
 from fairser_jax.train import runs as runs_lib
 

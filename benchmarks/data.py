@@ -43,7 +43,7 @@ def _timed(fn, repeats: int = 1) -> tuple[object, float]:
 
 def _table(root: pathlib.Path, title: str) -> None:
     utterances = iemocap.read_corpus(root)
-    mapping = study_sets.load_rater_gender(root / "rater_gender.json")
+    mapping = iemocap.load_rater_gender(root / "rater_gender.json")
     table = study_sets.build(utterances, mapping).table1()
     print(f"\nTable 1, {title}:")
     print(study_sets.format_table1(table))
@@ -84,7 +84,7 @@ def main(argv: list[str]) -> None:
             f"{_REPEATS.value}; goal < 2 s), {len(report.missing_wavs)} "
             "missing wavs"
         )
-        mapping = study_sets.load_rater_gender(large / "rater_gender.json")
+        mapping = iemocap.load_rater_gender(large / "rater_gender.json")
         _, t_build = _timed(
             lambda: study_sets.build(report.utterances, mapping),
             _REPEATS.value,

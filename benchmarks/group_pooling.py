@@ -34,8 +34,7 @@ import numpy as np
 from absl import app, flags
 
 from fairser_jax import pipeline
-from fairser_jax.data import corpus as corpus_lib
-from fairser_jax.data import demo_corpus, manifest
+from fairser_jax.data import demo_corpus, layouts, manifest
 
 _UTTERANCES = flags.DEFINE_integer("utterances", 600, "Demo corpus size.")
 _EPOCHS = flags.DEFINE_integer("epochs", 30, "Training epochs.")
@@ -61,7 +60,7 @@ def make_corpus(root: pathlib.Path) -> pathlib.Path:
     demo = root / "iemocap"
     demo_corpus.generate(demo, num_utterances=_UTTERANCES.value, seed=0)
     folder = root / "manifest"
-    manifest.write(corpus_lib.read(demo), folder)
+    manifest.write(layouts.read(demo), folder)
 
     def speaker_group(row):
         if row["speaker_gender"] == "F":

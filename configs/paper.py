@@ -12,10 +12,10 @@ detector (Fig. 3a): 5 x 5 x 10 x 5 + 19 x 5 x 10 = 2200 models of 500 epochs.
 import ml_collections
 
 from fairser_jax import config as config_lib
-from fairser_jax.train import variants
+from fairser_jax import variants
 
 
 def get_config() -> ml_collections.ConfigDict:
     config = config_lib.get_default_config()
-    config.variants = variants.NAMES
+    config.variants = variants.BUILT_IN
     return config

@@ -13,7 +13,8 @@ from typing import Any
 
 import ml_collections
 
-from fairser_jax import constants
+from fairser_jax import constants, variants
+from fairser_jax.data import layouts
 
 
 def get_default_config() -> ml_collections.ConfigDict:
@@ -208,21 +209,13 @@ FIELD_HELP: dict[str, str] = {
 """One line per field of `get_default_config`, keyed by its dotted path."""
 
 FIELD_CHOICES: dict[str, tuple[str, ...]] = {
-    "data.format": ("auto", "iemocap", "manifest"),
+    "data.format": layouts.formats(),
     "demo.rater_cue": ("none", "tempo"),
     "loss.group_pooling": ("pairs", "pooled"),
     "two_sided.distance": ("sinkhorn", "aligned_sinkhorn", "gromov_wasserstein"),
     "two_sided.alpha_fn": ("ema_ratio", "ema_zscore", "saturating", "constant"),
     "two_sided.mu_rat": ("trained", "frozen"),
-    "variants": (
-        "dnn",
-        "fair_spk",
-        "fair_rat",
-        "basic",
-        "basic_anchored",
-        "proposed",
-        "fixed_alpha",
-    ),
+    "variants": variants.BUILT_IN,
 }
 """The values a field takes, for the fields that name one of a few (for a
 tuple field such as `variants`: the values of its elements). The

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fairser_jax import models
+from fairser_jax import variants as variants_lib
 from fairser_jax.data import features as features_lib
 from fairser_jax.train import outputs
 from fairser_jax.wav2vec2 import audio, extraction
@@ -44,7 +45,6 @@ __all__ = [
     "DETECTOR_FILE",
     "MIN_SPEAKER_UTTERANCES",
     "NORMALIZATION_FILE",
-    "PREFERENCE",
     "Detector",
     "DetectorError",
     "Prediction",
@@ -58,17 +58,6 @@ NORMALIZATION_FILE = "normalization.npz"
 
 MIN_SPEAKER_UTTERANCES = 10
 """Fewest utterances whose own statistics z-normalise a speaker."""
-
-PREFERENCE: tuple[str, ...] = (
-    "proposed",
-    "basic",
-    "basic_anchored",
-    "fair_spk",
-    "dnn",
-    "fair_rat",
-)
-"""The default variant: the best two-sided one the workdir has, else
-Fair_spk, else DNN, else Fair_rat."""
 
 _MIN_BUCKET = 8
 _MAX_BATCH = 1024  # rows per call: R runs x 1024 x 256 floats at most
@@ -233,7 +222,9 @@ class Detector:
         *,
         allow_pickle: bool | None = None,
     ) -> Detector:
-        """The detectors of `variant` (default: see `PREFERENCE`).
+        """The detectors of `variant` (default: the first of
+        `fairser_jax.variants.preference()` the workdir has: the best
+        two-sided variant, else Fair_spk, else DNN, else Fair_rat).
 
         Raises:
           DetectorError: no trained model, a missing file, an unknown
@@ -252,11 +243,11 @@ class Detector:
                 f"{workdir} ..."
             )
         if variant is None:
-            usable = [v for v in PREFERENCE if v in have]
+            usable = [v for v in variants_lib.preference() if v in have]
             if not usable:
                 raise DetectorError(
                     f"{workdir} has models of {', '.join(have)} only; pass "
-                    "--variant (fixed_alpha holds one model per α)."
+                    "--variant (a fixed-α sweep holds one model per α)."
                 )
             variant = usable[0]
         elif variant not in have:
@@ -264,11 +255,11 @@ class Detector:
                 f"{workdir} has no trained {variant} (params/{variant}.npz); "
                 f"it has {', '.join(have)}."
             )
-        if variant == "fixed_alpha":
+        if variant in variants_lib.REGISTRY and variants_lib.get(variant).sweep:
             raise DetectorError(
-                "fixed_alpha holds one model per α of the Fig. 3a sweep, not "
-                "one detector; pick proposed, basic, fair_spk, fair_rat or "
-                "dnn."
+                f"{variant} holds one model per α of the Fig. 3a sweep, not "
+                "one detector; pick one of "
+                f"{', '.join(variants_lib.preference())}."
             )
         for name in (DETECTOR_FILE, NORMALIZATION_FILE):
             if not (workdir / name).is_file():

@@ -29,13 +29,15 @@ import dataclasses
 import logging
 import os
 import socket
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import jax
+if TYPE_CHECKING:
+    import jax
+
 import numpy as np
-from jax.experimental import multihost_utils
 
 T = TypeVar("T")
 PyTree = Any
@@ -178,6 +180,8 @@ def initialize(launch: Launch) -> bool:
       DistributedError: inconsistent flags, or a coordinator that cannot be
         reached within `launch.timeout_s`.
     """
+    import jax
+
     global _TIMEOUT_S
     if launch.mode not in MODES:
         raise DistributedError(
@@ -243,14 +247,19 @@ def process_count() -> int:
     """Processes in the run (1 unless `jax.distributed` is initialised).
 
     Does not start a JAX backend when there is no run of several processes
-    (the `report` command, for one, never needs a device).
+    (the `report` command, for one, never needs a device), and does not
+    import JAX: a process that has not imported it has not initialised
+    `jax.distributed` either.
     """
+    jax = sys.modules.get("jax")
+    if jax is None:
+        return 1
     return jax.process_count() if jax.distributed.is_initialized() else 1
 
 
 def is_primary() -> bool:
     """Whether this process is the run's only writer (process 0)."""
-    return process_count() == 1 or jax.process_index() == 0
+    return process_count() == 1 or sys.modules["jax"].process_index() == 0
 
 
 def put(tree: PyTree, sharding: jax.sharding.Sharding) -> PyTree:
@@ -259,6 +268,7 @@ def put(tree: PyTree, sharding: jax.sharding.Sharding) -> PyTree:
     Each process builds only the shards of `sharding` that its own devices
     hold, from its copy of the host array.
     """
+    import jax
 
     def one(x):
         x = np.asarray(x)
@@ -271,6 +281,8 @@ def put(tree: PyTree, sharding: jax.sharding.Sharding) -> PyTree:
 
 def gather(tree: PyTree) -> PyTree:
     """Global arrays → the same host NumPy arrays on every process."""
+    import jax
+    from jax.experimental import multihost_utils
 
     def one(x):
         if isinstance(x, jax.Array) and not x.is_fully_addressable:
@@ -301,6 +313,8 @@ def _key(name: str, process: int | str) -> str:
 
 def _exchange(name: str, status: str, who: Sequence[int], timeout_s: int):
     """Publishes this process's `status`; returns those of `who`."""
+    import jax
+
     _client().key_value_set(_key(name, jax.process_index()), status)
     return _collect(name, who, timeout_s, mine=status)
 
@@ -310,6 +324,8 @@ def _collect(
 ) -> dict[int, str]:
     """The statuses of processes `who` at step `name` (this process's is
     `mine`), waiting up to `timeout_s` for each."""
+    import jax
+
     client = _client()
     me = jax.process_index()
     out = {}

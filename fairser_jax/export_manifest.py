@@ -31,8 +31,7 @@ import pathlib
 from absl import app, flags
 
 from fairser_jax import cli
-from fairser_jax.data import corpus as corpus_lib
-from fairser_jax.data import manifest, study_sets
+from fairser_jax.data import iemocap, layouts, manifest
 
 _PROGRAM = "export_manifest"
 
@@ -88,13 +87,13 @@ def export(
     path = pathlib.Path(rater_gender) if rater_gender else None
     if path is None and (root / "rater_gender.json").is_file():
         path = root / "rater_gender.json"
-    corpus = corpus_lib.read(root, format="iemocap", rater_gender=path)
+    corpus = layouts.read(root, format="iemocap", rater_gender=path)
     needed = {r for record in corpus.records for r in record.ratings}
     missing = sorted(needed - set(corpus.rater_attributes), key=_rater_id_key)
     if missing:
         shown = ", ".join(missing[:20]) + (" ..." if len(missing) > 20 else "")
         if path is None:
-            hint = study_sets.RATER_GENDER_HINT.replace(
+            hint = iemocap.RATER_GENDER_HINT.replace(
                 "--config.data.rater_gender", "--rater_gender"
             )
             raise ValueError(

@@ -73,7 +73,7 @@ def main(argv: list[str]) -> None:
         f"{summary['num_files']} EmoEvaluation files in {elapsed:.1f} s"
     )
     utterances = iemocap.read_corpus(summary["root"])
-    rater_gender = study_sets.load_rater_gender(
+    rater_gender = iemocap.load_rater_gender(
         f"{summary['root']}/rater_gender.json"
     )
     sets = study_sets.build(utterances, rater_gender)

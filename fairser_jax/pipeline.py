@@ -52,7 +52,7 @@ from fairser_jax import distributed, losses, report
 from fairser_jax import results as results_lib
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import corpus as corpus_lib
-from fairser_jax.data import demo_corpus, study_sets
+from fairser_jax.data import demo_corpus, layouts, study_sets
 from fairser_jax.data import features as features_lib
 from fairser_jax.train import dataset as dataset_lib
 from fairser_jax.train import outputs, runner
@@ -89,7 +89,7 @@ def read_corpus(
     cfg: ml_collections.ConfigDict, corpus: pathlib.Path
 ) -> corpus_lib.Corpus:
     """Reads the corpus in the layout `cfg.data.format` names (or detects)."""
-    return corpus_lib.read(
+    return layouts.read(
         corpus,
         format=cfg.data.format,
         rater_gender=rater_gender_path(cfg, corpus),
@@ -290,7 +290,7 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
             f"config.folds is {tuple(cfg.folds)}; it must be distinct fold "
             "indices >= 0 (IEMOCAP: 0..4, one per session)."
         )
-    corpus_lib.detect_format("", cfg.data.format)
+    layouts.detect_format("", cfg.data.format)
     for side in ("speaker_attribute", "rater_attribute"):
         value = cfg.data[side]
         if not value or not str(value).replace("_", "").isalnum():
@@ -322,7 +322,7 @@ def validate_config(cfg: ml_collections.ConfigDict) -> None:
             good = False
         if not good:
             raise ValueError(f"config.{name} is {value!r}; it must be {must}.")
-    grouped = [v for v in cfg.variants if v != "dnn"]
+    grouped = [v for v in cfg.variants if variants_lib.get(v).pairwise]
     if grouped and cfg.train.batch_size < 2:
         raise ValueError(
             f"config.train.batch_size is {cfg.train.batch_size}, but "
@@ -405,9 +405,10 @@ def batch_memory_lower_bound(
     A lower bound, so it never refuses a config that fits: the [B, B]
     float32 matrices that must coexist per run, times the runs stacked on
     one device. L_D (debiased Sinkhorn, ott-jax) builds the x–y, x–x and
-    y–y cost matrices; L_cl one similarity matrix. DNN has none.
+    y–y cost matrices; L_cl one similarity matrix. A variant that compares
+    no utterances within a batch (`Variant.pairwise` False: DNN) has none.
     """
-    matrices = 0 if variant == "dnn" else 3
+    matrices = 3 if variants_lib.get(variant).pairwise else 0
     return runs_per_device * matrices * cfg.train.batch_size**2 * 4
 
 
@@ -772,8 +773,13 @@ def assemble(
     tmp.replace(combined)
     alpha_trace = {}
     trace_path = workdir / ALPHA_TRACE
-    if "proposed" in variants and trace_path.exists():
-        alpha_trace = outputs.summarize_alpha_trace(trace_path)
+    alpha_traced = [
+        v for v in variants if "alpha" in variants_lib.get(v).traced
+    ]
+    if alpha_traced and trace_path.exists():
+        alpha_trace = outputs.summarize_alpha_trace(
+            trace_path, alpha_traced[0]
+        )
     results = {
         "config_sha256": config_sha256,
         "study_sets": study.table1(),

@@ -37,7 +37,7 @@ from absl import app, flags
 
 from fairser_jax import cli
 from fairser_jax import detector as detector_lib
-from fairser_jax.train import variants as variants_lib
+from fairser_jax import variants as variants_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir.")
 _AUDIO = flags.DEFINE_string(
@@ -46,8 +46,8 @@ _AUDIO = flags.DEFINE_string(
 _VARIANT = flags.DEFINE_string(
     "variant",
     None,
-    "Variant whose detectors to use (default: proposed, else basic, else "
-    "fair_spk, else dnn, else fair_rat; whichever the workdir has).",
+    "Variant whose detectors to use (default: the first the workdir has "
+    f"of {', '.join(variants_lib.preference())}).",
 )
 _OUT = flags.DEFINE_string(
     "out",

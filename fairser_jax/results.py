@@ -34,7 +34,7 @@ import csv
 import dataclasses
 import math
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
@@ -73,17 +73,108 @@ def prediction_columns(
     )
 
 
-METRIC_KEYS: tuple[str, ...] = (
-    "f1",
-    "dsp_spk",
-    "dsp_rat",
-    "eod_spk",
-    "eod_rat",
-    "eopp_spk",
-    "eopp_rat",
-)
-"""Per-run metrics of ``results.json`` (the ``_rat`` ones None without S2
-rows)."""
+SIDES = ("spk", "rat")
+"""The two sides of a fairness view: speakers (over S1) and raters (S2)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One per-run metric of ``results.json``, declared once.
+
+    `run_metrics`, ``report --recompute`` and every table iterate
+    `METRICS`; adding a metric is one `register_metric` plus its function.
+
+    Attributes:
+      key: the name in ``results.json``; a per-side metric is stored as
+        ``<key>_spk`` (over S1, by speaker group) and ``<key>_rat`` (over
+        the S2 rows, by rater group; None without S2 rows).
+      display: its name in tables (``"ΔSP"``; a per-side metric gets the
+        side appended: ``ΔSP_spk``).
+      fn: ``(y_true [N], y_pred [N], groups [N]) -> float`` on binary
+        arrays; a metric that is not per side ignores ``groups``.
+      per_side: one value per side (a fairness view) or one over S1.
+      what: the words Table 2's block title adds before "by speaker
+        gender" (``"equalized odds "``).
+      in_paper: the paper publishes it (Tables 2 and 3); the tables always
+        show these, and the others when some run has them.
+      percent: shown ×100 with 2 decimals (F1).
+    """
+
+    key: str
+    display: str
+    fn: Callable[[np.ndarray, np.ndarray, np.ndarray], float]
+    per_side: bool = True
+    what: str = ""
+    in_paper: bool = False
+    percent: bool = False
+
+    def keys(self) -> tuple[str, ...]:
+        """Its ``results.json`` keys."""
+        if self.per_side:
+            return tuple(f"{self.key}_{side}" for side in SIDES)
+        return (self.key,)
+
+
+METRICS: list[Metric] = [
+    Metric(
+        "f1",
+        "F1 (%)",
+        lambda y_true, y_pred, groups: metrics.weighted_f1(y_true, y_pred),
+        per_side=False,
+        in_paper=True,
+        percent=True,
+    ),
+    Metric(
+        "dsp",
+        "ΔSP",
+        lambda y_true, y_pred, groups: metrics.statistical_parity_difference(
+            y_pred, groups
+        ),
+        in_paper=True,
+    ),
+    Metric(
+        "eod", "ΔEOd", metrics.equalized_odds_difference, what="equalized odds "
+    ),
+    Metric(
+        "eopp",
+        "ΔEOpp",
+        metrics.equal_opportunity_difference,
+        what="equal opportunity ",
+    ),
+]
+"""Every per-run metric, in the order of ``results.json`` and the tables:
+F1 (weighted, paper §2.2.3), then the fairness views of both sides: ΔSP
+(the paper's), ΔEOd and ΔEOpp (fairlearn's equalized-odds and
+equal-opportunity differences; not in the paper)."""
+
+
+def register_metric(metric: Metric) -> Metric:
+    """Declares a new per-run metric (after the others)."""
+    taken = {k for m in METRICS for k in (m.key, *m.keys())}
+    if taken & {metric.key, *metric.keys()}:
+        raise ValueError(f"metric {metric.key!r} is already declared.")
+    METRICS.append(metric)
+    return metric
+
+
+def unregister_metric(key: str) -> None:
+    """Removes a metric `register_metric` added."""
+    METRICS[:] = [m for m in METRICS if m.key != key]
+
+
+def metric_keys() -> tuple[str, ...]:
+    """Per-run metric keys of ``results.json``, in order (``f1``,
+    ``dsp_spk``, ``dsp_rat``, ``eod_spk``, ...)."""
+    return tuple(k for m in METRICS for k in m.keys())
+
+
+def metric_of(key: str) -> Metric | None:
+    """The metric a ``results.json`` key belongs to (None if undeclared)."""
+    for m in METRICS:
+        if key in m.keys():
+            return m
+    return None
+
 
 RunKey = tuple[str, str, int, float | None]
 """(variant, emotion, seed, alpha) — identifies one run."""
@@ -293,53 +384,43 @@ def _coding(values) -> dict[str, int]:
     return {v: k for k, v in enumerate(distinct)}
 
 
-def _side(
-    y_true: np.ndarray, y_pred: np.ndarray, groups: np.ndarray
-) -> dict[str, float]:
-    """ΔSP, ΔEOd and ΔEOpp of one side's rows and groups."""
-    return {
-        "dsp": metrics.statistical_parity_difference(y_pred, groups),
-        "eod": metrics.equalized_odds_difference(y_true, y_pred, groups),
-        "eopp": metrics.equal_opportunity_difference(y_true, y_pred, groups),
-    }
-
-
 def run_metrics(run: RunPredictions) -> dict[str, Any]:
-    """F1 and the fairness views of both sides of one run (paper §2.2.3).
+    """Every metric of `METRICS` for one run (paper §2.2.3).
 
     Args:
       run: pooled out-of-fold predictions, N rows.
 
     Returns:
-      A ``results.json``-style dict: variant, emotion, seed, alpha, f1,
-      dsp_spk, dsp_rat, eod_spk, eod_rat, eopp_spk, eopp_rat (the ``_rat``
-      ones None when the run has no S2 row).
+      A ``results.json``-style dict: variant, emotion, seed, alpha, then
+      `metric_keys()` (f1, dsp_spk, dsp_rat, eod_spk, eod_rat, eopp_spk,
+      eopp_rat, ...; the ``_rat`` ones None when the run has no S2 row).
     """
     variant, emotion, seed, alpha = run.key
     in_s2 = run.rater_group >= 0
-    try:
-        f1 = metrics.weighted_f1(run.y_true, run.y_pred)
-        spk = _side(run.y_true, run.y_pred, run.speaker_group)
-        rat = (
-            _side(run.y_true[in_s2], run.y_pred[in_s2], run.rater_group[in_s2])
+    sides = {
+        "spk": (run.y_true, run.y_pred, run.speaker_group),
+        "rat": (
+            (run.y_true[in_s2], run.y_pred[in_s2], run.rater_group[in_s2])
             if in_s2.any()
-            else dict.fromkeys(spk)
-        )
+            else None
+        ),
+    }
+    out = {"variant": variant, "emotion": emotion, "seed": seed, "alpha": alpha}
+    try:
+        for metric in METRICS:
+            if not metric.per_side:
+                out[metric.key] = float(metric.fn(*sides["spk"]))
+                continue
+            for side in SIDES:
+                rows = sides[side]
+                out[f"{metric.key}_{side}"] = (
+                    None if rows is None else float(metric.fn(*rows))
+                )
     except ValueError as e:
         raise ValueError(
             f"predictions.csv, run {format_key(run.key)} (starting at line "
             f"{run.first_line}): {e}"
         ) from e
-    out = {
-        "variant": variant,
-        "emotion": emotion,
-        "seed": seed,
-        "alpha": alpha,
-        "f1": float(f1),
-    }
-    for view in ("dsp", "eod", "eopp"):
-        out[f"{view}_spk"] = float(spk[view])
-        out[f"{view}_rat"] = None if rat[view] is None else float(rat[view])
     return out
 
 
@@ -372,7 +453,9 @@ from (`fairser_jax.train.distances`)."""
 _ALPHA_TOLERANCE = 1e-6  # float32 rounding of α ∈ [0, 1]
 
 
-def trace_key(variant: str, emotion: str, seed: int, fold: int, term: str) -> str:
+def trace_key(
+    variant: str, emotion: str, seed: int, fold: int, term: str
+) -> str:
     """``"<variant>/<emotion>/seed<k>/fold<f>/<term>"``, a key of the trace."""
     return f"{variant}/{emotion}/seed{seed}/fold{fold}/{term}"
 
@@ -402,7 +485,8 @@ def read_alpha_trace(path: str | pathlib.Path) -> dict[str, np.ndarray]:
     path = pathlib.Path(path)
     with np.load(path, allow_pickle=False) as f:
         trace = {
-            _modern_key(k): np.asarray(f[k], np.float64).ravel() for k in f.files
+            _modern_key(k): np.asarray(f[k], np.float64).ravel()
+            for k in f.files
         }
     for k, v in trace.items():
         term = k.split("/")[-1]
@@ -415,7 +499,11 @@ def read_alpha_trace(path: str | pathlib.Path) -> dict[str, np.ndarray]:
         if term == "alpha":
             bad |= (v < -_ALPHA_TOLERANCE) | (v > 1 + _ALPHA_TOLERANCE)
         if bad.any():
-            what = "α outside [0, 1] (eq. 3)" if term == "alpha" else "non-finite D"
+            what = (
+                "α outside [0, 1] (eq. 3)"
+                if term == "alpha"
+                else "non-finite D"
+            )
             raise ValueError(
                 f"{path}: {k!r} holds {what}, e.g. {v[bad][:3].tolist()}."
             )

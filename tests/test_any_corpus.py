@@ -302,13 +302,13 @@ def test_class_names_that_cannot_be_file_names_are_refused():
 
 
 def test_embedding_files_of_any_class_name_are_found():
-    m = figures._EMBEDDING_FILE.match("fair_rat_very_happy_seed3.npz")
+    m = figures._embedding_file().match("fair_rat_very_happy_seed3.npz")
     assert (m["variant"], m["emotion"], m["seed"]) == (
         "fair_rat",
         "very_happy",
         "3",
     )
-    m = figures._EMBEDDING_FILE.match("dnn_Class-1_seed0.npz")
+    m = figures._embedding_file().match("dnn_Class-1_seed0.npz")
     assert (m["variant"], m["emotion"]) == ("dnn", "Class-1")
 
 

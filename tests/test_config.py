@@ -6,9 +6,9 @@ import ml_collections
 import pytest
 
 from fairser_jax import config as config_lib
-from fairser_jax import losses, pipeline
-from fairser_jax.data import corpus, demo_corpus
-from fairser_jax.train import alpha, distances, variants
+from fairser_jax import losses, pipeline, variants
+from fairser_jax.data import demo_corpus, layouts
+from fairser_jax.train import alpha, distances
 
 DEFAULT_FIELDS = [
     name for name, _ in config_lib.flatten(config_lib.get_default_config())
@@ -16,13 +16,13 @@ DEFAULT_FIELDS = [
 
 # Where each enum's values live in the code that checks them.
 REGISTRIES = {
-    "data.format": corpus.FORMATS,
+    "data.format": layouts.formats(),
     "demo.rater_cue": demo_corpus.RATER_CUES,
     "two_sided.distance": tuple(distances.DISTANCES),
     "loss.group_pooling": losses.POOLINGS,
     "two_sided.alpha_fn": tuple(alpha.ALPHA_FUNCTIONS),
     "two_sided.mu_rat": alpha.MU_RAT,
-    "variants": variants.NAMES,
+    "variants": variants.BUILT_IN,
 }
 
 
@@ -50,7 +50,7 @@ def _everything_on() -> ml_collections.ConfigDict:
     """The defaults with every variant, so every check of the validator
     (the two-sided ones included) runs."""
     cfg = config_lib.get_default_config()
-    cfg.variants = variants.NAMES
+    cfg.variants = variants.BUILT_IN
     return cfg
 
 

@@ -27,11 +27,11 @@ from sklearn.preprocessing import StandardScaler
 from fairser_jax import config as config_lib
 from fairser_jax import pipeline
 from fairser_jax.constants import EMOTIONS
-from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import (
     demo_corpus,
     features,
     iemocap,
+    layouts,
     manifest,
     study_sets,
 )
@@ -80,7 +80,7 @@ def large(tmp_path_factory):
         for u in iemocap.read_corpus(root)
     ]
     sets = study_sets.build(
-        records, study_sets.load_rater_gender(root / "rater_gender.json")
+        records, iemocap.load_rater_gender(root / "rater_gender.json")
     )
     return root, summary, records, sets
 
@@ -128,7 +128,7 @@ def test_layout_is_iemocap(small):
         )
         assert emo.is_file()
         assert u.id.startswith(f"Ses{u.session:02d}")
-    mapping = study_sets.load_rater_gender(root / "rater_gender.json")
+    mapping = iemocap.load_rater_gender(root / "rater_gender.json")
     assert mapping == demo_corpus.RATER_GENDER
     assert sorted(mapping.values()) == ["F", "F", "F", "F", "M", "M"]
 
@@ -588,7 +588,7 @@ def test_speakers_csv_changes_neither_store_nor_completeness_checks(tmp_path):
         out = tmp_path / f"manifest{len(list(tmp_path.iterdir()))}"
         # What `python -m fairser_jax.export_manifest` does.
         manifest.write(
-            corpus_lib.read(
+            layouts.read(
                 root, format="iemocap", rater_gender=root / "rater_gender.json"
             ),
             out,

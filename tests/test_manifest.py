@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from fairser_jax.data import corpus, demo_corpus, manifest, study_sets
+from fairser_jax.data import corpus, demo_corpus, layouts, manifest, study_sets
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FIXTURE = REPO / "tests" / "fixtures" / "iemocap_mini"
@@ -31,7 +31,7 @@ def make_mini(tmp_path: pathlib.Path) -> tuple[pathlib.Path, pathlib.Path]:
     root = tmp_path / "corpus"
     shutil.copytree(FIXTURE, root)
     (root / "rater_gender.json").unlink()
-    for record in corpus.read(root, format="iemocap").records:
+    for record in layouts.read(root, format="iemocap").records:
         if record.id != MISSING_WAV:
             record.wav_path.parent.mkdir(parents=True, exist_ok=True)
             record.wav_path.write_bytes(b"RIFF")
@@ -66,7 +66,7 @@ def check_round_trip(original: corpus.Corpus, back: corpus.Corpus) -> None:
 
 def test_round_trip_iemocap_fixture(tmp_path, caplog):
     root, mapping = make_mini(tmp_path)
-    original = corpus.read(root, format="iemocap", rater_gender=mapping)
+    original = layouts.read(root, format="iemocap", rater_gender=mapping)
     assert {r.id for r in original.records if not r.wav_exists} == {MISSING_WAV}
     out = tmp_path / "manifest"
     with caplog.at_level(logging.INFO):
@@ -95,7 +95,7 @@ def test_round_trip_iemocap_fixture(tmp_path, caplog):
         *(f"{r},{g}" for r, g in MINI_RATER_GENDER.items()),
     ]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
-    back = corpus.read(out)  # auto-detected
+    back = layouts.read(out)  # auto-detected
     check_round_trip(original, back)
     sets = study_sets.build(back)
     assert sets.s1_ids == (
@@ -109,7 +109,7 @@ def test_round_trip_iemocap_fixture(tmp_path, caplog):
 def test_round_trip_demo_corpus(tmp_path):
     root = tmp_path / "demo"
     demo_corpus.generate(root, num_utterances=60, seed=0)
-    original = corpus.read(root, format="iemocap")
+    original = layouts.read(root, format="iemocap")
     manifest.write(original, tmp_path / "manifest")
     back = manifest.read(tmp_path / "manifest")
     check_round_trip(original, back)
@@ -119,7 +119,7 @@ def test_round_trip_demo_corpus(tmp_path):
 
 def test_write_refuses_existing_files_unless_overwrite(tmp_path):
     root, mapping = make_mini(tmp_path)
-    original = corpus.read(root, format="iemocap", rater_gender=mapping)
+    original = layouts.read(root, format="iemocap", rater_gender=mapping)
     out = tmp_path / "m"
     out.mkdir()
     (out / "raters.csv").write_text("mine\n")
@@ -136,12 +136,12 @@ def test_wav_paths_survive_moving_the_folder(tmp_path):
     outside it absolute: moving the folder (with the audio inside it)
     keeps every path valid, and so does moving the folder alone."""
     root, mapping = make_mini(tmp_path / "outside")
-    original = corpus.read(root, format="iemocap", rater_gender=mapping)
+    original = layouts.read(root, format="iemocap", rater_gender=mapping)
     alone = tmp_path / "alone"
     manifest.write(original, alone)
     inside = tmp_path / "inside"
     shutil.copytree(root, inside / "audio")
-    holding = corpus.read(
+    holding = layouts.read(
         inside / "audio", format="iemocap", rater_gender=mapping
     )
     manifest.write(holding, inside)
@@ -176,7 +176,7 @@ def test_wav_paths_survive_moving_the_folder(tmp_path):
 def test_files_get_the_mode_of_a_plain_open(tmp_path):
     """Not mkstemp's owner-only 0600: 0666 less the umask, as open()."""
     root, mapping = make_mini(tmp_path)
-    original = corpus.read(root, format="iemocap", rater_gender=mapping)
+    original = layouts.read(root, format="iemocap", rater_gender=mapping)
     old = os.umask(0o027)
     try:
         manifest.write(original, tmp_path / "m")

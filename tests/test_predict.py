@@ -16,8 +16,8 @@ import soundfile
 
 from fairser_jax import detector as detector_lib
 from fairser_jax import models
-from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import features as features_lib
+from fairser_jax.data import layouts
 from fairser_jax.train import outputs
 from fairser_jax.wav2vec2 import audio
 
@@ -65,7 +65,7 @@ def _reference(workdir):
     """Every run's probability on the training features, by plain Flax."""
     config = json.loads((workdir / "config.json").read_text())
     store = features_lib.load(workdir / "features.npz")
-    records = {r.id: r for r in corpus_lib.read(workdir / "corpus").records}
+    records = {r.id: r for r in layouts.read(workdir / "corpus").records}
     x = features_lib.speaker_znorm(
         store.features, [records[i].speaker for i in store.ids]
     )
@@ -104,7 +104,7 @@ def test_workdir_keeps_what_predicting_needs(workdir):
         info["feature_manifest"]["checkpoint"] == store.manifest["checkpoint"]
     )
     assert info["feature_manifest"]["layer"] == store.manifest["layer"]
-    records = {r.id: r for r in corpus_lib.read(workdir / "corpus").records}
+    records = {r.id: r for r in layouts.read(workdir / "corpus").records}
     speakers = sorted({records[i].speaker for i in store.ids})
     means, variances = [], []
     for s in speakers:
@@ -250,7 +250,7 @@ def test_stereo_44k_equals_its_16k_mono_version(detector, workdir, tmp_path):
     waveforms (channels x ± d) predict as their 16 kHz mono versions
     (channel mean, resampled by training's resampler) written to wav files
     and read back as training reads its corpus."""
-    records = corpus_lib.read(workdir / "corpus").records[:6]
+    records = layouts.read(workdir / "corpus").records[:6]
     rng = np.random.default_rng(0)
     stereo, files = [], []
     for k, r in enumerate(records):
@@ -286,7 +286,7 @@ def test_stereo_44k_equals_its_16k_mono_version(detector, workdir, tmp_path):
 def test_one_file_alone_equals_it_in_a_folder(detector, workdir, tmp_path):
     """Batch invariance: with the same (training) normalisation, a file's
     prediction does not depend on what it is extracted with."""
-    records = corpus_lib.read(workdir / "corpus").records[:6]
+    records = layouts.read(workdir / "corpus").records[:6]
     folder = tmp_path / "many"
     folder.mkdir()
     for r in records:
@@ -302,7 +302,7 @@ def test_one_file_alone_equals_it_in_a_folder(detector, workdir, tmp_path):
 
 def test_bad_audio_is_reported_per_file(workdir, tmp_path):
     folder = tmp_path / "mixed"
-    good = corpus_lib.read(workdir / "corpus").records[0].wav_path
+    good = layouts.read(workdir / "corpus").records[0].wav_path
     folder.mkdir()
     shutil.copy(good, folder / "good.wav")
     _wav(folder / "empty.wav", np.zeros(0, np.float32))

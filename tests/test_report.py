@@ -27,6 +27,7 @@ from fairlearn.metrics import (
 from PIL import Image
 from sklearn.metrics import f1_score
 
+from fairser_jax import variants as variants_lib
 from fairser_jax.constants import EMOTIONS
 from fairser_jax.report import figures, recompute, tables
 
@@ -439,7 +440,7 @@ def test_table2_blocks_numbers_and_markers(workdir):
     f1 = {r["Model"]: r for r in as_dicts(blocks[0])}
     assert f1["DNN (paper)"]["Neutral"] == "77.73"
     assert f1["DNN (paper)"]["Anger"] == str(
-        tables.PAPER_TABLE2["dnn"]["anger"][0]
+        variants_lib.paper_value("dnn", "anger", "f1")
     )
 
 
@@ -556,7 +557,7 @@ def test_report_links_every_table_file(workdir):
     # claims.csv (report/claims.py) has no LaTeX twin; report.md links it.
     assert "[CSV](tables/claims.csv)" in md
     names.remove("claims")
-    assert names == sorted(tables.TABLE_NAMES)
+    assert names == sorted(tables.table_names())
     assert sorted(p.stem for p in (workdir / "tables").glob("*.tex")) == names
     for name in names:
         assert f"[CSV](tables/{name}.csv)" in md
@@ -586,14 +587,13 @@ def test_csv_tables_equal_numpy_over_seeds(workdir):
     folder = workdir / "tables"
     for metric, _, _ in METRICS:
         rows = _table2_csv(folder, results, metric)
-        k = list(tables.METRIC_HEADERS).index(metric)
         for variant, name in MODELS:
             for e in EMOS:
                 col = e.capitalize()
                 paper = rows[f"{name} (paper)"]
                 assert (
                     float(paper[f"{col} mean"])
-                    == (tables.PAPER_TABLE2[variant][e][k])
+                    == variants_lib.paper_value(variant, e, metric)
                 )
                 assert paper[f"{col} sd"] == ""
 
@@ -690,7 +690,7 @@ def parse_booktabs(text: str) -> tuple[str, list[list[str]], int]:
 
 def test_latex_tables_are_booktabs(workdir):
     folder = workdir / "tables"
-    for name in tables.TABLE_NAMES:
+    for name in tables.table_names():
         spec, rows, _ = parse_booktabs((folder / f"{name}.tex").read_text())
         data = read_csv(folder / f"{name}.csv")
         assert len(rows) == 1 + len(data), name  # header + one per CSV row
@@ -919,7 +919,7 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(
         [
             f"{n}.{x}"
-            for n in ("table1", *(f"table2_{m}" for m in tables.METRIC_HEADERS))
+            for n in ("table1", *(f"table2_{m}" for m in tables.metric_headers()))
             for x in ("csv", "tex")
         ]
         + ["notes.txt", "claims.csv"]
@@ -996,12 +996,12 @@ def test_other_fairness_views_are_extra_table_blocks(workdir):
     folder = workdir / "tables"
     md = (workdir / "report.md").read_text()
     for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
-        assert f"### {tables.TABLE2_BLOCK_TITLES[metric]}" in md
+        assert f"### {tables.block_title(metric)}" in md
         rows = _table2_csv(folder, results, metric)
         assert sorted(rows) == sorted(name for _, name in MODELS)
     t3 = {(r["Metric"], r["Model"]): r for r in read_csv(folder / "table3.csv")}
     for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
-        label = tables.METRIC_HEADERS[metric]
+        label = tables.metric_headers()[metric]
         for variant, name in (("basic", "Basic"), ("proposed", "Proposed")):
             for e in EMOS:
                 got = float(t3[(label, name)][f"{e.capitalize()} mean"])

@@ -149,7 +149,7 @@ def test_table1_counts_match_a_plain_loop():
 
 def test_fixture_corpus_sets(tmp_path):
     root = make_corpus(tmp_path / "c")
-    mapping = study_sets.load_rater_gender(
+    mapping = iemocap.load_rater_gender(
         pathlib.Path(__file__).parent
         / "fixtures"
         / "iemocap_mini"
@@ -175,7 +175,7 @@ def test_fixture_corpus_sets(tmp_path):
 def test_load_rater_gender_key_forms(tmp_path):
     path = tmp_path / "raters.json"
     path.write_text(json.dumps({"C-E1": "m", "E2": "F", " E10 ": "M"}))
-    assert study_sets.load_rater_gender(path) == {
+    assert iemocap.load_rater_gender(path) == {
         "E1": "M",
         "E2": "F",
         "E10": "M",
@@ -198,7 +198,7 @@ def test_bad_rater_maps(tmp_path, content, message):
     path = tmp_path / "raters.json"
     path.write_text(content)
     with pytest.raises(ValueError, match=message) as err:
-        study_sets.load_rater_gender(path)
+        iemocap.load_rater_gender(path)
     assert str(path) in str(err.value)
 
 
@@ -206,7 +206,7 @@ def test_missing_rater_map_file(tmp_path):
     with pytest.raises(
         FileNotFoundError, match="--config.data.rater_gender=PATH"
     ):
-        study_sets.load_rater_gender(tmp_path / "absent.json")
+        iemocap.load_rater_gender(tmp_path / "absent.json")
 
 
 def test_s2_without_mapping_names_raters_and_flag():

@@ -51,6 +51,7 @@ Speaker gender is the first letter of the last ``_`` token of the id
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 import pathlib
@@ -58,6 +59,7 @@ import re
 from collections.abc import Mapping, Sequence
 
 from fairser_jax.constants import EMOTIONS
+from fairser_jax.data import corpus as corpus_lib
 
 __all__ = [
     "HEADER_CODES",
@@ -637,3 +639,173 @@ def count_labels(utterances: Sequence[Utterance]) -> dict[str, int]:
     for u in utterances:
         counts[u.raw_label] = counts.get(u.raw_label, 0) + 1
     return dict(sorted(counts.items()))
+
+
+# --------------------------------------------- the IEMOCAP layout as a Corpus
+
+RATER_GENDER_HINT = (
+    "pass a rater-gender mapping file with "
+    "--config.data.rater_gender=PATH, a JSON object like {"
+    '"E1": "M", "E2": "F", ...}; IEMOCAP does not publish its evaluators\' '
+    "genders, so the file has to come from you"
+)
+
+_RATER_KEY_RE = re.compile(r"^(?:C-)?(E\d+)$")
+
+
+def normalise_rater_gender(
+    mapping: Mapping[str, str], *, source: str = "rater-gender mapping"
+) -> dict[str, str]:
+    """Validates a rater-gender mapping and normalises its keys to ``E<n>``.
+
+    Args:
+      mapping: rater id (``"E1"`` or ``"C-E1"``) -> ``"M"`` or ``"F"``
+        (case-insensitive).
+      source: what to call the mapping in error messages (e.g. its path).
+
+    Returns:
+      ``{"E1": "M", ...}`` sorted by key.
+
+    Raises:
+      ValueError: a key that is not a rater id, a value that is not M/F, or
+        the same rater given twice (``E1`` and ``C-E1``).
+    """
+    if not isinstance(mapping, Mapping):
+        raise ValueError(
+            f"{source}: expected a JSON object rater id -> 'M'/'F', got "
+            f"{type(mapping).__name__}; {RATER_GENDER_HINT}"
+        )
+    out: dict[str, str] = {}
+    for key, value in mapping.items():
+        match = _RATER_KEY_RE.match(str(key).strip())
+        if match is None:
+            raise ValueError(
+                f"{source}: key {key!r} is not a rater id (expected 'E<n>' "
+                "or 'C-E<n>')"
+            )
+        if not isinstance(value, str) or value.strip().upper() not in (
+            "M",
+            "F",
+        ):
+            raise ValueError(
+                f"{source}: rater {key!r} has gender {value!r}; expected "
+                "'M' or 'F'"
+            )
+        rater = match[1]
+        if rater in out:
+            raise ValueError(f"{source}: rater {rater} is given twice")
+        out[rater] = value.strip().upper()
+    return dict(sorted(out.items(), key=lambda kv: int(kv[0][1:])))
+
+
+def load_rater_gender(path: os.PathLike | str) -> dict[str, str]:
+    """Loads a rater-gender mapping file (JSON object rater id -> M/F).
+
+    Raises:
+      FileNotFoundError: no file at ``path``.
+      ValueError: not JSON, or not a valid mapping (see
+        :func:`normalise_rater_gender`).
+    """
+    path = pathlib.Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"rater-gender mapping {path} does not exist; {RATER_GENDER_HINT}"
+        )
+    try:
+        mapping = json.loads(path.read_text(encoding="utf-8-sig"))
+    except json.JSONDecodeError as err:
+        raise ValueError(
+            f"{path}: not valid JSON ({err.msg} at line {err.lineno} "
+            f"column {err.colno}); {RATER_GENDER_HINT}"
+        ) from err
+    return normalise_rater_gender(mapping, source=str(path))
+
+
+def _rater_label(word: str) -> str:
+    """A rater's IEMOCAP label word as a study class or a plain word."""
+    label = label_class(word)
+    if label is not None:
+        return label
+    word = " ".join(word.split()).lower()
+    return "other" if word.startswith("other") else word
+
+
+def to_corpus(
+    utterances: Sequence[Utterance],
+    rater_gender: Mapping[str, str] | None,
+    root: os.PathLike | str = "",
+    *,
+    rater_source: str = "",
+) -> corpus_lib.Corpus:
+    """A `Corpus` from IEMOCAP records and a rater-gender mapping.
+
+    The speaker attribute is ``gender`` (from the utterance id), the fold
+    is ``session - 1`` (leave-one-session-out), labels are the five study
+    classes (``exc`` merged into happiness; other codes have no label) and
+    a rater's labels are the class names of their words (other words
+    lower-cased, ``Other:<text>`` as ``other``). Self-evaluations are not
+    ratings.
+
+    Args:
+      utterances: records of `read_corpus`.
+      rater_gender: rater id (``E1`` or ``C-E1``) -> ``M``/``F``, or None.
+      root: the corpus root.
+      rater_source: where ``rater_gender`` came from, for messages.
+    """
+    raters = (
+        {}
+        if rater_gender is None
+        else normalise_rater_gender(
+            rater_gender, source=rater_source or "rater-gender mapping"
+        )
+    )
+    records = tuple(
+        corpus_lib.Record(
+            id=u.id,
+            wav_path=pathlib.Path(u.wav_path),
+            wav_exists=u.wav_exists,
+            speaker=u.speaker,
+            speaker_attributes={"gender": u.speaker_gender},
+            label=u.label,
+            fold=u.session - 1,
+            ratings={
+                r: frozenset(_rater_label(w) for w in words)
+                for r, words in u.rater_labels.items()
+            },
+            source=u.source,
+        )
+        for u in sorted(utterances, key=lambda u: u.id)
+    )
+    return corpus_lib.Corpus(
+        root=pathlib.Path(root),
+        format="iemocap",
+        records=records,
+        rater_attributes={r: {"gender": g} for r, g in raters.items()},
+        rater_source=rater_source or "the rater-gender mapping",
+        rater_hint=RATER_GENDER_HINT,
+    )
+
+
+def read(
+    root: os.PathLike | str, rater_gender: os.PathLike | str | None = None
+) -> corpus_lib.Corpus:
+    """An IEMOCAP-layout folder as a `Corpus` (the ``iemocap`` layout).
+
+    Args:
+      root: the corpus root (``Session1`` ...).
+      rater_gender: the rater-gender JSON file; ``None``:
+        ``<root>/rater_gender.json`` when it exists (else raters have no
+        gender, and building S2 names them).
+    """
+    root = pathlib.Path(root)
+    utterances = read_corpus(root)
+    path = pathlib.Path(rater_gender) if rater_gender else None
+    if path is None and (root / "rater_gender.json").exists():
+        path = root / "rater_gender.json"
+    mapping = None if path is None else load_rater_gender(path)
+    return to_corpus(
+        utterances,
+        mapping,
+        root,
+        rater_source="" if path is None else str(path),
+    )

@@ -74,7 +74,8 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-UTTERANCES_FILE = corpus_lib.MANIFEST_FILE
+UTTERANCES_FILE = "utterances.csv"
+"""The file whose presence makes a corpus folder a manifest."""
 RATINGS_FILE = "ratings.csv"
 RATERS_FILE = "raters.csv"
 FILES: tuple[str, ...] = (UTTERANCES_FILE, RATINGS_FILE, RATERS_FILE)

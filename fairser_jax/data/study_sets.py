@@ -19,109 +19,34 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import json
-import os
-import pathlib
-import re
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
 from fairser_jax.constants import EMOTIONS
 from fairser_jax.data import corpus as corpus_lib
-from fairser_jax.data.iemocap import Utterance
+from fairser_jax.data import iemocap
+
+# RATER_GENDER_HINT, load_rater_gender and normalise_rater_gender moved to
+# `fairser_jax.data.iemocap`; importing them from here still works (one
+# release).
+from fairser_jax.data.iemocap import (  # noqa: F401
+    RATER_GENDER_HINT,
+    Utterance,
+    load_rater_gender,
+    normalise_rater_gender,
+)
 
 __all__ = [
     "NUM_FOLDS",
-    "RATER_GENDER_HINT",
     "StudySets",
     "binary_targets",
     "build",
     "folds",
     "format_table1",
-    "load_rater_gender",
-    "normalise_rater_gender",
 ]
 
 NUM_FOLDS = 5
-
-RATER_GENDER_HINT = (
-    "pass a rater-gender mapping file with "
-    "--config.data.rater_gender=PATH, a JSON object like {"
-    '"E1": "M", "E2": "F", ...}; IEMOCAP does not publish its evaluators\' '
-    "genders, so the file has to come from you"
-)
-
-_RATER_KEY_RE = re.compile(r"^(?:C-)?(E\d+)$")
-
-
-def normalise_rater_gender(
-    mapping: Mapping[str, str], *, source: str = "rater-gender mapping"
-) -> dict[str, str]:
-    """Validates a rater-gender mapping and normalises its keys to ``E<n>``.
-
-    Args:
-      mapping: rater id (``"E1"`` or ``"C-E1"``) -> ``"M"`` or ``"F"``
-        (case-insensitive).
-      source: what to call the mapping in error messages (e.g. its path).
-
-    Returns:
-      ``{"E1": "M", ...}`` sorted by key.
-
-    Raises:
-      ValueError: a key that is not a rater id, a value that is not M/F, or
-        the same rater given twice (``E1`` and ``C-E1``).
-    """
-    if not isinstance(mapping, Mapping):
-        raise ValueError(
-            f"{source}: expected a JSON object rater id -> 'M'/'F', got "
-            f"{type(mapping).__name__}; {RATER_GENDER_HINT}"
-        )
-    out: dict[str, str] = {}
-    for key, value in mapping.items():
-        match = _RATER_KEY_RE.match(str(key).strip())
-        if match is None:
-            raise ValueError(
-                f"{source}: key {key!r} is not a rater id (expected 'E<n>' "
-                "or 'C-E<n>')"
-            )
-        if not isinstance(value, str) or value.strip().upper() not in (
-            "M",
-            "F",
-        ):
-            raise ValueError(
-                f"{source}: rater {key!r} has gender {value!r}; expected "
-                "'M' or 'F'"
-            )
-        rater = match[1]
-        if rater in out:
-            raise ValueError(f"{source}: rater {rater} is given twice")
-        out[rater] = value.strip().upper()
-    return dict(sorted(out.items(), key=lambda kv: int(kv[0][1:])))
-
-
-def load_rater_gender(path: os.PathLike | str) -> dict[str, str]:
-    """Loads a rater-gender mapping file (JSON object rater id -> M/F).
-
-    Raises:
-      FileNotFoundError: no file at ``path``.
-      ValueError: not JSON, or not a valid mapping (see
-        :func:`normalise_rater_gender`).
-    """
-    path = pathlib.Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(
-            f"rater-gender mapping {path} does not exist; {RATER_GENDER_HINT}"
-        )
-    try:
-        mapping = json.loads(path.read_text(encoding="utf-8-sig"))
-    except json.JSONDecodeError as err:
-        raise ValueError(
-            f"{path}: not valid JSON ({err.msg} at line {err.lineno} "
-            f"column {err.colno}); {RATER_GENDER_HINT}"
-        ) from err
-    return normalise_rater_gender(mapping, source=str(path))
-
 
 @dataclasses.dataclass(frozen=True)
 class StudySets:
@@ -250,7 +175,7 @@ def build(
         :func:`fairser_jax.data.iemocap.read_corpus` with ``rater_gender``.
       rater_gender: with IEMOCAP records: rater id -> ``"M"``/``"F"``
         covering every rater of the S1 utterances (keys ``E1`` or
-        ``C-E1``), e.g. from :func:`load_rater_gender`.
+        ``C-E1``), e.g. from :func:`fairser_jax.data.iemocap.load_rater_gender`.
       classes: the study's classes (IEMOCAP: the paper's five).
       rater_attribute: the rater attribute whose values are the groups.
       require_both_genders: keep only S2 samples rated by raters of at
@@ -268,7 +193,7 @@ def build(
     else:
         if rater_gender is None:
             rater_gender = {}
-        corpus = corpus_lib.from_iemocap(source, rater_gender)
+        corpus = iemocap.to_corpus(source, rater_gender)
         if not rater_gender:
             corpus = dataclasses.replace(corpus, rater_attributes={})
     counts = collections.Counter(u.id for u in corpus.records)

@@ -63,6 +63,7 @@ import numpy as np
 from scipy import signal, stats
 
 from fairser_jax import fileio
+from fairser_jax import variants as variants_lib
 from fairser_jax.constants import in_paper_order
 from fairser_jax.report import numbers
 from fairser_jax.results import RunKey, format_key, is_cell, run_key
@@ -109,22 +110,10 @@ FIXED_ALPHA_MIDPOINT = 0.5
 """C10: the constant α compared with Proposed (matched after rounding to 9
 decimals)."""
 
-DISPLAY: dict[str, str] = {
-    "dnn": "DNN",
-    "fair_spk": "Fair_spk",
-    "fair_rat": "Fair_rat",
-    "basic": "Basic",
-    "proposed": "Proposed",
-    "fixed_alpha": "Fixed α",
-    "basic_anchored": "Basic (from Fair_rat)",
-}
-"""The paper's names of the variant ids (kept here so that this module
-does not import :mod:`fairser_jax.train`)."""
-
 
 def display(variant: str) -> str:
     """The paper's name of a variant id (the id itself if unknown)."""
-    return DISPLAY.get(variant, variant)
+    return variants_lib.display_name(variant)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -29,7 +29,7 @@ inputs are absent.
   paper, a check that training converged).
 
 Variant names and which variants have a parity panel come from the variant
-registry (:mod:`fairser_jax.train.variants`).
+declarations (:mod:`fairser_jax.variants`).
 """
 
 from __future__ import annotations
@@ -52,10 +52,10 @@ from matplotlib.patches import Patch
 
 from fairser_jax import metrics
 from fairser_jax import results as results_lib
+from fairser_jax import variants as variants_lib
 from fairser_jax.constants import EMOTIONS, in_paper_order
 from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import numbers
-from fairser_jax.train import variants as variants_lib
 
 MALE_COLOR = "#1f4fbf"  # blue, as in the paper's Fig. 2
 FEMALE_COLOR = "#d62728"  # red
@@ -66,17 +66,23 @@ PROPOSED_COLOR = "#ff7f0e"  # orange dotted lines of Fig. 3a
 
 DPI = 150
 
-PARITY_VARIANTS: tuple[str, ...] = tuple(
-    v.name for v in variants_lib.REGISTRY.values() if v.table is not None
-)
-"""Variants of Tables 2 and 3, drawn in the parity bar chart (fixed-α runs
-have Fig. 3a)."""
+def parity_variants() -> tuple[str, ...]:
+    """Variants of Tables 2 and 3, drawn in the parity bar chart (fixed-α
+    runs have Fig. 3a)."""
+    return tuple(
+        v.name for v in variants_lib.REGISTRY.values() if v.table is not None
+    )
 
-_VARIANT_NAMES = "|".join(sorted(variants_lib.NAMES, key=len, reverse=True))
-_EMBEDDING_FILE = re.compile(
-    rf"^(?P<variant>{_VARIANT_NAMES})"
-    r"_(?P<emotion>[A-Za-z0-9][A-Za-z0-9_-]*)_seed(?P<seed>\d+)\.npz$"
-)
+
+def _embedding_file() -> re.Pattern:
+    """``<variant>_<emotion>_seed<k>.npz`` for every declared variant."""
+    names = "|".join(
+        sorted(map(re.escape, variants_lib.names()), key=len, reverse=True)
+    )
+    return re.compile(
+        rf"^(?P<variant>{names})"
+        r"_(?P<emotion>[A-Za-z0-9][A-Za-z0-9_-]*)_seed(?P<seed>\d+)\.npz$"
+    )
 
 
 def figures_dir(workdir: str | pathlib.Path) -> pathlib.Path:
@@ -199,8 +205,9 @@ def _embedding_index(
     folder = workdir / "embeddings"
     if not folder.is_dir():
         return index
+    pattern = _embedding_file()
     for path in folder.glob("*.npz"):
-        m = _EMBEDDING_FILE.match(path.name)
+        m = pattern.match(path.name)
         if m:
             key = (m["variant"], m["emotion"], int(m["seed"]))
             index[key] = path
@@ -653,7 +660,7 @@ def parity_bars_figure(
     Bars are the mean over seeds, error bars the sample SD
     (:func:`fairser_jax.metrics.mean_sd`). Green = speaker side, yellow =
     rater side, as the paper's Table 2 colours them. Variants
-    :data:`PARITY_VARIANTS` that have runs are drawn; fixed-α runs are not.
+    `parity_variants()` that have runs are drawn; fixed-α runs are not.
 
     Args:
       results: parsed ``results.json``.
@@ -662,9 +669,10 @@ def parity_bars_figure(
     Returns:
       The PNG path, or None when no such run exists.
     """
-    runs = [r for r in _runs(results) if r["variant"] in PARITY_VARIANTS]
+    drawn = parity_variants()
+    runs = [r for r in _runs(results) if r["variant"] in drawn]
     variants = [
-        v for v in PARITY_VARIANTS if any(r["variant"] == v for r in runs)
+        v for v in drawn if any(r["variant"] == v for r in runs)
     ]
     if not variants:
         return None
@@ -1209,17 +1217,6 @@ def fixed_alpha_figure(
 
 PARETO_FILE = "pareto_{emotion}.png"
 
-PARETO_COLORS: dict[str, str] = {
-    "dnn": "#7f7f7f",
-    "fair_spk": SPK_COLOR,
-    "fair_rat": RAT_COLOR,
-    "basic": "#1f77b4",
-    "proposed": PROPOSED_COLOR,
-    "basic_anchored": "#9467bd",
-    "fixed_alpha": "#8c564b",
-}
-"""Colour of each variant in the Pareto figure (others: tab10 in turn)."""
-
 _OTHER_COLORS = ("#17becf", "#e377c2", "#bcbd22", "#2ca02c", "#d62728")
 
 
@@ -1290,7 +1287,7 @@ def pareto_figure(
     if not runs:
         return None
     present = list(dict.fromkeys(r["variant"] for r in runs))
-    variants = [v for v in variants_lib.NAMES if v in present]
+    variants = [v for v in variants_lib.names() if v in present]
     variants += [v for v in present if v not in variants]
     others = iter(_OTHER_COLORS * (1 + len(variants) // len(_OTHER_COLORS)))
     fig = Figure(figsize=(6.4, 5.0), layout="constrained")
@@ -1300,7 +1297,7 @@ def pareto_figure(
     hollow: list[str] = []
     for v in variants:
         vr = [r for r in runs if r["variant"] == v]
-        color = PARETO_COLORS.get(v) or next(others)
+        color = variants_lib.color(v) or next(others)
         x = run_products(vr)
         y = 100.0 * np.asarray([float(r["f1"]) for r in vr])
         const = np.asarray([results_lib.run_key(r) in constant for r in vr])

@@ -17,19 +17,19 @@ from typing import Any
 
 import numpy as np
 
+from fairser_jax import variants as variants_lib
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.constants import EMOTIONS
 from fairser_jax.results import (
-    METRIC_KEYS,
     RunKey,
     RunPredictions,
     format_key,
+    metric_keys,
     read_predictions,
     run_key,
     run_metrics,
     runs_from_predictions,
 )
-from fairser_jax.train import variants as variants_lib
 
 __all__ = [
     "ResultsMismatchError",
@@ -91,7 +91,7 @@ def compare_runs(
             "results.json"
         )
     for key in new.keys() & old.keys():
-        for m in METRIC_KEYS:
+        for m in metric_keys():
             if m not in old[key]:
                 problems.append(
                     f"{format_key(key)}: results.json has no {m} (written "

@@ -34,12 +34,13 @@ from typing import Any
 import numpy as np
 
 from fairser_jax import metrics
+from fairser_jax import results as results_lib
+from fairser_jax import variants as variants_lib
 from fairser_jax.constants import in_paper_order
 from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import figures as figures_lib
 from fairser_jax.report import numbers, recompute
 from fairser_jax.results import is_cell, run_key
-from fairser_jax.train import variants as variants_lib
 
 PAPER = (
     'Chien, Upadhyay & Lee, "Balancing Speaker-Rater Fairness for '
@@ -71,85 +72,6 @@ PAPER_TABLE1: dict[str, dict[str, Any]] = {
     },
 }
 
-# variant -> emotion -> (F1 %, ΔSP_spk, ΔSP_rat); paper Table 2.
-PAPER_TABLE2: dict[str, dict[str, tuple[float, float, float]]] = {
-    "dnn": {
-        "neutral": (77.73, 0.452, 0.649),
-        "happiness": (70.00, 0.511, 0.428),
-        "anger": (76.44, 0.378, 0.389),
-        "sadness": (82.28, 0.359, 0.169),
-        "frustration": (63.54, 0.385, 0.626),
-    },
-    "fair_spk": {
-        "neutral": (70.68, 0.226, 0.488),
-        "happiness": (65.80, 0.380, 0.366),
-        "anger": (73.26, 0.234, 0.379),
-        "sadness": (75.50, 0.260, 0.208),
-        "frustration": (63.34, 0.301, 0.550),
-    },
-    "fair_rat": {
-        "neutral": (68.80, 0.403, 0.352),
-        "happiness": (65.14, 0.691, 0.126),
-        "anger": (75.68, 0.372, 0.189),
-        "sadness": (76.84, 0.291, 0.088),
-        "frustration": (70.22, 0.411, 0.448),
-    },
-}
-
-# variant -> emotion -> metric -> (mean, SD) or value; paper Table 3
-# (ten models per cell; F1 in %).
-# fmt: off
-PAPER_TABLE3: dict[str, dict[str, dict[str, Any]]] = {
-    "basic": {
-        e: {
-            "f1": f1,
-            "dsp_spk": spk,
-            "dsp_rat": rat,
-            "product": prod,
-            "gap": gap,
-        }
-        for e, f1, spk, rat, prod, gap in (
-            ("neutral", (66.26, 2.277), (0.365, 0.082), (0.525, 0.039),
-             0.192, 0.160),
-            ("happiness", (65.37, 1.987), (0.566, 0.085), (0.311, 0.071),
-             0.175, 0.255),
-            ("anger", (69.70, 2.776), (0.302, 0.032), (0.257, 0.060),
-             0.078, 0.060),
-            ("sadness", (69.15, 2.406), (0.318, 0.045), (0.116, 0.028),
-             0.037, 0.202),
-            ("frustration", (66.10, 2.417), (0.347, 0.026), (0.521, 0.034),
-             0.181, 0.174),
-        )
-    },
-    "proposed": {
-        e: {
-            "f1": f1,
-            "dsp_spk": spk,
-            "dsp_rat": rat,
-            "product": prod,
-            "gap": gap,
-        }
-        for e, f1, spk, rat, prod, gap in (
-            ("neutral", (68.06, 1.241), (0.269, 0.025), (0.407, 0.043),
-             0.109, 0.137),
-            ("happiness", (67.67, 1.514), (0.359, 0.064), (0.214, 0.049),
-             0.075, 0.154),
-            ("anger", (73.09, 1.546), (0.254, 0.015), (0.222, 0.026),
-             0.056, 0.039),
-            ("sadness", (71.35, 1.119), (0.215, 0.027), (0.112, 0.014),
-             0.024, 0.103),
-            ("frustration", (69.20, 1.617), (0.310, 0.006), (0.406, 0.009),
-             0.126, 0.096),
-        )
-    },
-}
-# fmt: on
-
-TABLE2_VARIANTS: tuple[str, ...] = variants_lib.in_table(2)
-TABLE3_VARIANTS: tuple[str, ...] = variants_lib.in_table(3)
-
-_SIDES = ("spk", "rat")
-
 
 def fairness_view(variant: str, metric: str) -> str | None:
     """Cross-reference scheme of paper §2.2.3 for a one-sided model.
@@ -160,37 +82,54 @@ def fairness_view(variant: str, metric: str) -> str | None:
       fair on (`Variant.intra_fair`), "inter" from the other side, None for
       F1, unconstrained and two-sided models.
     """
-    side = variants_lib.REGISTRY[variant].intra_fair
+    spec = variants_lib.REGISTRY.get(variant)
+    side = spec.intra_fair if spec else None
     metric_side = metric.rpartition("_")[2]
-    if side not in _SIDES or metric == "f1" or metric_side not in _SIDES:
+    if side not in results_lib.SIDES or metric_side not in results_lib.SIDES:
         return None
     return "intra" if metric_side == side else "inter"
 
 
-METRIC_HEADERS = {
-    "f1": "F1 (%)",
-    "dsp_spk": "ΔSP_spk",
-    "dsp_rat": "ΔSP_rat",
-    "eod_spk": "ΔEOd_spk",
-    "eod_rat": "ΔEOd_rat",
-    "eopp_spk": "ΔEOpp_spk",
-    "eopp_rat": "ΔEOpp_rat",
-}
-"""Per-run metrics shown in the tables: the paper's (F1, ΔSP), then the
-equalized-odds and equal-opportunity differences (not in the paper)."""
+def metric_headers() -> dict[str, str]:
+    """Per-run metric key -> its table header, for every metric of
+    `results.METRICS` (``f1`` → ``F1 (%)``, ``dsp_spk`` → ``ΔSP_spk``,
+    ...): the paper's (F1, ΔSP), then the equalized-odds and
+    equal-opportunity differences (not in the paper), then any declared
+    since."""
+    out = {}
+    for m in results_lib.METRICS:
+        for key in m.keys():
+            side = key.removeprefix(m.key)
+            out[key] = m.display + side
+    return out
 
-PAPER_METRICS = ("f1", "dsp_spk", "dsp_rat")
-"""The metrics the paper publishes (Tables 2 and 3)."""
+
+def paper_metrics() -> tuple[str, ...]:
+    """The metrics the paper publishes (Tables 2 and 3): F1, ΔSP."""
+    return tuple(k for m in results_lib.METRICS if m.in_paper for k in m.keys())
+
+
+def block_title(key: str) -> str:
+    """Table 2's title of one metric block (``ΔSP_spk (S1, by speaker
+    gender)``); blocks are rows = models (ours, then the paper's), columns
+    = emotions."""
+    m = results_lib.metric_of(key)
+    if m is None or not m.per_side:
+        return metric_headers().get(key, key)
+    if key.endswith("_spk"):
+        return f"{m.display}_spk (S1, {m.what}by speaker gender)"
+    return f"{m.display}_rat (S2, {m.what}by rater-gender group)"
 
 
 def reported_metrics(runs: Sequence[Mapping[str, Any]]) -> tuple[str, ...]:
-    """`METRIC_HEADERS` keys to show: the paper's always, the others when
-    some run carries them (a `results.json` of an older release has
+    """`metric_headers()` keys to show: the paper's always, the others
+    when some run carries them (a `results.json` of an older release has
     none)."""
+    paper = paper_metrics()
     return tuple(
         m
-        for m in METRIC_HEADERS
-        if m in PAPER_METRICS or any(r.get(m) is not None for r in runs)
+        for m in metric_headers()
+        if m in paper or any(r.get(m) is not None for r in runs)
     )
 
 
@@ -439,8 +378,13 @@ class Table:
         return "\n".join(lines) + "\n"
 
 
+def _percent(metric: str) -> bool:
+    m = results_lib.metric_of(metric)
+    return bool(m and m.percent)
+
+
 def _digits(metric: str) -> int:
-    return 2 if metric == "f1" else 3
+    return 2 if _percent(metric) else 3
 
 
 SIGNIFICANT_DIGITS = 2
@@ -450,11 +394,11 @@ and the paper's numbers are printed as usual."""
 
 
 def _sig(metric: str) -> int | None:
-    return None if metric == "f1" else SIGNIFICANT_DIGITS
+    return None if _percent(metric) else SIGNIFICANT_DIGITS
 
 
 def _scale(metric: str) -> float:
-    return 100.0 if metric == "f1" else 1.0
+    return 100.0 if _percent(metric) else 1.0
 
 
 def _present(
@@ -690,19 +634,6 @@ def eod_eopp_note(runs: Sequence[Mapping[str, Any]]) -> str | None:
     )
 
 
-TABLE2_BLOCK_TITLES: dict[str, str] = {
-    "f1": "F1 (%)",
-    "dsp_spk": "ΔSP_spk (S1, by speaker gender)",
-    "dsp_rat": "ΔSP_rat (S2, by rater-gender group)",
-    "eod_spk": "ΔEOd_spk (S1, equalized odds by speaker gender)",
-    "eod_rat": "ΔEOd_rat (S2, equalized odds by rater-gender group)",
-    "eopp_spk": "ΔEOpp_spk (S1, equal opportunity by speaker gender)",
-    "eopp_rat": "ΔEOpp_rat (S2, equal opportunity by rater-gender group)",
-}
-"""Table 2 is shown as one block per metric: rows = models (ours, then the
-paper's), columns = emotions."""
-
-
 def paper_table2_rows(
     variants: Sequence[str], emotions: Sequence[str], metric: str
 ) -> list[tuple[Cell, ...]]:
@@ -711,15 +642,14 @@ def paper_table2_rows(
     Rows are labelled ``"<model> (paper)"`` and carry the same intra/inter
     marks as ours; F1 in % with 2 decimals, ΔSP with 3 (as printed).
     """
-    if metric not in PAPER_METRICS:
+    if metric not in paper_metrics():
         return []
-    k = PAPER_METRICS.index(metric)
     return [
         (Cell(f"{variants_lib.display_name(v)} (paper)"),)
         + tuple(
             Cell(
-                # A class the paper has no detector for: "—".
-                PAPER_TABLE2.get(v, {}).get(e, (None,) * 3)[k],
+                # A class or variant the paper has no number for: "—".
+                variants_lib.paper_value(v, e, metric),
                 digits=_digits(metric),
                 view=fairness_view(v, metric),
             )
@@ -739,14 +669,14 @@ def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
 
     Args:
       runs: ``results.json["runs"]``.
-      metric: a key of `METRIC_HEADERS` (``"f1"`` in %); the paper's rows
-        are added for the metrics it publishes (`PAPER_METRICS`).
+      metric: a key of `metric_headers()` (``"f1"`` in %); the paper's
+        rows are added for the metrics it publishes (`paper_metrics()`).
 
     Returns:
       Table ``table2_<metric>``, or None when none of the three variants
       has runs.
     """
-    variants, emotions = _present(runs, TABLE2_VARIANTS)
+    variants, emotions = _present(runs, variants_lib.in_table(2))
     if not variants:
         return None
     ours = [
@@ -761,7 +691,7 @@ def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
     paper = paper_table2_rows(variants, emotions, metric)
     return Table(
         name=f"table2_{metric}",
-        title=f"Table 2, {TABLE2_BLOCK_TITLES[metric]}: one-sided models, "
+        title=f"Table 2, {block_title(metric)}: one-sided models, "
         "mean ± SD over seeds (ours)"
         + (", then the paper's values" if paper else "; not in the paper"),
         header=header,
@@ -775,24 +705,23 @@ def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
 # ----------------------------------------------------------------- Table 3
 
 
-TABLE3_ROWS: tuple[tuple[str, str], ...] = (
-    ("f1", "F1 (%)"),
-    ("dsp_spk", "ΔSP_spk"),
-    ("dsp_rat", "ΔSP_rat"),
-    ("eod_spk", "ΔEOd_spk"),
-    ("eod_rat", "ΔEOd_rat"),
-    ("eopp_spk", "ΔEOpp_spk"),
-    ("eopp_rat", "ΔEOpp_rat"),
+_TABLE3_EXTRA_ROWS: tuple[tuple[str, str], ...] = (
     ("product", "ΔSP_spk × ΔSP_rat"),
     ("gap", "|ΔSP_spk − ΔSP_rat|"),
     ("seed_product", "ΔSP_spk × ΔSP_rat per seed"),
 )
 
 
+def table3_rows() -> tuple[tuple[str, str], ...]:
+    """Table 3's row blocks, (key, label): every per-run metric, then the
+    product and gap of the two ΔSP and the per-seed product."""
+    return tuple(metric_headers().items()) + _TABLE3_EXTRA_ROWS
+
+
 def _table3_value(
     runs: Sequence[Mapping[str, Any]], variant: str, emotion: str, row: str
 ) -> Cell:
-    if row in METRIC_HEADERS:
+    if results_lib.metric_of(row) is not None:
         return _cell(runs, variant, emotion, row)
     if row == "seed_product":
         return _product_cell(runs, variant, emotion)
@@ -834,15 +763,15 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     Returns:
       Table ``table3``, or None when neither Basic nor Proposed has runs.
     """
-    variants, emotions = _present(runs, TABLE3_VARIANTS)
+    variants, emotions = _present(runs, variants_lib.in_table(3))
     if not variants:
         return None
     shown = reported_metrics(runs)
     rows = [
         (Cell(label), Cell(variants_lib.display_name(v)))
         + tuple(_table3_value(runs, v, e, key) for e in emotions)
-        for key, label in TABLE3_ROWS
-        if key in shown or key not in METRIC_HEADERS
+        for key, label in table3_rows()
+        if key in shown or results_lib.metric_of(key) is None
         for v in variants
     ]
     return _table3_layout(
@@ -858,16 +787,23 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
 def paper_table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     """The paper's Table 3 for the variants and emotions we have that it
     publishes (None when there are none)."""
-    variants, emotions = _present(runs, TABLE3_VARIANTS)
-    variants = [v for v in variants if v in PAPER_TABLE3]
+    variants, emotions = _present(runs, variants_lib.in_table(3))
+    variants = [v for v in variants if variants_lib.get(v).paper]
     emotions = [
-        e for e in emotions if all(e in PAPER_TABLE3[v] for v in variants)
+        e
+        for e in emotions
+        if all(e in variants_lib.get(v).paper for v in variants)
     ]
     if not variants or not emotions:
         return None
     rows = []
-    published = PAPER_TABLE3["basic"]["neutral"]
-    for key, label in TABLE3_ROWS:
+    published = {
+        key
+        for v in variants
+        for e in emotions
+        for key in variants_lib.get(v).paper[e]
+    }
+    for key, label in table3_rows():
         if key not in published:
             continue
         for v in variants:
@@ -876,7 +812,7 @@ def paper_table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
                 Cell(f"{variants_lib.display_name(v)} (paper)"),
             ]
             for e in emotions:
-                value = PAPER_TABLE3[v][e][key]
+                value = variants_lib.paper_value(v, e, key)
                 cells.append(
                     Cell(value[0], value[1], digits=_digits(key), sd_digits=3)
                     if isinstance(value, tuple)
@@ -1285,15 +1221,17 @@ def render_report(
             _table_block(tabs["table1"]),
         ]
     blocks = {
-        m: tabs[f"table2_{m}"] for m in METRIC_HEADERS if f"table2_{m}" in tabs
+        m: tabs[f"table2_{m}"]
+        for m in metric_headers()
+        if f"table2_{m}" in tabs
     }
     if blocks:
-        variants, _ = _present(runs, TABLE2_VARIANTS)
+        variants, _ = _present(runs, variants_lib.in_table(2))
         parts += [
             "## Table 2: one-sided models, recognition and fairness",
             "One block per metric: our models (mean ± SD over seeds), then "
             "the paper's Table 2 values of the same cells. "
-            + (OTHER_VIEWS_NOTE if len(blocks) > len(PAPER_METRICS) else "")
+            + (OTHER_VIEWS_NOTE if len(blocks) > len(paper_metrics()) else "")
             + TABLE2_LEGEND
             + " "
             + _seed_note(runs, variants),
@@ -1302,15 +1240,15 @@ def render_report(
     # both of one side: Table 2's second block of the pair, else Table 3.
     note = eod_eopp_note(runs)
     for metric, block in blocks.items():
-        parts += [f"### {TABLE2_BLOCK_TITLES[metric]}", _table_block(block)]
+        parts += [f"### {block_title(metric)}", _table_block(block)]
         side = metric.removeprefix("eopp_")
         if note and metric.startswith("eopp_") and f"eod_{side}" in blocks:
             parts.append(note)
             note = None
     if blocks:
-        parts += constant_note(runs, constant, TABLE2_VARIANTS)
+        parts += constant_note(runs, constant, variants_lib.in_table(2))
     if "table3" in tabs:
-        variants, _ = _present(runs, TABLE3_VARIANTS)
+        variants, _ = _present(runs, variants_lib.in_table(3))
         parts += [
             "## Table 3: two-sided models, Basic vs Proposed",
             _table_block(tabs["table3"]),
@@ -1324,7 +1262,7 @@ def render_report(
             if r["variant"] in variants
         ):
             parts.append(note)
-        parts += constant_note(runs, constant, TABLE3_VARIANTS)
+        parts += constant_note(runs, constant, variants_lib.in_table(3))
         if "table3_paper" in tabs:
             parts += [
                 "Paper (Table 3, ten models per cell):",
@@ -1384,20 +1322,21 @@ def write_tables(
             path = folder / f"{table.name}{suffix}"
             _write_atomic(path, text)
             written.append(path)
-    for stale in set(TABLE_NAMES) - set(tables):
+    for stale in set(table_names()) - set(tables):
         for suffix in (".csv", ".tex"):
             (folder / f"{stale}{suffix}").unlink(missing_ok=True)
     return written
 
 
-TABLE_NAMES: tuple[str, ...] = (
-    "table1",
-    *(f"table2_{m}" for m in METRIC_HEADERS),
-    "table3",
-    "table3_paper",
-    "fixed_alpha",
-)
-"""Every name :func:`report_tables` can produce."""
+def table_names() -> tuple[str, ...]:
+    """Every name :func:`report_tables` can produce."""
+    return (
+        "table1",
+        *(f"table2_{m}" for m in metric_headers()),
+        "table3",
+        "table3_paper",
+        "fixed_alpha",
+    )
 
 
 def _tsne_default(config: Mapping[str, Any] | None) -> int:

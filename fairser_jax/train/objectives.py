@@ -322,3 +322,27 @@ def fixed_alpha(
     """Eq. (3) with the run's constant α (`ctx.alpha`; Fig. 3a's sweep)."""
     value, terms = two_sided(out, batch, cfg.loss, ctx.alpha)
     return value, terms, state
+
+
+OBJECTIVES: dict[str, Objective] = {
+    "dnn": stateless(dnn),
+    "speaker_fair": stateless(speaker_fair),
+    "rater_fair": stateless(rater_fair),
+    "basic": stateless(basic),
+    "proposed": proposed,
+    "fixed_alpha": fixed_alpha,
+}
+"""The built-in objectives, by the name a `fairser_jax.variants.Variant`
+declaration gives as its ``objective``."""
+
+
+def _alpha_fn_state(cfg: ml_collections.ConfigDict) -> PyTree:
+    """The α map's state before the first step (e.g. D's running mean)."""
+    return alpha_lib.get(cfg.two_sided.alpha_fn).init()
+
+
+INIT_STATES: dict[str, Callable[[ml_collections.ConfigDict], PyTree]] = {
+    "alpha_fn": _alpha_fn_state,
+}
+"""Built-in objective states, by the name a declaration's ``init_state``
+gives."""

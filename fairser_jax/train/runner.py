@@ -353,7 +353,7 @@ def create_train_state(
     return TrainState(
         params=init_params,
         opt_state=tx.init(init_params),
-        objective_state=variant.init_state(cfg),
+        objective_state=variants_lib.init_state(variant, cfg),
         loss_history=jnp.full((epochs,), jnp.nan, jnp.float32),
         trace={
             name: jnp.full((epochs, steps_per_epoch), jnp.nan, jnp.float32)
@@ -596,7 +596,12 @@ def fit(
     epochs = cfg.train.epochs
     steps = stack.steps_per_epoch
     epoch_fn = make_epoch_fn(
-        model, tx, stack.variant.objective, cfg, steps, stack.sharded
+        model,
+        tx,
+        variants_lib.objective(stack.variant),
+        cfg,
+        steps,
+        stack.sharded,
     )
     bar = progress_lib.bar(
         range(start_epoch, epochs),

@@ -32,9 +32,8 @@ import numpy as np
 
 import fairser_jax
 from fairser_jax import progress as progress_lib
-from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import features as features_lib
-from fairser_jax.data import iemocap
+from fairser_jax.data import layouts
 from fairser_jax.wav2vec2 import audio
 from fairser_jax.wav2vec2 import model as model_lib
 from fairser_jax.wav2vec2 import weights as weights_lib
@@ -459,20 +458,17 @@ def resolve_source(
                 f"{root}: not a corpus directory. Pass an IEMOCAP-layout "
                 "root (--corpus) or a list of wav files (--wav_list)."
             )
-        if corpus_lib.detect_format(root, format) == "manifest":
-            from fairser_jax.data import manifest  # noqa: PLC0415
-
-            # Only ids and wavs matter here: no label, attribute or fold
-            # checks (one fold: features do not depend on folds).
-            records = manifest.read(
-                root,
-                classes=None,
-                speaker_attribute=None,
-                rater_attribute=None,
-                num_folds=1,
-            ).records
-        else:
-            records = iemocap.read_corpus(root)
+        # Only ids and wavs matter here: no label, attribute, fold or rater
+        # checks (one fold: features do not depend on folds).
+        records = layouts.read(
+            root,
+            format=format,
+            classes=None,
+            speaker_attribute=None,
+            rater_attribute=None,
+            num_folds=1,
+            raters=False,
+        ).records
         utterances = [u for u in records if u.wav_path.exists()]
         if not utterances:
             raise ValueError(

@@ -1,0 +1,132 @@
+"""The package's import graph: no cycles, function-level imports included.
+
+Every ``import fairser_jax...`` / ``from fairser_jax... import ...`` of every
+module, at module level or inside a function, is an edge; a cycle (found by
+Tarjan's strongly connected components) fails the test, naming its
+modules. A package importing its own submodules (``report/__init__``) is
+not an edge back from them: Python imports the package first. Nor is
+`importlib.import_module` in a module's PEP 562 ``__getattr__`` (the
+deprecated aliases of ``fairser_jax.data.corpus``): it runs on attribute
+access, after both modules are imported.
+"""
+
+import ast
+import pathlib
+import sys
+
+import pytest
+
+ROOT = pathlib.Path(__file__).resolve().parents[1] / "fairser_jax"
+
+
+def _modules() -> dict[str, pathlib.Path]:
+    out = {}
+    for path in ROOT.rglob("*.py"):
+        parts = list(path.relative_to(ROOT.parent).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts = parts[:-1]
+        out[".".join(parts)] = path
+    return out
+
+
+def _graph(modules: dict[str, pathlib.Path]) -> dict[str, set[str]]:
+    def owner(name: str) -> str | None:
+        while name and name not in modules:
+            name = name.rpartition(".")[0]
+        return name or None
+
+    graph = {}
+    for name, path in modules.items():
+        package = (
+            name if path.name == "__init__.py" else name.rpartition(".")[0]
+        )
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                targets = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    up = package
+                    for _ in range(node.level - 1):
+                        up = up.rpartition(".")[0]
+                    base = f"{up}.{base}" if base else up
+                targets = [
+                    f"{base}.{a.name}"
+                    if f"{base}.{a.name}" in modules
+                    else base
+                    for a in node.names
+                ]
+            else:
+                continue
+            for target in targets:
+                if target.split(".")[0] == "fairser_jax":
+                    dep = owner(target)
+                    if dep and dep != name:
+                        deps.add(dep)
+        graph[name] = deps
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components of more than one module."""
+    index, low, stack, on_stack, out = {}, {}, [], set(), []
+    sys.setrecursionlimit(max(10_000, sys.getrecursionlimit()))
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return out
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    """Its own check: a planted two-module and a three-module cycle."""
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c", "a"}}
+    assert sorted(_cycles(graph)) == [["a", "b"], ["c", "d", "e"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_function_level_imports_are_edges(tmp_path, monkeypatch):
+    pkg = tmp_path / "fairser_jax"
+    (pkg / "data").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    (pkg / "data" / "__init__.py").write_text("")
+    (pkg / "data" / "a.py").write_text("from fairser_jax.data import b\n")
+    (pkg / "data" / "b.py").write_text(
+        "def f():\n    from fairser_jax.data import a  # hidden\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", pkg)
+    assert _cycles(_graph(_modules())) == [
+        ["fairser_jax.data.a", "fairser_jax.data.b"]
+    ]
+
+
+def test_no_import_cycles():
+    graph = _graph(_modules())
+    assert "fairser_jax.data.layouts" in graph  # the walk saw the package
+    cycles = _cycles(graph)
+    if cycles:
+        pytest.fail(
+            "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
+        )
