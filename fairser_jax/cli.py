@@ -25,6 +25,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from fairser_jax import config as config_lib
+from fairser_jax import workdir as workdir_lib
 
 T = TypeVar("T")
 
@@ -100,7 +101,8 @@ def describe_outputs(workdir: str | os.PathLike) -> str:
     """
     root = pathlib.Path(workdir)
     parts = []
-    report = root / "report.md"
+    layout = workdir_lib.Layout(root)
+    report = layout.report
     if report.is_file():
         parts.append("report.md")
         linked: dict[str, set[str]] = {"tables": set(), "figures": set()}
@@ -110,7 +112,7 @@ def describe_outputs(workdir: str | os.PathLike) -> str:
             count = len(linked[folder])
             if count:
                 parts.append(f"{count} {noun}{'s' if count != 1 else ''}")
-    predictions = root / "predictions.csv"
+    predictions = layout.predictions
     if predictions.is_file():
         with predictions.open(newline="", encoding="utf-8") as f:
             rows = sum(1 for _ in csv.reader(f)) - 1

@@ -35,8 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fairser_jax import models
+from fairser_jax import fileio, models
 from fairser_jax import variants as variants_lib
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import features as features_lib
 from fairser_jax.train import outputs
 from fairser_jax.wav2vec2 import audio, extraction
@@ -53,8 +54,8 @@ __all__ = [
 
 _LOG = logging.getLogger(__name__)
 
-DETECTOR_FILE = "detector.json"
-NORMALIZATION_FILE = "normalization.npz"
+DETECTOR_FILE = workdir_lib.Layout.DETECTOR
+NORMALIZATION_FILE = workdir_lib.Layout.NORMALIZATION
 
 MIN_SPEAKER_UTTERANCES = 10
 """Fewest utterances whose own statistics z-normalise a speaker."""
@@ -103,24 +104,23 @@ def write_detector_files(
     the corpus (as the training z-normalisation uses them).
     """
     stats = features_lib.speaker_statistics(raw_features, speakers)
-    tmp = workdir / f".{NORMALIZATION_FILE}.tmp.npz"
-    np.savez(
-        tmp,
-        mean=stats.mean.mean(axis=0).astype(np.float32),
-        std=np.sqrt(stats.var.mean(axis=0)).astype(np.float32),
-        num_speakers=np.int64(len(stats.names)),
-        num_utterances=np.int64(len(stats.group)),
-    )
-    tmp.replace(workdir / NORMALIZATION_FILE)
+    with fileio.atomic_write(workdir / NORMALIZATION_FILE, "wb") as f:
+        np.savez(
+            f,
+            mean=stats.mean.mean(axis=0).astype(np.float32),
+            std=np.sqrt(stats.var.mean(axis=0)).astype(np.float32),
+            num_speakers=np.int64(len(stats.names)),
+            num_utterances=np.int64(len(stats.group)),
+        )
     info = {
         "feature_manifest": {
             k: v for k, v in feature_manifest.items() if k != "skipped"
         },
         "config": json.loads(config_json),
     }
-    tmp = workdir / f".{DETECTOR_FILE}.tmp"
-    tmp.write_text(json.dumps(info, indent=2), encoding="utf-8")
-    tmp.replace(workdir / DETECTOR_FILE)
+    fileio.atomic_write_text(
+        workdir / DETECTOR_FILE, json.dumps(info, indent=2)
+    )
 
 
 def _bucket(n: int) -> int:
@@ -234,7 +234,7 @@ class Detector:
         workdir = pathlib.Path(workdir)
         if not workdir.is_dir():
             raise DetectorError(f"{workdir} is not a directory (--workdir).")
-        params_dir = workdir / "params"
+        params_dir = workdir / workdir_lib.Layout.PARAMS
         have = sorted(p.stem for p in params_dir.glob("*.npz"))
         if not have:
             raise DetectorError(

@@ -10,13 +10,22 @@ manifest; `mkstemp` here gives the file the mode a plain ``open(path,
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import os
 import pathlib
 import tempfile
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any
 
-__all__ = ["default_mode", "mkstemp", "write_csv_temp"]
+__all__ = [
+    "atomic_write",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "default_mode",
+    "mkstemp",
+    "write_csv_temp",
+]
 
 
 def _umask() -> int:
@@ -83,3 +92,54 @@ def write_csv_temp(
         tmp.unlink(missing_ok=True)
         raise
     return tmp
+
+
+@contextlib.contextmanager
+def atomic_write(
+    path: str | os.PathLike, mode: str = "w", **open_kwargs: Any
+) -> Iterator[IO]:
+    """Opens a temporary file that becomes ``path`` when the block ends.
+
+    The one way this package writes a file whole: the temporary file is in
+    ``path``'s folder (so the rename is atomic), named ``.<name>.<random>
+    .tmp``, with the mode `default_mode` (not mkstemp's 0600); on leaving
+    the block it is flushed, fsynced and renamed over ``path``; on an
+    error it is removed and ``path`` is left as it was.
+
+    Args:
+      path: the target.
+      mode: ``"w"`` (text; UTF-8 and ``newline=""`` unless given) or
+        ``"wb"``.
+      **open_kwargs: passed to ``open`` (e.g. ``encoding``).
+
+    Yields:
+      The open file (`np.savez`, `csv.writer`, `Figure.savefig` take it).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb'; got {mode!r}")
+    path = pathlib.Path(path)
+    if mode == "w":
+        open_kwargs.setdefault("encoding", "utf-8")
+        open_kwargs.setdefault("newline", "")
+    fd, tmp = mkstemp(path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, mode, **open_kwargs) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes ``text`` (UTF-8) to ``path`` with `atomic_write`."""
+    with atomic_write(path) as f:
+        f.write(text)
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Writes ``data`` to ``path`` with `atomic_write`."""
+    with atomic_write(path, "wb") as f:
+        f.write(data)

@@ -33,7 +33,6 @@ import hashlib
 import json
 import logging
 import math
-import os
 import pathlib
 import re
 import shutil
@@ -48,7 +47,7 @@ from jax.sharding import Mesh
 import fairser_jax
 from fairser_jax import config as config_lib
 from fairser_jax import detector as detector_lib
-from fairser_jax import distributed, losses, report
+from fairser_jax import distributed, fileio, losses, report
 from fairser_jax import results as results_lib
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import corpus as corpus_lib
@@ -67,7 +66,7 @@ class ConfigMismatchError(ValueError):
 
 def corpus_dir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path):
     """The corpus root: `cfg.data.corpus`, else `<workdir>/corpus`."""
-    return pathlib.Path(cfg.data.corpus or workdir / "corpus")
+    return pathlib.Path(cfg.data.corpus or workdir_lib.Layout(workdir).corpus)
 
 
 def rater_gender_path(
@@ -82,7 +81,9 @@ def rater_gender_path(
 
 def features_path(cfg: ml_collections.ConfigDict, workdir: pathlib.Path):
     """`cfg.features.path`, else `<workdir>/features.npz`."""
-    return pathlib.Path(cfg.features.path or workdir / "features.npz")
+    return pathlib.Path(
+        cfg.features.path or workdir_lib.Layout(workdir).features
+    )
 
 
 def read_corpus(
@@ -507,7 +508,7 @@ def variant_runs(
 
 
 def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
-    path = workdir / "config.json"
+    path = workdir_lib.Layout(workdir).config
     if not path.exists():
         return
     old = _with_new_fields(
@@ -525,16 +526,8 @@ def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
         )
 
 
-WORK_SUBDIRS: tuple[str, ...] = (
-    "checkpoints",
-    "predictions",
-    "params",
-    "training",
-    "embeddings",
-)
-"""What `train` writes per variant."""
+WORK_SUBDIRS = workdir_lib.WORK_SUBDIRS
 
-ALPHA_TRACE = results_lib.ALPHA_TRACE_FILE
 """Proposed's α of every batch (Fig. 3b)."""
 
 
@@ -638,7 +631,7 @@ def _train_claimed(
     check_fits(cfg, info, feature_set.feature_dim, mesh)
 
     def start() -> None:
-        _atomic_write(workdir / "config.json", cfg_json)
+        fileio.atomic_write_text(workdir_lib.Layout(workdir).config, cfg_json)
         for sub in WORK_SUBDIRS:
             (workdir / sub).mkdir(exist_ok=True)
         by_id = {u.id: u for u in records.records}
@@ -670,7 +663,9 @@ def _train_claimed(
         lambda: assemble(workdir, order, study, digest),
     )
     if results is None:  # another process: read what process 0 wrote
-        results = json.loads((workdir / "results.json").read_text("utf-8"))
+        results = json.loads(
+            workdir_lib.Layout(workdir).results.read_text("utf-8")
+        )
     return results
 
 
@@ -694,8 +689,9 @@ def _train_one(
       (runs, final parameters [R, ...]) for the variants that depend on it.
     """
     spec = variants_lib.get(variant)
-    done = workdir / "predictions" / f"{variant}.csv"
-    params_file = outputs.params_path(workdir, variant)
+    layout = workdir_lib.Layout(workdir)
+    done = layout.predictions_file(variant)
+    params_file = layout.params_file(variant)
     if resume and done.exists() and params_file.exists():
         logging.info("%s: already finished, kept.", variant)
         return outputs.load_params(params_file)
@@ -715,23 +711,22 @@ def _train_one(
         cfg,
         init_params=init_params,
         refs=refs,
-        checkpoint_dir=workdir / "checkpoints" / variant,
+        checkpoint_dir=layout.checkpoint_dir(variant),
         resume=resume,
         mesh=mesh,
         progress=progress,
     )
 
     def write() -> None:
-        training = workdir / "training" / f"{variant}.npz"
-        tmp = training.with_name(f".{training.stem}.tmp.npz")
-        np.savez(
-            tmp,
-            run=np.array([r.name for r in runs]),
-            loss_history=out.loss_history,
-        )
-        tmp.replace(training)
+        training = layout.training_file(variant)
+        with fileio.atomic_write(training, "wb") as f:
+            np.savez(
+                f,
+                run=np.array([r.name for r in runs]),
+                loss_history=out.loss_history,
+            )
         if out.trace:
-            outputs.write_alpha_trace(workdir / ALPHA_TRACE, runs, out.trace)
+            outputs.write_alpha_trace(layout.alpha_trace, runs, out.trace)
         oof = outputs.out_of_fold(out, np.asarray(data.label), info)
         for result in oof:
             outputs.write_embeddings(workdir, result, info)
@@ -740,7 +735,7 @@ def _train_one(
         # Finished: params/<v>.npz holds what resume, the two-sided
         # variants and prediction need; the orbax state (params +
         # optimiser moments) only served an interrupted run.
-        shutil.rmtree(workdir / "checkpoints" / variant, ignore_errors=True)
+        shutil.rmtree(layout.checkpoint_dir(variant), ignore_errors=True)
 
     distributed.on_primary(f"write {variant}'s outputs", write)
     return runs, out.params
@@ -760,41 +755,31 @@ def assemble(
     (`workdir.config_digest` of `config.json`) stamps results.json so a
     reader can tell it belongs to the workdir's config.
     """
-    combined = workdir / "predictions.csv"
-    tmp = combined.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as out:
+    layout = workdir_lib.Layout(workdir)
+    combined = layout.predictions
+    with fileio.atomic_write(combined) as out:
         for i, variant in enumerate(variants):
-            part = workdir / "predictions" / f"{variant}.csv"
+            part = layout.predictions_file(variant)
             with part.open(encoding="utf-8", newline="") as lines:
                 header = next(lines)
                 if i == 0:
                     out.write(header)
                 shutil.copyfileobj(lines, out)
-    tmp.replace(combined)
     alpha_trace = {}
-    trace_path = workdir / ALPHA_TRACE
+    trace_path = layout.alpha_trace
     alpha_traced = [
         v for v in variants if "alpha" in variants_lib.get(v).traced
     ]
     if alpha_traced and trace_path.exists():
-        alpha_trace = outputs.summarize_alpha_trace(
-            trace_path, alpha_traced[0]
-        )
+        alpha_trace = outputs.summarize_alpha_trace(trace_path, alpha_traced[0])
     results = {
         "config_sha256": config_sha256,
         "study_sets": study.table1(),
         "runs": results_lib.runs_from_predictions(combined),
         "alpha_trace": alpha_trace,
     }
-    _atomic_write(workdir / "results.json", json.dumps(results, indent=2))
+    fileio.atomic_write_text(layout.results, json.dumps(results, indent=2))
     return results
-
-
-def _atomic_write(path: pathlib.Path, text: str) -> None:
-    """Writes `text` to `path` so that readers see the old or the new file."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
 
 
 def _demo_corpus_matches(
@@ -810,8 +795,7 @@ def _demo_corpus_matches(
     return (
         summary.get("num_utterances") == cfg.demo.num_utterances
         and summary.get("seed") == cfg.demo.seed
-        and summary.get("rater_cue", "none")
-        == cfg.demo.rater_cue
+        and summary.get("rater_cue", "none") == cfg.demo.rater_cue
     )
 
 

@@ -35,7 +35,7 @@ import time
 
 from absl import app, flags
 
-from fairser_jax import cli
+from fairser_jax import cli, fileio
 from fairser_jax import detector as detector_lib
 from fairser_jax import variants as variants_lib
 
@@ -266,8 +266,7 @@ def main(argv: list[str]) -> None:
     )
     wall = time.perf_counter() - start
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with tmp.open("w", newline="", encoding="utf-8") as f:
+    with fileio.atomic_write(out) as f:
         writer = csv.writer(f)
         writer.writerow(
             ["path", "variant", "emotion", "probability", "sd", "decision"]
@@ -284,7 +283,6 @@ def main(argv: list[str]) -> None:
                         "yes" if pred.decision[i, e] else "no",
                     ]
                 )
-    tmp.replace(out)
     base = audio_path if audio_path.is_dir() else audio_path.parent
     rows = []
     for i, file in enumerate(kept):

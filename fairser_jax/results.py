@@ -34,7 +34,7 @@ import csv
 import dataclasses
 import math
 import pathlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -62,6 +62,16 @@ PREDICTION_COLUMNS: tuple[str, ...] = (
 """Header of ``predictions.csv`` with the default attributes (gender)."""
 
 
+PREDICTION_FIELDS: tuple[str, ...] = (
+    *_FIXED_COLUMNS,
+    "speaker_group",
+    "rater_group",
+)
+"""The fields of a ``predictions.csv`` row, in column order: the fixed
+columns, then the speaker's and the rater group's value, whose columns are
+named after the attributes (`prediction_columns`)."""
+
+
 def prediction_columns(
     speaker_attribute: str = "gender", rater_attribute: str = "gender"
 ) -> tuple[str, ...]:
@@ -71,6 +81,39 @@ def prediction_columns(
         f"speaker_{speaker_attribute}",
         f"rater_{rater_attribute}",
     )
+
+
+def prediction_row(**fields: Any) -> list[Any]:
+    """One ``predictions.csv`` row from its fields, by name.
+
+    Args:
+      **fields: every name of `PREDICTION_FIELDS` (``variant``, ...,
+        ``speaker_group``, ``rater_group``), as the cells to write.
+
+    Returns:
+      The cells in column order.
+
+    Raises:
+      ValueError: a field missing or unknown.
+    """
+    if set(fields) != set(PREDICTION_FIELDS):
+        raise ValueError(
+            f"a predictions.csv row has the fields {PREDICTION_FIELDS}; got "
+            f"{tuple(fields)}."
+        )
+    return [fields[name] for name in PREDICTION_FIELDS]
+
+
+def _field_index(header: Sequence[str]) -> dict[str, int]:
+    """Field name -> its column in ``header`` (a checked header)."""
+    index = {name: header.index(name) for name in _FIXED_COLUMNS}
+    index["speaker_group"] = next(
+        i for i, c in enumerate(header) if c.startswith("speaker_")
+    )
+    index["rater_group"] = next(
+        i for i, c in enumerate(header) if c.startswith("rater_")
+    )
+    return index
 
 
 SIDES = ("spk", "rat")
@@ -290,7 +333,8 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
                 f"rater_<attribute> (e.g. {','.join(PREDICTION_COLUMNS)}); "
                 f"got {'nothing' if header is None else ','.join(header)}."
             )
-        spk_col = header[9]
+        at = _field_index(header)
+        spk_col = header[at["speaker_group"]]
         for row in reader:
             line = reader.line_num
             if not row:
@@ -300,8 +344,17 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
                     f"{path}:{line}: expected {len(PREDICTION_COLUMNS)} "
                     f"fields, got {len(row)}."
                 )
-            (variant, emotion, seed_s, alpha_s, _, uid, y_true, _, y_pred) = (
-                row[:9]
+            variant, emotion, seed_s, alpha_s, uid, y_true, y_pred = (
+                row[at[name]]
+                for name in (
+                    "variant",
+                    "emotion",
+                    "seed",
+                    "alpha",
+                    "utterance_id",
+                    "y_true",
+                    "y_pred",
+                )
             )
             try:
                 seed = int(seed_s)
@@ -339,10 +392,11 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
                 if code is None:
                     raise _bad_value(f"{path}:{line}", name, value)
                 out.append(code)
-            if not row[9]:
-                raise _bad_value(f"{path}:{line}", spk_col, row[9])
-            cols["sg"].append(row[9])
-            cols["rg"].append(row[10])
+            speaker, rater = row[at["speaker_group"]], row[at["rater_group"]]
+            if not speaker:
+                raise _bad_value(f"{path}:{line}", spk_col, speaker)
+            cols["sg"].append(speaker)
+            cols["rg"].append(rater)
     speaker_code = _coding(v for c in columns.values() for v in c["sg"])
     rater_code = {
         **_coding(v for c in columns.values() for v in c["rg"] if v),
@@ -442,9 +496,8 @@ def runs_from_predictions(csv_path: str | pathlib.Path) -> list[dict]:
 
 # ------------------------------------------------------------ α trace
 
-ALPHA_TRACE_FILE = "alpha_trace.npz"
-"""The traced terms of every batch of every α-tracing run (eq. 3): one
-float32 array per :func:`trace_key`, written by the training stage."""
+# The traced terms of every batch of every α-tracing run (eq. 3), one
+# float32 array per `trace_key`, are `workdir.Layout(w).alpha_trace`.
 
 TRACE_TERMS: tuple[str, ...] = ("alpha", "distance")
 """What a two-sided run traces per batch: α and the distance D it came

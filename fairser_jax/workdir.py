@@ -21,6 +21,7 @@ implicitly (docs/DESIGN.md, "Workdir rules"):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import datetime
 import errno
 import fcntl
@@ -38,19 +39,155 @@ from fairser_jax import distributed
 
 LOCK_FILE = ".lock"
 
+
+@dataclasses.dataclass(frozen=True)
+class Layout:
+    """Every path of a workdir, in one place.
+
+    ``Layout(workdir).results`` is ``<workdir>/results.json``, and so on
+    (the file names are the class's upper-case attributes); the pipeline,
+    the report, ``predict`` and the checks here all ask it. The
+    per-variant files are methods (``params_file("proposed")``).
+    """
+
+    root: pathlib.Path
+
+    CONFIG = "config.json"
+    RESULTS = "results.json"
+    PREDICTIONS = "predictions.csv"
+    REPORT = "report.md"
+    CLAIMS = "claims.md"
+    ALPHA_TRACE = "alpha_trace.npz"
+    DETECTOR = "detector.json"
+    NORMALIZATION = "normalization.npz"
+    CORPUS = "corpus"
+    FEATURES = "features.npz"
+    CHECKPOINTS = "checkpoints"
+    PREDICTIONS_DIR = "predictions"
+    PARAMS = "params"
+    TRAINING = "training"
+    EMBEDDINGS = "embeddings"
+    FIGURES = "figures"
+    TABLES = "tables"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "root", pathlib.Path(self.root))
+
+    @property
+    def config(self) -> pathlib.Path:
+        """The run's config."""
+        return self.root / self.CONFIG
+
+    @property
+    def results(self) -> pathlib.Path:
+        """Every run's metrics."""
+        return self.root / self.RESULTS
+
+    @property
+    def predictions(self) -> pathlib.Path:
+        """Every run's out-of-fold rows."""
+        return self.root / self.PREDICTIONS
+
+    @property
+    def report(self) -> pathlib.Path:
+        """The report."""
+        return self.root / self.REPORT
+
+    @property
+    def claims(self) -> pathlib.Path:
+        """The paper's claims tested."""
+        return self.root / self.CLAIMS
+
+    @property
+    def alpha_trace(self) -> pathlib.Path:
+        """Α and D of every batch."""
+        return self.root / self.ALPHA_TRACE
+
+    @property
+    def detector(self) -> pathlib.Path:
+        """What predict needs besides params/."""
+        return self.root / self.DETECTOR
+
+    @property
+    def normalization(self) -> pathlib.Path:
+        """The average training speaker."""
+        return self.root / self.NORMALIZATION
+
+    @property
+    def corpus(self) -> pathlib.Path:
+        """The demo corpus (default --config.data.corpus)."""
+        return self.root / self.CORPUS
+
+    @property
+    def features(self) -> pathlib.Path:
+        """The feature store (default --config.features.path)."""
+        return self.root / self.FEATURES
+
+    @property
+    def figures(self) -> pathlib.Path:
+        """The figures."""
+        return self.root / self.FIGURES
+
+    @property
+    def tables(self) -> pathlib.Path:
+        """The tables."""
+        return self.root / self.TABLES
+
+    @property
+    def embeddings(self) -> pathlib.Path:
+        """Out-of-fold embeddings (Fig. 2)."""
+        return self.root / self.EMBEDDINGS
+
+    @property
+    def training(self) -> pathlib.Path:
+        """Loss curves per variant (``training/<variant>.npz``)."""
+        return self.root / self.TRAINING
+
+    @property
+    def params(self) -> pathlib.Path:
+        """Final parameters per variant (``params/<variant>.npz``)."""
+        return self.root / self.PARAMS
+
+    @property
+    def checkpoints(self) -> pathlib.Path:
+        """Orbax state of variants still training."""
+        return self.root / self.CHECKPOINTS
+
+    def predictions_file(self, variant: str) -> pathlib.Path:
+        """``predictions/<variant>.csv``: one variant's rows."""
+        return self.root / self.PREDICTIONS_DIR / f"{variant}.csv"
+
+    def params_file(self, variant: str) -> pathlib.Path:
+        """``params/<variant>.npz``: a finished variant's parameters."""
+        return self.root / self.PARAMS / f"{variant}.npz"
+
+    def training_file(self, variant: str) -> pathlib.Path:
+        """``training/<variant>.npz``: its loss per epoch and run."""
+        return self.root / self.TRAINING / f"{variant}.npz"
+
+    def checkpoint_dir(self, variant: str) -> pathlib.Path:
+        """``checkpoints/<variant>``: its orbax state while it trains."""
+        return self.root / self.CHECKPOINTS / variant
+
+
+WORK_SUBDIRS: tuple[str, ...] = (
+    Layout.CHECKPOINTS,
+    Layout.PREDICTIONS_DIR,
+    Layout.PARAMS,
+    Layout.TRAINING,
+    Layout.EMBEDDINGS,
+)
+"""The folders `train` writes per variant."""
+
 RUN_OUTPUTS: tuple[str, ...] = (
-    "config.json",
-    "results.json",
-    "predictions.csv",
-    "report.md",
-    "alpha_trace.npz",
-    "checkpoints",
-    "predictions",
-    "params",
-    "training",
-    "embeddings",
-    "figures",
-    "tables",
+    Layout.CONFIG,
+    Layout.RESULTS,
+    Layout.PREDICTIONS,
+    Layout.REPORT,
+    Layout.ALPHA_TRACE,
+    *WORK_SUBDIRS,
+    Layout.FIGURES,
+    Layout.TABLES,
 )
 """What a run writes into its workdir (the corpus and features are inputs)."""
 
@@ -195,7 +332,7 @@ def check_run_mode(
             "pass --resume to continue it, --overwrite to discard it, or "
             "choose a new --workdir."
         )
-    if resume and "config.json" not in found:
+    if resume and Layout.CONFIG not in found:
         logging.warning(
             "--resume: %s holds no run to continue; starting a fresh one.",
             workdir,

@@ -137,6 +137,7 @@ nothing but what the generator writes.
 from __future__ import annotations
 
 import collections
+import csv
 import dataclasses
 import json
 import math
@@ -849,10 +850,10 @@ def write_speakers_csv(root: os.PathLike | str) -> pathlib.Path:
         for u in read_corpus(root)
         if u.wav_exists
     )
-    tmp = fileio.write_csv_temp(
-        root, SPEAKERS_FILE, [("path", "speaker"), *rows]
-    )
-    os.replace(tmp, root / SPEAKERS_FILE)
+    with fileio.atomic_write(root / SPEAKERS_FILE) as f:
+        csv.writer(f, lineterminator="\n").writerows(
+            [("path", "speaker"), *rows]
+        )
     return root / SPEAKERS_FILE
 
 

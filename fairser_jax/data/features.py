@@ -166,22 +166,16 @@ def save(
         stored[key] = value
     text = json.dumps(stored, sort_keys=True)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = fileio.mkstemp(path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                ids=np.asarray(ids, dtype=np.str_),
-                features=array,
-                manifest=np.asarray(text, dtype=np.str_),
-                format=np.asarray(FORMAT_VERSION, dtype=np.int64),
-            )
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    _sidecar(path).write_text(
-        json.dumps(stored, indent=2, sort_keys=True) + "\n", encoding="utf-8"
+    with fileio.atomic_write(path, "wb") as f:
+        np.savez(
+            f,
+            ids=np.asarray(ids, dtype=np.str_),
+            features=array,
+            manifest=np.asarray(text, dtype=np.str_),
+            format=np.asarray(FORMAT_VERSION, dtype=np.int64),
+        )
+    fileio.atomic_write_text(
+        _sidecar(path), json.dumps(stored, indent=2, sort_keys=True) + "\n"
     )
 
 

@@ -64,14 +64,15 @@ from scipy import signal, stats
 
 from fairser_jax import fileio
 from fairser_jax import variants as variants_lib
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.constants import in_paper_order
 from fairser_jax.report import numbers
 from fairser_jax.results import RunKey, format_key, is_cell, run_key
 
-CLAIMS_MD = "claims.md"
+CLAIMS_MD = workdir_lib.Layout.CLAIMS
 CLAIMS_CSV = "claims.csv"
-TABLES_DIR = "tables"
-PREDICTIONS_FILE = "predictions.csv"
+TABLES_DIR = workdir_lib.Layout.TABLES
+PREDICTIONS_FILE = workdir_lib.Layout.PREDICTIONS
 
 COLUMNS: tuple[str, ...] = (
     "claim",
@@ -218,7 +219,6 @@ CLAIMS: tuple[ClaimSpec, ...] = (
 )
 # fmt: on
 """Every claim, in report order."""
-
 
 
 @dataclasses.dataclass(frozen=True)
@@ -985,17 +985,6 @@ def _sort_key(key: RunKey) -> tuple:
     return (variant, emotion, -1.0 if alpha is None else alpha, seed)
 
 
-def _replace_text(path: pathlib.Path, text: str) -> None:
-    fd, tmp = fileio.mkstemp(path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def write_claims(
     workdir: str | os.PathLike,
     *,
@@ -1024,7 +1013,7 @@ def write_claims(
     """
     root = pathlib.Path(workdir)
     if results is None:
-        path = root / "results.json"
+        path = workdir_lib.Layout(root).results
         if not path.is_file():
             raise FileNotFoundError(
                 f"{path}: no such file; `python -m fairser_jax.train` "
@@ -1037,16 +1026,12 @@ def write_claims(
     folder = root / TABLES_DIR
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / CLAIMS_CSV
-    tmp = fileio.write_csv_temp(
-        folder, CLAIMS_CSV, [list(COLUMNS), *(r.csv_row() for r in rows)]
-    )
-    try:
-        os.replace(tmp, csv_path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    with fileio.atomic_write(csv_path) as f:
+        csv.writer(f, lineterminator="\n").writerows(
+            [list(COLUMNS), *(r.csv_row() for r in rows)]
+        )
     md_path = root / CLAIMS_MD
-    _replace_text(
+    fileio.atomic_write_text(
         md_path, render_claims(results, rows, constant, title=root.name)
     )
     return md_path, csv_path

@@ -50,9 +50,10 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from fairser_jax import metrics
+from fairser_jax import fileio, metrics
 from fairser_jax import results as results_lib
 from fairser_jax import variants as variants_lib
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.constants import EMOTIONS, in_paper_order
 from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import numbers
@@ -65,6 +66,7 @@ RAT_COLOR = "#e0a800"  # yellow: rater-side evaluation (Table 2 caption)
 PROPOSED_COLOR = "#ff7f0e"  # orange dotted lines of Fig. 3a
 
 DPI = 150
+
 
 def parity_variants() -> tuple[str, ...]:
     """Variants of Tables 2 and 3, drawn in the parity bar chart (fixed-α
@@ -87,7 +89,7 @@ def _embedding_file() -> re.Pattern:
 
 def figures_dir(workdir: str | pathlib.Path) -> pathlib.Path:
     """``<workdir>/figures``, created if needed."""
-    out = pathlib.Path(workdir) / "figures"
+    out = workdir_lib.Layout(workdir).figures
     out.mkdir(parents=True, exist_ok=True)
     return out
 
@@ -95,7 +97,7 @@ def figures_dir(workdir: str | pathlib.Path) -> pathlib.Path:
 def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
     """Writes ``fig`` as ``path`` (PNG) and as a PDF of the same stem.
 
-    Each file is written to ``<name>.tmp`` and renamed, so a reader never
+    Each file is written whole (`fileio.atomic_write`), so a reader never
     sees half a figure. The PDF embeds TrueType (Type 42) fonts, not Type 3
     (conference PDF checkers such as IEEE PDF eXpress reject Type 3), and
     carries no creation date, so redrawing the same data gives the same
@@ -109,10 +111,9 @@ def _save(fig: Figure, path: pathlib.Path) -> pathlib.Path:
         (path, "png", None),
         (path.with_suffix(".pdf"), "pdf", {"CreationDate": None}),
     ):
-        tmp = target.with_name(target.name + ".tmp")
         with rc_context({"pdf.fonttype": 42}):
-            fig.savefig(tmp, dpi=DPI, format=fmt, metadata=meta)
-        tmp.replace(target)
+            with fileio.atomic_write(target, "wb") as f:
+                fig.savefig(f, dpi=DPI, format=fmt, metadata=meta)
     return path
 
 
@@ -202,7 +203,7 @@ def _embedding_index(
     workdir: pathlib.Path,
 ) -> dict[tuple[str, str, int], pathlib.Path]:
     index = {}
-    folder = workdir / "embeddings"
+    folder = workdir_lib.Layout(workdir).embeddings
     if not folder.is_dir():
         return index
     pattern = _embedding_file()
@@ -214,7 +215,7 @@ def _embedding_index(
     return index
 
 
-PREDICTIONS_FILE = "predictions.csv"
+PREDICTIONS_FILE = workdir_lib.Layout.PREDICTIONS
 
 
 def prediction_folds(
@@ -671,9 +672,7 @@ def parity_bars_figure(
     """
     drawn = parity_variants()
     runs = [r for r in _runs(results) if r["variant"] in drawn]
-    variants = [
-        v for v in drawn if any(r["variant"] == v for r in runs)
-    ]
+    variants = [v for v in drawn if any(r["variant"] == v for r in runs)]
     if not variants:
         return None
     emotions = in_paper_order(r["emotion"] for r in runs)
@@ -756,7 +755,7 @@ ALPHA_MAX_BINS = 50
 def load_alpha_trace(workdir: str | pathlib.Path) -> dict[str, np.ndarray]:
     """``<workdir>/alpha_trace.npz`` by :func:`fairser_jax.results.
     read_alpha_trace`, or {} when the workdir has none."""
-    path = pathlib.Path(workdir) / results_lib.ALPHA_TRACE_FILE
+    path = workdir_lib.Layout(workdir).alpha_trace
     return results_lib.read_alpha_trace(path) if path.is_file() else {}
 
 
@@ -983,8 +982,15 @@ def alpha_distance_figure(
         (bottom, a, "α (eq. 3)", PROPOSED_COLOR),
     ):
         mean, sd = values.mean(axis=0), values.std(axis=0)
-        ax.fill_between(x, mean - sd, mean + sd, color=color, alpha=0.25,
-                        linewidth=0, label="± 1 SD over runs")
+        ax.fill_between(
+            x,
+            mean - sd,
+            mean + sd,
+            color=color,
+            alpha=0.25,
+            linewidth=0,
+            label="± 1 SD over runs",
+        )
         ax.plot(x, mean, color=color, linewidth=0.8, label="mean over runs")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
@@ -996,7 +1002,11 @@ def alpha_distance_figure(
         if pooled_a.std() > 0 and pooled_d.std() > 0
         else float("nan")
     )
-    cv = pooled_d.std() / pooled_d.mean() if pooled_d.mean() > 0 else float("nan")
+    cv = (
+        pooled_d.std() / pooled_d.mean()
+        if pooled_d.mean() > 0
+        else float("nan")
+    )
     top.set_title(
         _title_lines(
             f"D and α over training: {variants_lib.display_name(variant)}, "
@@ -1515,7 +1525,7 @@ def loss_curves(workdir: str | pathlib.Path) -> dict[str, LossCurve]:
       variant → :class:`LossCurve`, registry order first, then any other
       file names sorted; empty when there is no ``training/`` folder.
     """
-    folder = pathlib.Path(workdir) / "training"
+    folder = workdir_lib.Layout(workdir).training
     if not folder.is_dir():
         return {}
     paths = {p.stem: p for p in folder.glob("*.npz")}

@@ -169,7 +169,7 @@ def verify_workdir(
     """
     workdir = pathlib.Path(workdir)
     results = load_results(workdir)
-    preds = read_predictions(workdir / "predictions.csv")
+    preds = read_predictions(workdir_lib.Layout(workdir).predictions)
     recomputed = [run_metrics(run) for run in preds]
     problems = compare_runs(recomputed, results.get("runs", []), atol=atol)
     problems += check_study_sets(preds, results.get("study_sets", {}))
@@ -194,7 +194,7 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
       FileNotFoundError: no results.json (names the stage that writes it).
       ValueError: the file is not the results.json schema.
     """
-    path = pathlib.Path(workdir) / "results.json"
+    path = workdir_lib.Layout(workdir).results
     if not path.is_file():
         raise FileNotFoundError(
             f"{path}: no results.json in this workdir. It is written by the "
@@ -212,7 +212,7 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
         results.get("runs", []), list
     ):
         raise ValueError(f"{path}: expected an object with a 'runs' list.")
-    config_path = path.with_name("config.json")
+    config_path = path.with_name(workdir_lib.Layout.CONFIG)
     stamp = results.get("config_sha256")
     if stamp is not None and config_path.is_file():
         digest = workdir_lib.config_digest(config_path.read_text("utf-8"))

@@ -33,9 +33,10 @@ from typing import Any
 
 import numpy as np
 
-from fairser_jax import metrics
+from fairser_jax import fileio, metrics
 from fairser_jax import results as results_lib
 from fairser_jax import variants as variants_lib
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.constants import in_paper_order
 from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import figures as figures_lib
@@ -1065,7 +1066,7 @@ exactly this and stops with a list of differences if `results.json`
 disagrees by more than 1e-9; it then rewrites this report, its tables and
 the figures."""
 
-TABLES_DIR = "tables"
+TABLES_DIR = workdir_lib.Layout.TABLES
 
 TABLES_NOTE = (
     "Every table is also in `tables/` as `<name>.csv` (plain numbers, "
@@ -1080,7 +1081,7 @@ TABLES_NOTE = (
 def _existing_figures(
     workdir: pathlib.Path,
 ) -> dict[str, list[pathlib.Path]]:
-    folder = workdir / "figures"
+    folder = workdir_lib.Layout(workdir).figures
     return {
         name: sorted(folder.glob(pattern)) if folder.is_dir() else []
         for name, pattern in _FIGURE_GLOBS.items()
@@ -1294,11 +1295,7 @@ def render_report(
     return "\n\n".join(parts) + "\n"
 
 
-def _write_atomic(path: pathlib.Path, text: str) -> None:
-    """Writes ``text`` to ``path.tmp`` and renames it over ``path``."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)
+_write_atomic = fileio.atomic_write_text
 
 
 def write_tables(
@@ -1372,7 +1369,7 @@ def write_report(
     """
     workdir = pathlib.Path(workdir)
     results = recompute.load_results(workdir)
-    config_path = workdir / "config.json"
+    config_path = workdir_lib.Layout(workdir).config
     config = (
         json.loads(config_path.read_text(encoding="utf-8"))
         if config_path.is_file()
@@ -1402,6 +1399,6 @@ def write_report(
         constant=constant,
         claims=claims_lib.evaluate(results, set(constant)),
     )
-    path = workdir / "report.md"
+    path = workdir_lib.Layout(workdir).report
     _write_atomic(path, text)
     return path

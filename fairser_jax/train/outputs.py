@@ -23,8 +23,9 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from fairser_jax import constants
+from fairser_jax import constants, fileio
 from fairser_jax import results as results_lib
+from fairser_jax import workdir as workdir_lib
 from fairser_jax.train.dataset import DatasetInfo
 from fairser_jax.train.runner import VariantOutput
 from fairser_jax.train.runs import RunSpec
@@ -132,27 +133,26 @@ def prediction_rows(oof: OutOfFold, info: DatasetInfo) -> Iterable[list]:
     variant, emotion, seed, alpha = oof.key
     alpha_text = "" if alpha is None else repr(float(alpha))
     for i, row in enumerate(oof.rows):
-        yield [
-            variant,
-            emotion,
-            seed,
-            alpha_text,
-            int(oof.fold[i]),
-            info.ids[row],
-            int(oof.y_true[i]),
-            f"{oof.y_score[i]:.9g}",
-            int(oof.y_pred[i]),
-            info.speaker_group[row],
-            info.rater_group[row],
-        ]
+        yield results_lib.prediction_row(
+            variant=variant,
+            emotion=emotion,
+            seed=seed,
+            alpha=alpha_text,
+            fold=int(oof.fold[i]),
+            utterance_id=info.ids[row],
+            y_true=int(oof.y_true[i]),
+            y_score=f"{oof.y_score[i]:.9g}",
+            y_pred=int(oof.y_pred[i]),
+            speaker_group=info.speaker_group[row],
+            rater_group=info.rater_group[row],
+        )
 
 
 def write_predictions(
     path: pathlib.Path, results: Iterable[OutOfFold], info: DatasetInfo
 ) -> None:
     """Writes a `predictions.csv` (header + one row per run × utterance)."""
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", newline="", encoding="utf-8") as f:
+    with fileio.atomic_write(path) as f:
         writer = csv.writer(f)
         writer.writerow(
             results_lib.prediction_columns(
@@ -161,7 +161,6 @@ def write_predictions(
         )
         for oof in results:
             writer.writerows(prediction_rows(oof, info))
-    tmp.replace(path)
 
 
 def embeddings_path(workdir: pathlib.Path, key: Key) -> pathlib.Path:
@@ -169,7 +168,8 @@ def embeddings_path(workdir: pathlib.Path, key: Key) -> pathlib.Path:
     variant, emotion, seed, alpha = key
     suffix = "" if alpha is None else f"_alpha{alpha:g}"
     return (
-        workdir / "embeddings" / f"{variant}_{emotion}_seed{seed}{suffix}.npz"
+        workdir_lib.Layout(workdir).embeddings
+        / f"{variant}_{emotion}_seed{seed}{suffix}.npz"
     )
 
 
@@ -187,16 +187,17 @@ def write_embeddings(
     """
     path = embeddings_path(workdir, oof.key)
     path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez(
-        path,
-        utterance_id=info.ids[oof.rows].astype(str),
-        embedding=oof.embedding.astype(np.float32),
-        fold=np.asarray(oof.fold, np.int64),
-        speaker_group=info.speaker_group[oof.rows].astype(str),
-        rater_group=info.rater_group[oof.rows].astype(str),
-        speaker_attribute=np.array(info.speaker_attribute),
-        rater_attribute=np.array(info.rater_attribute),
-    )
+    with fileio.atomic_write(path, "wb") as f:
+        np.savez(
+            f,
+            utterance_id=info.ids[oof.rows].astype(str),
+            embedding=oof.embedding.astype(np.float32),
+            fold=np.asarray(oof.fold, np.int64),
+            speaker_group=info.speaker_group[oof.rows].astype(str),
+            rater_group=info.rater_group[oof.rows].astype(str),
+            speaker_attribute=np.array(info.speaker_attribute),
+            rater_attribute=np.array(info.rater_attribute),
+        )
 
 
 # ------------------------------------------------------ final parameters
@@ -204,7 +205,7 @@ def write_embeddings(
 
 def params_path(workdir: pathlib.Path, variant: str) -> pathlib.Path:
     """`params/<variant>.npz`: the final parameters of a variant's runs."""
-    return workdir / "params" / f"{variant}.npz"
+    return workdir_lib.Layout(workdir).params_file(variant)
 
 
 def save_params(path: pathlib.Path, runs: list[RunSpec], params) -> None:
@@ -218,10 +219,8 @@ def save_params(path: pathlib.Path, runs: list[RunSpec], params) -> None:
     arrays = {f"params/{k}": np.asarray(v) for k, v in flat.items()}
     specs = json.dumps([dataclasses.asdict(r) for r in runs])
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
+    with fileio.atomic_write(path, "wb") as f:
         np.savez(f, run_specs=np.asarray(specs), **arrays)
-    tmp.replace(path)
 
 
 def load_params(path: pathlib.Path) -> tuple[list[RunSpec], dict]:
@@ -308,10 +307,10 @@ def write_alpha_trace(
         for term, values in trace.items()
         for r, t in zip(runs, values, strict=True)
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **{k: np.asarray(v, np.float32) for k, v in kept.items()}, **new)
-    tmp.replace(path)
+    with fileio.atomic_write(path, "wb") as f:
+        np.savez(
+            f, **{k: np.asarray(v, np.float32) for k, v in kept.items()}, **new
+        )
 
 
 read_alpha_trace = results_lib.read_alpha_trace
