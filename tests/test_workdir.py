@@ -301,7 +301,7 @@ def test_batches_that_cannot_fit_in_memory_are_refused(
     """The bound is B² × 3 float32 per run: with 48 KiB 'available', a
     batch of 64 (3 × 64² × 4 B = 48 KiB) fits for DNN, not for Fair_spk."""
     monkeypatch.setattr(
-        pipeline, "_available_bytes", lambda device: (48 * 1024 - 1, "test")
+        runner, "_available_bytes", lambda device: (48 * 1024 - 1, "test")
     )
     cfg = _config(inputs, batch_size=64)
     cfg.variants = ("dnn", "fair_spk")

@@ -54,11 +54,12 @@ import io
 import logging
 import os
 import pathlib
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
 from fairser_jax import constants, fileio
 from fairser_jax.data import corpus as corpus_lib
-from fairser_jax.data import iemocap
+from fairser_jax.data import iemocap, policies
+from fairser_jax.data.policies import speaker_folds  # noqa: F401 (its old place)
 
 __all__ = [
     "FILES",
@@ -261,36 +262,6 @@ def _int_cell(table: _Table, line: int, value: str, column: str) -> int:
     return fold
 
 
-def _session_key(sessions: Iterable[str]):
-    sessions = list(sessions)
-    try:
-        [int(s) for s in sessions]
-    except ValueError:
-        return lambda s: (s,)
-    return lambda s: (int(s), s)
-
-
-def speaker_folds(counts: Mapping[str, int], num_folds: int) -> dict[str, int]:
-    """Speaker-independent folds: speaker id -> fold index.
-
-    Speakers sorted by descending utterance count, then id, go one by one
-    into the fold with the fewest utterances so far (the lowest index on
-    ties), so every speaker's utterances are in one fold and the folds are
-    about equal in size.
-
-    Args:
-      counts: speaker id -> number of utterances.
-      num_folds: folds to make; at most the number of speakers.
-    """
-    sizes = [0] * num_folds
-    out: dict[str, int] = {}
-    for speaker in sorted(counts, key=lambda s: (-counts[s], s)):
-        fold = min(range(num_folds), key=lambda k: (sizes[k], k))
-        out[speaker] = fold
-        sizes[fold] += counts[speaker]
-    return out
-
-
 def _read_raters(
     folder: pathlib.Path, rater_attribute: str | None
 ) -> tuple[_Table, dict[str, dict[str, str]], set[str]]:
@@ -386,23 +357,14 @@ def _plurality_labels(
 ) -> dict[str, str | None]:
     """Plurality label of each utterance; ties and outsiders -> None."""
     labels: dict[str, str | None] = {}
-    ties: list[str] = []
-    outside: list[str] = []
-    unrated: list[str] = []
+    missed: dict[str, list[str]] = {"tie": [], "outside": [], "unrated": []}
     for utt in ids:
-        votes = collections.Counter(
-            label for given in ratings.get(utt, {}).values() for label in given
+        labels[utt], why = policies.plurality_label(
+            ratings.get(utt, {}), classes
         )
-        ranked = votes.most_common()
-        labels[utt] = None
-        if not ranked:
-            unrated.append(utt)
-        elif len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
-            ties.append(utt)
-        elif classes is not None and ranked[0][0] not in classes:
-            outside.append(utt)
-        else:
-            labels[utt] = ranked[0][0]
+        if labels[utt] is None:
+            missed[why].append(utt)
+    ties, outside, unrated = missed["tie"], missed["outside"], missed["unrated"]
     level = logging.WARNING if ties or outside or unrated else logging.INFO
     _LOG.log(
         level,
@@ -536,9 +498,7 @@ def read(
     if "fold" in table.columns:
         _check_folds_used(table, rows)
     elif "session" in table.columns:
-        sessions = {r["fold"] for r in rows.values()}
-        order = sorted(sessions, key=_session_key(sessions))
-        index = {s: k for k, s in enumerate(order)}
+        index = policies.session_folds(r["fold"] for r in rows.values())
         for r in rows.values():
             r["fold"] = index[r["fold"]]
     else:
@@ -554,7 +514,7 @@ def read(
                 "speaker-independent folds; add a 'fold' or 'session' "
                 "column, or lower --config.data.num_folds",
             )
-        by_speaker = speaker_folds(counts, num_folds)
+        by_speaker = policies.speaker_folds(counts, num_folds)
         for r in rows.values():
             r["fold"] = by_speaker[r["speaker"]]
 

@@ -10,13 +10,18 @@ vocabulary, so binary gender is F=0, M=1 (`constants.GENDER_CODE`).
 from __future__ import annotations
 
 import dataclasses
+import logging
 from collections.abc import Mapping, Sequence
 
 import flax
 import jax
+import ml_collections
 import numpy as np
 
 from fairser_jax import constants
+from fairser_jax import variants as variants_lib
+from fairser_jax.data import corpus as corpus_lib
+from fairser_jax.data import features as features_lib
 
 
 @flax.struct.dataclass
@@ -206,3 +211,68 @@ def make_dataset(
         rater_attribute=rater_attribute,
     )
     return dataset, info
+
+
+def make_training_table(
+    cfg: ml_collections.ConfigDict, data: corpus_lib.Corpus, study, feature_set
+):
+    """The S1 training table with speaker-wise z-normalised features.
+
+    The z-normalisation statistics of a speaker use all of that speaker's
+    extracted utterances (paper §2.2.1), not only S1's. Group codes index
+    the vocabulary of each side's attribute over the whole corpus (binary
+    gender: F=0, M=1).
+    """
+    by_id = {u.id: u for u in data.records}
+    ids = np.asarray(feature_set.ids)
+    feats = np.asarray(feature_set.features, np.float32)
+    if cfg.features.znorm:
+        feats = features_lib.speaker_znorm(
+            feats, [by_id[i].speaker for i in ids]
+        )
+    s1 = sorted(study.s1_ids)
+    z = features_lib.align(
+        features_lib.FeatureSet(
+            ids=feature_set.ids, features=feats, manifest=feature_set.manifest
+        ),
+        s1,
+    )
+    attr = cfg.data.speaker_attribute
+    values = [u.speaker_attributes.get(attr, "") for u in data.records]
+    distinct = sorted(set(values) - {""})
+    if len(distinct) < 2:
+        raise ValueError(
+            f"the speaker attribute {attr!r} has the single value "
+            f"{distinct[0] if distinct else None!r} in {data.root}: group "
+            "fairness needs at least two groups; pick another "
+            "--config.data.speaker_attribute."
+        )
+    speaker_groups = vocabulary(values)
+    rater_side = [
+        v
+        for v in cfg.variants
+        if variants_lib.get(v).intra_fair in ("rat", "both")
+    ]
+    s2_groups = sorted(set(study.s2_rater_group.values()))
+    if rater_side and len(s2_groups) < 2:
+        logging.warning(
+            "S2 has %s rater group(s) %s: the rater-side terms of %s "
+            "(L_Adv, L_D-R) are zero and ΔSP_rat is undefined; check "
+            "config.data.rater_attribute and the raters' attribute values.",
+            len(s2_groups),
+            s2_groups,
+            ", ".join(rater_side),
+        )
+    return make_dataset(
+        ids=s1,
+        features=z,
+        labels=[by_id[i].label for i in s1],
+        speaker_group=[by_id[i].speaker_attributes[attr] for i in s1],
+        folds=[by_id[i].fold for i in s1],
+        s2_rater_group=study.s2_rater_group,
+        classes=study.classes,
+        speaker_groups=speaker_groups,
+        rater_groups=vocabulary(study.rater_groups),
+        speaker_attribute=attr,
+        rater_attribute=cfg.data.rater_attribute,
+    )

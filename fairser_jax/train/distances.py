@@ -48,7 +48,9 @@ from ott.solvers.quadratic import gromov_wasserstein as ott_gw
 
 from fairser_jax import losses
 
-Distance = Callable[[jax.Array, jax.Array, ml_collections.ConfigDict], jax.Array]
+Distance = Callable[
+    [jax.Array, jax.Array, ml_collections.ConfigDict], jax.Array
+]
 
 
 PROCRUSTES_ITERATIONS = 30
@@ -159,8 +161,10 @@ def _gw_cost(
     t = solver(problem).matrix
     a, b = jnp.sum(t, axis=1), jnp.sum(t, axis=0)
     # (cx_ik − cy_jl)² expanded: the square terms need only the marginals.
-    return a @ jnp.square(cx) @ a + b @ jnp.square(cy) @ b - 2.0 * jnp.sum(
-        (cx @ t @ cy.T) * t
+    return (
+        a @ jnp.square(cx) @ a
+        + b @ jnp.square(cy) @ b
+        - 2.0 * jnp.sum((cx @ t @ cy.T) * t)
     )
 
 

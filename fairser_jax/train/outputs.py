@@ -17,6 +17,7 @@ import csv
 import dataclasses
 import json
 import pathlib
+import shutil
 from collections.abc import Iterable, Mapping
 
 import jax
@@ -25,6 +26,7 @@ from flax import traverse_util
 
 from fairser_jax import constants, fileio
 from fairser_jax import results as results_lib
+from fairser_jax import variants as variants_lib
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.train.dataset import DatasetInfo
 from fairser_jax.train.runner import VariantOutput
@@ -371,3 +373,44 @@ def summarize_alpha_trace(
             )
         out[emotion] = summary
     return out
+
+
+def assemble(
+    workdir: pathlib.Path,
+    variants: tuple[str, ...],
+    study,
+    config_sha256: str,
+) -> dict:
+    """Joins the per-variant predictions into predictions.csv + results.json.
+
+    Every metric in results.json is computed from predictions.csv by
+    `results.runs_from_predictions`, so the two cannot disagree; the α
+    histograms of Fig. 3b come from `alpha_trace.npz`. `config_sha256`
+    (`workdir.config_digest` of `config.json`) stamps results.json so a
+    reader can tell it belongs to the workdir's config.
+    """
+    layout = workdir_lib.Layout(workdir)
+    combined = layout.predictions
+    with fileio.atomic_write(combined) as out:
+        for i, variant in enumerate(variants):
+            part = layout.predictions_file(variant)
+            with part.open(encoding="utf-8", newline="") as lines:
+                header = next(lines)
+                if i == 0:
+                    out.write(header)
+                shutil.copyfileobj(lines, out)
+    alpha_trace = {}
+    trace_path = layout.alpha_trace
+    alpha_traced = [
+        v for v in variants if "alpha" in variants_lib.get(v).traced
+    ]
+    if alpha_traced and trace_path.exists():
+        alpha_trace = summarize_alpha_trace(trace_path, alpha_traced[0])
+    results = {
+        "config_sha256": config_sha256,
+        "study_sets": study.table1(),
+        "runs": results_lib.runs_from_predictions(combined),
+        "alpha_trace": alpha_trace,
+    }
+    fileio.atomic_write_text(layout.results, json.dumps(results, indent=2))
+    return results

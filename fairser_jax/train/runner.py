@@ -48,8 +48,13 @@ from fairser_jax import distributed, models
 from fairser_jax import progress as progress_lib
 from fairser_jax.train import objectives
 from fairser_jax.train import variants as variants_lib
-from fairser_jax.train.dataset import Dataset
-from fairser_jax.train.runs import RunArrays, RunSpec, build_run_arrays
+from fairser_jax.train.dataset import Dataset, DatasetInfo
+from fairser_jax.train.runs import (
+    RunArrays,
+    RunSpec,
+    build_run_arrays,
+    variant_runs,
+)
 
 PyTree = Any
 
@@ -772,3 +777,84 @@ def train_variant(
     if state is None:
         return None
     return evaluate(stack, state, data, model)
+
+
+# ------------------------------------------------------ memory planning
+
+
+def _available_bytes(device) -> tuple[int, str] | None:
+    """Memory one device can give the trainer, and where it was read."""
+    stats = None
+    try:
+        stats = device.memory_stats()
+    except Exception:  # noqa: BLE001 - backends without memory stats
+        pass
+    if stats and stats.get("bytes_limit"):
+        return int(stats["bytes_limit"]), f"{device.platform} memory limit"
+    try:
+        with open("/proc/meminfo", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024, "available host RAM"
+    except OSError:
+        pass
+    return None
+
+
+def batch_memory_lower_bound(
+    cfg: ml_collections.ConfigDict, variant: str, runs_per_device: int
+) -> int:
+    """Bytes a training step of `variant` needs at least, per device.
+
+    A lower bound, so it never refuses a config that fits: the [B, B]
+    float32 matrices that must coexist per run, times the runs stacked on
+    one device. L_D (debiased Sinkhorn, ott-jax) builds the x–y, x–x and
+    y–y cost matrices; L_cl one similarity matrix. A variant that compares
+    no utterances within a batch (`Variant.pairwise` False: DNN) has none.
+    """
+    matrices = 3 if variants_lib.get(variant).pairwise else 0
+    return runs_per_device * matrices * cfg.train.batch_size**2 * 4
+
+
+def check_fits(
+    cfg: ml_collections.ConfigDict,
+    info: DatasetInfo,
+    feature_dim: int,
+    mesh: Mesh | None,
+) -> None:
+    """Checks what needs the data, before any training.
+
+    Raises:
+      ValueError: a batch is larger than a fold's training set, or a
+        variant's batches cannot fit in the device's memory; the message
+        names `config.train.batch_size` and the figures.
+    """
+    del feature_dim  # the [B, B] terms dominate; see batch_memory_lower_bound
+    folds = np.asarray(info.fold)
+    smallest = min(int(np.sum(folds != f)) for f in cfg.folds)
+    if cfg.train.batch_size > smallest:
+        raise ValueError(
+            f"config.train.batch_size is {cfg.train.batch_size}, larger "
+            f"than the {smallest} training utterances of the smallest "
+            "fold: every batch would repeat utterances. Use a batch of at "
+            f"most {smallest}."
+        )
+    devices = list(mesh.devices.flat) if mesh is not None else jax.devices()
+    available = _available_bytes(jax.local_devices()[0])
+    if available is None:
+        return
+    limit, where = available
+    for variant in variants_lib.training_order(cfg.variants):
+        runs = len(variant_runs(cfg, variant))
+        per_device = math.ceil(runs / len(devices))
+        need = batch_memory_lower_bound(cfg, variant, per_device)
+        if need > limit:
+            raise ValueError(
+                f"config.train.batch_size={cfg.train.batch_size} cannot fit: "
+                f"{variant} needs at least {need / 2**30:.1f} GiB per "
+                f"device for its [batch, batch] loss matrices ({per_device} "
+                f"run(s) x 3 x {cfg.train.batch_size}^2 float32), and the "
+                f"{where} is {limit / 2**30:.1f} GiB. Use a smaller batch "
+                "or fewer runs per device (seeds/folds/emotions, or more "
+                "devices)."
+            )

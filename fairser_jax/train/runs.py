@@ -11,6 +11,7 @@ import dataclasses
 from collections.abc import Sequence
 
 import jax
+import ml_collections
 import numpy as np
 
 from fairser_jax import constants
@@ -168,4 +169,17 @@ def build_run_arrays(
         test_idx=test_idx,
         n_test=n_test,
         key=keys.astype(np.uint32),
+    )
+
+
+def variant_runs(cfg: ml_collections.ConfigDict, variant: str) -> list[RunSpec]:
+    """The runs `cfg` asks of `variant` (its emotions, folds, seeds, α)."""
+    spec = variants.get(variant)
+    return make_runs(
+        variant,
+        spec.emotions(cfg),
+        cfg.folds,
+        cfg.seeds,
+        spec.alphas(cfg),
+        classes=tuple(cfg.data.classes),
     )
