@@ -64,14 +64,19 @@ from fairser_jax.data import corpus as corpus_lib
 __all__ = [
     "HEADER_CODES",
     "LABEL_WORDS",
+    "RATER_GENDER_HINT",
     "CorpusFormatError",
     "CorpusReport",
     "Utterance",
     "count_labels",
     "label_class",
+    "load_rater_gender",
+    "normalise_rater_gender",
     "parse_emo_evaluation",
+    "read",
     "read_corpus",
     "read_corpus_with_report",
+    "to_corpus",
 ]
 
 _LOG = logging.getLogger(__name__)
