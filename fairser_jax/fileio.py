@@ -20,7 +20,6 @@ from typing import IO, Any
 
 __all__ = [
     "atomic_write",
-    "atomic_write_bytes",
     "atomic_write_text",
     "default_mode",
     "mkstemp",
@@ -137,9 +136,3 @@ def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes ``text`` (UTF-8) to ``path`` with `atomic_write`."""
     with atomic_write(path) as f:
         f.write(text)
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Writes ``data`` to ``path`` with `atomic_write`."""
-    with atomic_write(path, "wb") as f:
-        f.write(data)

@@ -373,8 +373,6 @@ def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
         )
 
 
-WORK_SUBDIRS = workdir_lib.WORK_SUBDIRS
-
 """Proposed's α of every batch (Fig. 3b)."""
 
 
@@ -479,7 +477,7 @@ def _train_claimed(
 
     def start() -> None:
         fileio.atomic_write_text(workdir_lib.Layout(workdir).config, cfg_json)
-        for sub in WORK_SUBDIRS:
+        for sub in workdir_lib.WORK_SUBDIRS:
             (workdir / sub).mkdir(exist_ok=True)
         by_id = {u.id: u for u in records.records}
         detector_lib.write_detector_files(

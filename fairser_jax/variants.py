@@ -291,11 +291,6 @@ def in_table(table: int) -> tuple[str, ...]:
     return tuple(v.name for v in REGISTRY.values() if v.table == table)
 
 
-def sweeps() -> tuple[str, ...]:
-    """Variants trained over the fixed-α sweep (Fig. 3a)."""
-    return tuple(v.name for v in REGISTRY.values() if v.sweep)
-
-
 def preference() -> tuple[str, ...]:
     """`predict`'s default detector: these in order, the first present."""
     ranked = [v for v in REGISTRY.values() if v.preference is not None]

@@ -74,6 +74,18 @@ def pytest_collection_modifyitems(config, items):
     items.sort(key=lambda i: i.module.__name__ not in slow)
 
 
+def load_config(name: str):
+    """``configs/<name>.py``'s `get_config()` (configs/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        f"configs_{name}", REPO / "configs" / f"{name}.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()
+
+
 @pytest.fixture
 def rng() -> np.random.Generator:
     """A fresh, seeded NumPy generator for each test."""

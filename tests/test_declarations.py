@@ -8,7 +8,6 @@ predictions.csv's recomputation, in the tables and in the report of a real
 """
 
 import csv
-import importlib.util
 import json
 import pathlib
 import subprocess
@@ -16,6 +15,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import load_config
 from fairlearn.metrics import false_positive_rate_difference
 
 from fairser_jax import pipeline, results, variants
@@ -104,12 +104,7 @@ def test_a_taken_name_or_an_undeclared_dependency_is_refused(declared):
 
 
 def _test_config():
-    spec = importlib.util.spec_from_file_location(
-        "test_config", REPO / "configs" / "test.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config()
+    cfg = load_config("test")
     cfg.variants = ("dnn", "throwaway")
     cfg.emotions = ("anger",)
     cfg.seeds = (0,)

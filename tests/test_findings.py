@@ -21,11 +21,9 @@ figures of the recorded demo run (README, docs/demo/) instead, checked
 against its tables by tests/test_readme_numbers.py.
 """
 
-import importlib.util
-import pathlib
-
 import numpy as np
 import pytest
+from conftest import load_config
 
 from fairser_jax import pipeline
 
@@ -37,13 +35,7 @@ _SEEDS = (0, 1, 2)
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    spec = importlib.util.spec_from_file_location(
-        "demo_config",
-        pathlib.Path(__file__).resolve().parents[1] / "configs" / "demo.py",
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    cfg = module.get_config()
+    cfg = load_config("demo")
     cfg.emotions = _EMOTIONS
     cfg.seeds = _SEEDS
     cfg.variants = ("dnn", "fair_spk")

@@ -130,3 +130,22 @@ def test_no_import_cycles():
         pytest.fail(
             "import cycles: " + "; ".join(" <-> ".join(c) for c in cycles)
         )
+
+
+def test_moved_corpus_names_still_work_and_warn():
+    """The names `fairser_jax.data.corpus` had before the layouts moved out
+    resolve to their new homes for one release, with a warning."""
+    from fairser_jax.data import corpus, iemocap, layouts, manifest
+
+    moved = {
+        "read": layouts.read,
+        "detect_format": layouts.detect_format,
+        "FORMATS": layouts.formats(),
+        "from_iemocap": iemocap.to_corpus,
+        "MANIFEST_FILE": manifest.UTTERANCES_FILE,
+    }
+    for name, new in moved.items():
+        with pytest.warns(DeprecationWarning, match=f"corpus.{name} moved"):
+            assert getattr(corpus, name) == new
+    with pytest.raises(AttributeError):
+        corpus.no_such_name  # noqa: B018

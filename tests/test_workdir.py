@@ -6,7 +6,6 @@ Every test trains at most one DNN run of two epochs on the test corpus
 (`configs/test.py`'s 120 utterances, random-tiny features), in process.
 """
 
-import importlib.util
 import json
 import logging
 import os
@@ -18,6 +17,7 @@ import sys
 import numpy as np
 import pytest
 import soundfile
+from conftest import load_config
 
 from fairser_jax import pipeline
 from fairser_jax import workdir as workdir_lib
@@ -29,12 +29,7 @@ REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
 def _test_config():
-    spec = importlib.util.spec_from_file_location(
-        "test_config", REPO / "configs" / "test.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return load_config("test")
 
 
 @pytest.fixture(scope="module")

@@ -79,12 +79,13 @@ class Corpus:
 
 
 # Names this module had before the layouts moved out (one release):
-# `read`, `detect_format`, `FORMATS` and `MANIFEST_FILE` are in
-# `fairser_jax.data.layouts` and `manifest`, `from_iemocap` is
-# `fairser_jax.data.iemocap.to_corpus`.
+# `read`, `detect_format` and `FORMATS` (now the function `formats()`) are
+# in `fairser_jax.data.layouts`, `MANIFEST_FILE` is the manifest's
+# `UTTERANCES_FILE`, `from_iemocap` is `fairser_jax.data.iemocap.to_corpus`.
 _MOVED = {
     "read": ("fairser_jax.data.layouts", "read"),
     "detect_format": ("fairser_jax.data.layouts", "detect_format"),
+    "FORMATS": ("fairser_jax.data.layouts", "formats"),
     "from_iemocap": ("fairser_jax.data.iemocap", "to_corpus"),
     "MANIFEST_FILE": ("fairser_jax.data.manifest", "UTTERANCES_FILE"),
 }
@@ -92,26 +93,16 @@ _MOVED = {
 
 def __getattr__(name: str):
     """Deprecated aliases of the names that moved (PEP 562)."""
-    if name == "FORMATS":
-        import importlib
-        import warnings
+    if name not in _MOVED:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+    import warnings
 
-        warnings.warn(
-            "fairser_jax.data.corpus.FORMATS moved: use "
-            "fairser_jax.data.layouts.formats()",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return importlib.import_module("fairser_jax.data.layouts").formats()
-    if name in _MOVED:
-        import importlib
-        import warnings
-
-        module, attr = _MOVED[name]
-        warnings.warn(
-            f"fairser_jax.data.corpus.{name} moved to {module}.{attr}",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return getattr(importlib.import_module(module), attr)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    module, attr = _MOVED[name]
+    warnings.warn(
+        f"fairser_jax.data.corpus.{name} moved to {module}.{attr}",
+        DeprecationWarning,
+        stacklevel=2,
+    )
+    value = getattr(importlib.import_module(module), attr)
+    return value() if name == "FORMATS" else value

@@ -69,10 +69,8 @@ from fairser_jax.constants import in_paper_order
 from fairser_jax.report import numbers
 from fairser_jax.results import RunKey, format_key, is_cell, run_key
 
-CLAIMS_MD = workdir_lib.Layout.CLAIMS
 CLAIMS_CSV = "claims.csv"
-TABLES_DIR = workdir_lib.Layout.TABLES
-PREDICTIONS_FILE = workdir_lib.Layout.PREDICTIONS
+_CSV_LINK = f"{workdir_lib.Layout.TABLES}/{CLAIMS_CSV}"
 
 COLUMNS: tuple[str, ...] = (
     "claim",
@@ -922,7 +920,7 @@ def render_claims(
         'Gender-Neutral Speech Emotion Recognition", ICASSP 2024: each '
         "claim below that this workdir's runs can speak to, tested per "
         "detector over seeds. The same rows, unrounded, are in "
-        f"[`{TABLES_DIR}/{CLAIMS_CSV}`]({TABLES_DIR}/{CLAIMS_CSV}). How the "
+        f"[`{_CSV_LINK}`]({_CSV_LINK}). How the "
         'tests were chosen: docs/DESIGN.md, "Claims report".',
         f"**{len(rows)} row{'' if len(rows) == 1 else 's'}: "
         f"{counts['reproduces']} reproduce, "
@@ -1021,16 +1019,16 @@ def write_claims(
             )
         results = json.loads(path.read_text(encoding="utf-8"))
     if constant is None:
-        constant = constant_predictions(root / PREDICTIONS_FILE)
+        constant = constant_predictions(workdir_lib.Layout(root).predictions)
     rows = evaluate(results, set(constant))
-    folder = root / TABLES_DIR
+    folder = workdir_lib.Layout(root).tables
     folder.mkdir(parents=True, exist_ok=True)
     csv_path = folder / CLAIMS_CSV
     with fileio.atomic_write(csv_path) as f:
         csv.writer(f, lineterminator="\n").writerows(
             [list(COLUMNS), *(r.csv_row() for r in rows)]
         )
-    md_path = root / CLAIMS_MD
+    md_path = workdir_lib.Layout(root).claims
     fileio.atomic_write_text(
         md_path, render_claims(results, rows, constant, title=root.name)
     )

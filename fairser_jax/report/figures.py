@@ -215,9 +215,6 @@ def _embedding_index(
     return index
 
 
-PREDICTIONS_FILE = workdir_lib.Layout.PREDICTIONS
-
-
 def prediction_folds(
     csv_path: str | pathlib.Path, keys: Sequence[tuple[str, str, int]]
 ) -> dict[tuple[str, str, int], dict[str, int]]:
@@ -507,7 +504,7 @@ def _folds_of(
     if not lacking:
         return out
     keys = [(v, emotion, seed) for v in lacking]
-    csv_folds = prediction_folds(workdir / PREDICTIONS_FILE, keys)
+    csv_folds = prediction_folds(workdir_lib.Layout(workdir).predictions, keys)
     for v, key in zip(lacking, keys, strict=True):
         known = csv_folds[key]
         if not known:
@@ -522,7 +519,7 @@ def _folds_of(
                 v,
                 emotion,
                 seed,
-                workdir / PREDICTIONS_FILE,
+                workdir_lib.Layout(workdir).predictions,
                 workdir,
             )
             return None
@@ -1653,7 +1650,7 @@ def make_figures(
     trace = load_alpha_trace(workdir)
     if constant is None:
         constant = claims_lib.constant_runs(
-            pathlib.Path(workdir) / PREDICTIONS_FILE
+            workdir_lib.Layout(workdir).predictions
         )
     emotions = _emotion_order(
         emotion,

@@ -826,7 +826,6 @@ exactly this and stops with a list of differences if `results.json`
 disagrees by more than 1e-9; it then rewrites this report, its tables and
 the figures."""
 
-TABLES_DIR = workdir_lib.Layout.TABLES
 
 TABLES_NOTE = (
     "Every table is also in `tables/` as `<name>.csv` (plain numbers, "
@@ -865,7 +864,7 @@ def report_tables(results: Mapping[str, Any]) -> dict[str, Table]:
 
 def _table_block(table: Table) -> str:
     """The Markdown table and a line linking its CSV and LaTeX files."""
-    stem = f"{TABLES_DIR}/{table.name}"
+    stem = f"{workdir_lib.Layout.TABLES}/{table.name}"
     return table.markdown() + f"\n\n[CSV]({stem}.csv) · [LaTeX]({stem}.tex)"
 
 
@@ -932,7 +931,7 @@ def claims_section(
         )
     return (
         text + f" Claims, tests and verdicts: [claims.md](claims.md) "
-        f"([CSV]({TABLES_DIR}/{claims_lib.CLAIMS_CSV}))."
+        f"([CSV]({workdir_lib.Layout.TABLES}/{claims_lib.CLAIMS_CSV}))."
     )
 
 
@@ -961,7 +960,7 @@ def render_report(
     tabs = report_tables(results)
     if constant is None:
         constant = claims_lib.constant_predictions(
-            pathlib.Path(workdir) / claims_lib.PREDICTIONS_FILE
+            workdir_lib.Layout(workdir).predictions
         )
     if claims is None:
         claims = claims_lib.evaluate(results, set(constant))
@@ -1055,9 +1054,6 @@ def render_report(
     return "\n\n".join(parts) + "\n"
 
 
-_write_atomic = fileio.atomic_write_text
-
-
 def write_tables(
     workdir: str | pathlib.Path, tables: Mapping[str, Table]
 ) -> list[pathlib.Path]:
@@ -1071,13 +1067,13 @@ def write_tables(
     Returns:
       The paths written, CSV then LaTeX per table.
     """
-    folder = pathlib.Path(workdir) / TABLES_DIR
+    folder = workdir_lib.Layout(workdir).tables
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for table in tables.values():
         for suffix, text in ((".csv", table.csv()), (".tex", table.latex())):
             path = folder / f"{table.name}{suffix}"
-            _write_atomic(path, text)
+            fileio.atomic_write_text(path, text)
             written.append(path)
     for stale in set(table_names()) - set(tables):
         for suffix in (".csv", ".tex"):
@@ -1136,7 +1132,7 @@ def write_report(
         else None
     )
     constant = claims_lib.constant_predictions(
-        workdir / claims_lib.PREDICTIONS_FILE
+        workdir_lib.Layout(workdir).predictions
     )
     if figures:
         size = tsne_sample_size or _tsne_default(config)
@@ -1160,5 +1156,5 @@ def write_report(
         claims=claims_lib.evaluate(results, set(constant)),
     )
     path = workdir_lib.Layout(workdir).report
-    _write_atomic(path, text)
+    fileio.atomic_write_text(path, text)
     return path
