@@ -5,10 +5,18 @@ a notebook can call it directly. `FIELD_HELP` describes every field in one
 line and `FIELD_CHOICES` lists the values of the fields that take one of
 a few names: they are what `--config_help` prints (`fairser_jax.cli`), and
 the one place a field is documented.
+
+`validate` checks what a config can be checked for without data or JAX
+(the trainer adds its own checks: `fairser_jax.train.variants.validate`);
+`check_resume` compares a config with the one a workdir was written by.
 """
 
 from __future__ import annotations
 
+import json
+import pathlib
+import re
+from collections.abc import Callable
 from typing import Any
 
 import ml_collections
@@ -212,15 +220,21 @@ FIELD_CHOICES: dict[str, tuple[str, ...]] = {
     "data.format": layouts.formats(),
     "demo.rater_cue": ("none", "tempo"),
     "loss.group_pooling": ("pairs", "pooled"),
-    "two_sided.distance": ("sinkhorn", "aligned_sinkhorn", "gromov_wasserstein"),
+    "two_sided.distance": (
+        "sinkhorn",
+        "aligned_sinkhorn",
+        "gromov_wasserstein",
+    ),
     "two_sided.alpha_fn": ("ema_ratio", "ema_zscore", "saturating", "constant"),
     "two_sided.mu_rat": ("trained", "frozen"),
     "variants": variants.BUILT_IN,
 }
 """The values a field takes, for the fields that name one of a few (for a
-tuple field such as `variants`: the values of its elements). The
-validators (`fairser_jax.pipeline.validate_config`) accept exactly these;
-tests/test_config.py checks that they agree."""
+tuple field such as `variants`: the values of its elements). `validate`
+checks `demo.rater_cue` and `loss.group_pooling` against these; the
+others are checked by the registries that hold them (layouts, variants,
+`train.alpha`, `train.distances`), and tests/test_config.py checks that
+both agree."""
 
 
 def flatten(
@@ -249,3 +263,187 @@ def field_help(name: str) -> str:
     if choices:
         text += f" One of: {', '.join(choices)}."
     return text
+
+
+# (field, test, what it must be): checked before any work, so a value the
+# losses cannot use fails in a second, naming the field, not after DNN.
+_BOUNDS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
+    ("train.epochs", lambda v: v >= 1, "an int >= 1"),
+    ("train.batch_size", lambda v: v >= 1, "an int >= 1"),
+    ("train.learning_rate", lambda v: v > 0, "> 0"),
+    ("train.weight_decay", lambda v: v >= 0, ">= 0"),
+    ("train.checkpoint_every", lambda v: v >= 1, "an int >= 1"),
+    ("model.dropout_rate", lambda v: 0 <= v < 1, "in [0, 1)"),
+    (
+        "model.encoder_sizes",
+        lambda v: len(v) > 0 and min(v) >= 1,
+        "a non-empty tuple of widths >= 1",
+    ),
+    ("model.adversary_hidden", lambda v: v >= 1, "an int >= 1"),
+    ("loss.temperature", lambda v: v > 0, "> 0 (τ of L_cl, eq. 2)"),
+    ("loss.epsilon", lambda v: v > 0, "> 0 (the Sinkhorn ε of L_D)"),
+    ("loss.sinkhorn_iterations", lambda v: v >= 1, "an int >= 1"),
+    ("loss.lambda_s", lambda v: v >= 0, ">= 0 (λ_S of eq. 2)"),
+    ("loss.lambda_r", lambda v: v >= 0, ">= 0 (λ_R of eq. 2)"),
+    ("loss.grl_scale", lambda v: v >= 0, ">= 0"),
+    ("features.batch_seconds", lambda v: v > 0, "> 0"),
+)
+
+
+_CLASS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
+
+
+def _field(cfg: ml_collections.ConfigDict, dotted: str) -> Any:
+    value = cfg
+    for part in dotted.split("."):
+        value = value[part]
+    return value
+
+
+def validate(cfg: ml_collections.ConfigDict) -> None:
+    """Fails early, naming the field, on values the runner cannot train.
+
+    Checks what needs neither data nor JAX: the variants' declarations,
+    classes, emotions, folds, seeds, the numeric bounds of `_BOUNDS`, the
+    choices of `FIELD_CHOICES` it owns, and that a batch can hold a pair
+    of utterances whenever a variant has a group term (L_cl and L_D
+    compare utterances of a batch: with one utterance per batch they
+    vanish and Fair_spk would silently equal DNN). The trainer's registries
+    check theirs (`fairser_jax.train.variants.validate`: α function, D,
+    objectives); `fairser_jax.train.runner.check_fits` what needs the data
+    (fold sizes, memory).
+
+    Raises:
+      ValueError: naming the field, its value and what it must be.
+    """
+    variants.validate(cfg)
+    classes = tuple(cfg.data.classes)
+    if len(classes) < 2 or len(set(classes)) != len(classes):
+        raise ValueError(
+            f"config.data.classes is {classes}; it must list at least two "
+            "distinct classes (S1 = utterances labelled with one of them)."
+        )
+    bad = [c for c in classes if not _CLASS_NAME.match(str(c))]
+    if bad:
+        raise ValueError(
+            f"config.data.classes has {bad}: class names become file names "
+            "and keys, so use letters, digits, '_' or '-' (rename them in "
+            "the manifest's label columns)."
+        )
+    bad = [e for e in cfg.emotions if e not in classes]
+    if bad:
+        raise ValueError(
+            f"config.emotions has {bad}, which config.data.classes "
+            f"{classes} lacks; detectors are for the study's classes."
+        )
+    bad = [f for f in cfg.folds if not isinstance(f, int) or f < 0]
+    if bad or len(set(cfg.folds)) != len(cfg.folds) or not cfg.folds:
+        raise ValueError(
+            f"config.folds is {tuple(cfg.folds)}; it must be distinct fold "
+            "indices >= 0 (IEMOCAP: 0..4, one per session)."
+        )
+    layouts.detect_format("", cfg.data.format)
+    for side in ("speaker_attribute", "rater_attribute"):
+        value = cfg.data[side]
+        if not value or not str(value).replace("_", "").isalnum():
+            raise ValueError(
+                f"config.data.{side} is {value!r}; it must name a column "
+                f"suffix (e.g. 'gender' for {side.split('_')[0]}_gender)."
+            )
+    if cfg.data.num_folds < 2:
+        raise ValueError(
+            f"config.data.num_folds is {cfg.data.num_folds}; it must be >= 2."
+        )
+    for name in ("demo.rater_cue", "loss.group_pooling"):
+        value = _field(cfg, name)
+        if value not in FIELD_CHOICES[name]:
+            raise ValueError(
+                f"config.{name} is {value!r}; it must be one of "
+                f"{', '.join(FIELD_CHOICES[name])}."
+            )
+    if not cfg.seeds:
+        raise ValueError("config.seeds is empty.")
+    for name, ok, must in _BOUNDS:
+        value = _field(cfg, name)
+        try:
+            good = bool(ok(value))
+        except TypeError:
+            good = False
+        if not good:
+            raise ValueError(f"config.{name} is {value!r}; it must be {must}.")
+    grouped = [v for v in cfg.variants if variants.get(v).pairwise]
+    if grouped and cfg.train.batch_size < 2:
+        raise ValueError(
+            f"config.train.batch_size is {cfg.train.batch_size}, but "
+            f"{', '.join(grouped)} compare(s) utterances within a batch "
+            "(L_cl, L_D): with fewer than 2 per batch their fairness terms "
+            "are zero and the model is a plain DNN. Use a batch of at least "
+            "2 (the paper uses 32)."
+        )
+
+
+class ConfigMismatchError(ValueError):
+    """`--resume` with a config that differs from the workdir's."""
+
+
+EARLIER_BEHAVIOUR: dict[tuple[str, str], Any] = {
+    # Before `two_sided.distance` existed, D was the Sinkhorn divergence of
+    # the two clouds as they are; the new default is Gromov-Wasserstein.
+    ("two_sided", "distance"): "sinkhorn",
+}
+"""Fields added with a default that is NOT how the releases before them
+behaved: a config.json without the field is read with this value."""
+
+
+def with_new_fields(old: dict, default: dict) -> dict:
+    """`old` (a config.json) with the fields it lacks taken from `default`.
+
+    A workdir of an earlier release lacks the config fields added since;
+    they are read as their defaults, which is how that release behaved, so
+    `--resume` with an unchanged config still matches — except the fields
+    of `EARLIER_BEHAVIOUR`, read as what the earlier release did (so a
+    workdir whose Proposed used the old D is not resumed with another).
+    """
+    old = dict(old)
+    for (section, name), value in EARLIER_BEHAVIOUR.items():
+        if isinstance(old.get(section), dict) and name not in old[section]:
+            old[section] = {**old[section], name: value}
+    return _fill(old, default)
+
+
+def _fill(old: dict, default: dict) -> dict:
+    out = dict(old)
+    for key, value in default.items():
+        if key not in out:
+            out[key] = value
+        elif isinstance(value, dict) and isinstance(out[key], dict):
+            out[key] = _fill(out[key], value)
+    return out
+
+
+def check_resume(path: str | pathlib.Path, cfg_json: str) -> None:
+    """Fails unless `cfg_json` is the config that wrote `path`.
+
+    Args:
+      path: a workdir's ``config.json`` (nothing to check if absent).
+      cfg_json: the resolved config of this run, as JSON.
+
+    Raises:
+      ConfigMismatchError: naming the sections that differ.
+    """
+    path = pathlib.Path(path)
+    if not path.exists():
+        return
+    old = with_new_fields(
+        json.loads(path.read_text()),
+        json.loads(get_default_config().to_json_best_effort()),
+    )
+    new = json.loads(cfg_json)
+    if old != new:
+        diff = sorted(
+            k for k in set(old) | set(new) if old.get(k) != new.get(k)
+        )
+        raise ConfigMismatchError(
+            f"{path} was written by a different config (sections {diff} "
+            "differ); resume with the same config, or use a new --workdir."
+        )

@@ -457,3 +457,59 @@ def on_all(
             + "); start every process with the same command and inputs."
         )
     return result
+
+
+# ------------------------------------------------- what processes agree on
+
+
+def software_fingerprint(config_digest: str) -> dict[str, str]:
+    """A config's digest (`workdir.config_digest`) and the versions of the
+    numerical stack: every process of a run must have the same
+    (`agree_on_config`)."""
+    import flax
+    import jax
+    import optax
+
+    import fairser_jax
+
+    return {
+        "config sha256": config_digest[:16],
+        "fairser_jax": fairser_jax.__version__,
+        "jax": jax.__version__,
+        "flax": flax.__version__,
+        "optax": optax.__version__,
+    }
+
+
+def agree_on_config(config_digest: str) -> None:
+    """With several processes: fails unless they all run the same config
+    (its `workdir.config_digest`) and the same software (a no-op on one
+    process).
+
+    Raises:
+      ProcessesDisagreeError: naming the field that differs.
+    """
+    on_all(
+        "config", lambda: None, lambda _: software_fingerprint(config_digest)
+    )
+
+
+def study_fingerprint(table1: Mapping[str, Any]) -> dict[str, str]:
+    """Digest of the study sets' Table 1 (sizes per set and class)."""
+    import hashlib
+    import json
+
+    text = json.dumps(table1, sort_keys=True)
+    return {"study sets": hashlib.sha256(text.encode()).hexdigest()[:16]}
+
+
+def features_fingerprint(
+    ids: Sequence[str], features: np.ndarray
+) -> dict[str, str]:
+    """Digest of a feature store's utterance ids and feature bytes."""
+    import hashlib
+
+    h = hashlib.sha256()
+    h.update("\n".join(ids).encode())
+    h.update(np.ascontiguousarray(features).tobytes())
+    return {"feature store sha256": h.hexdigest()[:16]}

@@ -5,21 +5,8 @@ The whole pipeline, above the stages it orchestrates (`data`, `wav2vec2`,
 fairser_jax.train` runs and the training half of `python -m
 fairser_jax.main`; `run` is all of `main`; a notebook can call either.
 
-Workdir layout::
-
-    config.json           the resolved config of the run
-    results.json          study sets, per-result metrics, α histograms
-    predictions.csv       one row per (result, utterance), every variant
-    alpha_trace.npz       α and D of every batch of every Proposed run (Fig. 3b)
-    predictions/<v>.csv   the same, per variant (written when <v> finishes)
-    params/<v>.npz        final parameters of <v>'s runs
-    training/<v>.npz      run names and per-epoch training loss
-    embeddings/*.npz      out-of-fold test embeddings (Fig. 2)
-    checkpoints/<v>/      orbax checkpoint of <v> while it trains (removed
-                          once params/<v>.npz and predictions/<v>.csv exist)
-    detector.json         what `fairser_jax.predict` needs besides params/:
-    normalization.npz     the feature manifest, the config, and the average
-                          training speaker's feature mean and SD
+What each step writes into the workdir: `fairser_jax.workdir.Layout`.
+The checks a config gets before any work: `validate_config`.
 
 With several processes (`fairser_jax.distributed`), every process reads
 the corpus and the feature store and trains its shards of every stack;
@@ -29,24 +16,18 @@ above, the others waiting for it where they need its files.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import pathlib
-import re
 import shutil
-from collections.abc import Callable
-from typing import Any
 
-import jax
 import ml_collections
 import numpy as np
 from jax.sharding import Mesh
 
-import fairser_jax
 from fairser_jax import config as config_lib
 from fairser_jax import detector as detector_lib
-from fairser_jax import distributed, fileio, losses, report
+from fairser_jax import distributed, fileio, report
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import demo_corpus, layouts, study_sets
@@ -65,8 +46,7 @@ check_fits = runner.check_fits
 assemble = outputs.assemble
 
 
-class ConfigMismatchError(ValueError):
-    """`--resume` with a config that differs from the workdir's."""
+ConfigMismatchError = config_lib.ConfigMismatchError
 
 
 def corpus_dir(cfg: ml_collections.ConfigDict, workdir: pathlib.Path):
@@ -160,118 +140,12 @@ def load_study(cfg: ml_collections.ConfigDict, corpus: pathlib.Path):
     return data, study
 
 
-# (field, test, what it must be): checked before any work, so a value the
-# losses cannot use fails in a second, naming the field, not after DNN.
-_BOUNDS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
-    ("train.epochs", lambda v: v >= 1, "an int >= 1"),
-    ("train.batch_size", lambda v: v >= 1, "an int >= 1"),
-    ("train.learning_rate", lambda v: v > 0, "> 0"),
-    ("train.weight_decay", lambda v: v >= 0, ">= 0"),
-    ("train.checkpoint_every", lambda v: v >= 1, "an int >= 1"),
-    ("model.dropout_rate", lambda v: 0 <= v < 1, "in [0, 1)"),
-    (
-        "model.encoder_sizes",
-        lambda v: len(v) > 0 and min(v) >= 1,
-        "a non-empty tuple of widths >= 1",
-    ),
-    ("model.adversary_hidden", lambda v: v >= 1, "an int >= 1"),
-    ("loss.temperature", lambda v: v > 0, "> 0 (τ of L_cl, eq. 2)"),
-    ("loss.epsilon", lambda v: v > 0, "> 0 (the Sinkhorn ε of L_D)"),
-    ("loss.sinkhorn_iterations", lambda v: v >= 1, "an int >= 1"),
-    ("loss.lambda_s", lambda v: v >= 0, ">= 0 (λ_S of eq. 2)"),
-    ("loss.lambda_r", lambda v: v >= 0, ">= 0 (λ_R of eq. 2)"),
-    ("loss.grl_scale", lambda v: v >= 0, ">= 0"),
-    ("features.batch_seconds", lambda v: v > 0, "> 0"),
-)
-
-
-_CLASS_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_-]*$")
-
-
-def _field(cfg: ml_collections.ConfigDict, dotted: str) -> Any:
-    value = cfg
-    for part in dotted.split("."):
-        value = value[part]
-    return value
-
-
 def validate_config(cfg: ml_collections.ConfigDict) -> None:
-    """Fails early, naming the field, on values the runner cannot train.
-
-    Checks what needs no data: the variants, emotions, folds, seeds, the
-    numeric bounds of `_BOUNDS`, and that a batch can hold a pair of
-    utterances whenever a variant has a group term (L_cl and L_D compare
-    utterances of a batch: with one utterance per batch they vanish and
-    Fair_spk would silently equal DNN). `check_fits` checks what needs
-    the data (fold sizes, memory).
-    """
+    """Every check a config gets before any work: `config.validate` (what
+    needs neither data nor JAX), then the trainer's registries
+    (`train.variants.validate`: the α function, D, the objectives)."""
+    config_lib.validate(cfg)
     variants_lib.validate(cfg)
-    classes = tuple(cfg.data.classes)
-    if len(classes) < 2 or len(set(classes)) != len(classes):
-        raise ValueError(
-            f"config.data.classes is {classes}; it must list at least two "
-            "distinct classes (S1 = utterances labelled with one of them)."
-        )
-    bad = [c for c in classes if not _CLASS_NAME.match(str(c))]
-    if bad:
-        raise ValueError(
-            f"config.data.classes has {bad}: class names become file names "
-            "and keys, so use letters, digits, '_' or '-' (rename them in "
-            "the manifest's label columns)."
-        )
-    bad = [e for e in cfg.emotions if e not in classes]
-    if bad:
-        raise ValueError(
-            f"config.emotions has {bad}, which config.data.classes "
-            f"{classes} lacks; detectors are for the study's classes."
-        )
-    bad = [f for f in cfg.folds if not isinstance(f, int) or f < 0]
-    if bad or len(set(cfg.folds)) != len(cfg.folds) or not cfg.folds:
-        raise ValueError(
-            f"config.folds is {tuple(cfg.folds)}; it must be distinct fold "
-            "indices >= 0 (IEMOCAP: 0..4, one per session)."
-        )
-    layouts.detect_format("", cfg.data.format)
-    for side in ("speaker_attribute", "rater_attribute"):
-        value = cfg.data[side]
-        if not value or not str(value).replace("_", "").isalnum():
-            raise ValueError(
-                f"config.data.{side} is {value!r}; it must name a column "
-                f"suffix (e.g. 'gender' for {side.split('_')[0]}_gender)."
-            )
-    if cfg.data.num_folds < 2:
-        raise ValueError(
-            f"config.data.num_folds is {cfg.data.num_folds}; it must be >= 2."
-        )
-    if cfg.demo.rater_cue not in demo_corpus.RATER_CUES:
-        raise ValueError(
-            f"config.demo.rater_cue is {cfg.demo.rater_cue!r}; it must be one "
-            f"of {', '.join(demo_corpus.RATER_CUES)}."
-        )
-    if cfg.loss.group_pooling not in losses.POOLINGS:
-        raise ValueError(
-            f"config.loss.group_pooling is {cfg.loss.group_pooling!r}; it "
-            f"must be one of {', '.join(losses.POOLINGS)}."
-        )
-    if not cfg.seeds:
-        raise ValueError("config.seeds is empty.")
-    for name, ok, must in _BOUNDS:
-        value = _field(cfg, name)
-        try:
-            good = bool(ok(value))
-        except TypeError:
-            good = False
-        if not good:
-            raise ValueError(f"config.{name} is {value!r}; it must be {must}.")
-    grouped = [v for v in cfg.variants if variants_lib.get(v).pairwise]
-    if grouped and cfg.train.batch_size < 2:
-        raise ValueError(
-            f"config.train.batch_size is {cfg.train.batch_size}, but "
-            f"{', '.join(grouped)} compare(s) utterances within a batch "
-            "(L_cl, L_D): with fewer than 2 per batch their fairness terms "
-            "are zero and the model is a plain DNN. Use a batch of at least "
-            "2 (the paper uses 32)."
-        )
 
 
 def load_features(
@@ -280,100 +154,10 @@ def load_features(
     corpus: pathlib.Path,
     data: corpus_lib.Corpus,
 ) -> features_lib.FeatureSet:
-    """The feature store, checked against what the config and corpus ask.
-
-    The store's manifest must name the config's checkpoint and layer and
-    the corpus's current audio (its fingerprint); otherwise the message
-    names each differing field and the command that makes a matching
-    store.
-
-    Raises:
-      FileNotFoundError: no store.
-      features.FeatureStoreError: the store is damaged, not a store, or
-        does not match (`StaleFeaturesError`).
-    """
-    path = features_path(cfg, workdir)
-    fix = (
-        f"python -m fairser_jax.extract --corpus={corpus} "
-        f"--checkpoint={cfg.features.checkpoint} "
-        f"--layer={cfg.features.layer} --out={path}"
-        + (" --skip_bad_audio" if cfg.features.skip_bad_audio else "")
+    """`train.dataset.load_features` of the store `features_path` names."""
+    return dataset_lib.load_features(
+        cfg, features_path(cfg, workdir), corpus, data
     )
-    if not path.exists():
-        raise FileNotFoundError(
-            f"No feature store at {path}. Extract it first: {fix}"
-        )
-    present = [u for u in data.records if u.wav_path.exists()]
-    expected = extraction.expected_manifest(
-        cfg.features.checkpoint,
-        features_lib.corpus_fingerprint(present),
-        layer=cfg.features.layer,
-    )
-    try:
-        return features_lib.load(path, expected=expected)
-    except features_lib.StaleFeaturesError as e:
-        raise features_lib.StaleFeaturesError(
-            f"the feature store {path} does not match the config and corpus "
-            f"({'; '.join(e.diffs)}). Make a matching store with: {fix}",
-            e.diffs,
-        ) from None
-
-
-EARLIER_BEHAVIOUR: dict[tuple[str, str], Any] = {
-    # Before `two_sided.distance` existed, D was the Sinkhorn divergence of
-    # the two clouds as they are; the new default is Gromov-Wasserstein.
-    ("two_sided", "distance"): "sinkhorn",
-}
-"""Fields added with a default that is NOT how the releases before them
-behaved: a config.json without the field is read with this value."""
-
-
-def _with_new_fields(old: dict, default: dict) -> dict:
-    """`old` (a config.json) with the fields it lacks taken from `default`.
-
-    A workdir of an earlier release lacks the config fields added since;
-    they are read as their defaults, which is how that release behaved, so
-    `--resume` with an unchanged config still matches — except the fields
-    of `EARLIER_BEHAVIOUR`, read as what the earlier release did (so a
-    workdir whose Proposed used the old D is not resumed with another).
-    """
-    old = dict(old)
-    for (section, name), value in EARLIER_BEHAVIOUR.items():
-        if isinstance(old.get(section), dict) and name not in old[section]:
-            old[section] = {**old[section], name: value}
-    return _fill(old, default)
-
-
-def _fill(old: dict, default: dict) -> dict:
-    out = dict(old)
-    for key, value in default.items():
-        if key not in out:
-            out[key] = value
-        elif isinstance(value, dict) and isinstance(out[key], dict):
-            out[key] = _fill(out[key], value)
-    return out
-
-
-def _check_resume_config(workdir: pathlib.Path, cfg_json: str) -> None:
-    path = workdir_lib.Layout(workdir).config
-    if not path.exists():
-        return
-    old = _with_new_fields(
-        json.loads(path.read_text()),
-        json.loads(config_lib.get_default_config().to_json_best_effort()),
-    )
-    new = json.loads(cfg_json)
-    if old != new:
-        diff = sorted(
-            k for k in set(old) | set(new) if old.get(k) != new.get(k)
-        )
-        raise ConfigMismatchError(
-            f"{path} was written by a different config (sections {diff} "
-            "differ); resume with the same config, or use a new --workdir."
-        )
-
-
-"""Proposed's α of every batch (Fig. 3b)."""
 
 
 def train(
@@ -422,35 +206,10 @@ def train(
 
 def agree_on_config(cfg: ml_collections.ConfigDict) -> None:
     """With several processes: fails unless they all run the same config
-    and the same software (a no-op on one process)."""
-    import flax
-    import optax
-
-    digest = workdir_lib.config_digest(cfg.to_json_best_effort())
-    distributed.on_all(
-        "config",
-        lambda: None,
-        lambda _: {
-            "config sha256": digest[:16],
-            "fairser_jax": fairser_jax.__version__,
-            "jax": jax.__version__,
-            "flax": flax.__version__,
-            "optax": optax.__version__,
-        },
+    and the same software (`distributed.agree_on_config`)."""
+    distributed.agree_on_config(
+        workdir_lib.config_digest(cfg.to_json_best_effort())
     )
-
-
-def _study_fingerprint(loaded) -> dict[str, str]:
-    _, study = loaded
-    table = json.dumps(study.table1(), sort_keys=True)
-    return {"study sets": hashlib.sha256(table.encode()).hexdigest()[:16]}
-
-
-def _features_fingerprint(feature_set) -> dict[str, str]:
-    h = hashlib.sha256()
-    h.update("\n".join(feature_set.ids).encode())
-    h.update(np.ascontiguousarray(feature_set.features).tobytes())
-    return {"feature store sha256": h.hexdigest()[:16]}
 
 
 def _train_claimed(
@@ -462,15 +221,17 @@ def _train_claimed(
 ) -> dict:
     cfg_json = cfg.to_json_best_effort(sort_keys=True, indent=2)
     if resume:
-        _check_resume_config(workdir, cfg_json)
+        config_lib.check_resume(workdir_lib.Layout(workdir).config, cfg_json)
     corpus = corpus_dir(cfg, workdir)
     records, study = distributed.on_all(
-        "read the corpus", lambda: load_study(cfg, corpus), _study_fingerprint
+        "read the corpus",
+        lambda: load_study(cfg, corpus),
+        lambda loaded: distributed.study_fingerprint(loaded[1].table1()),
     )
     feature_set = distributed.on_all(
         "read the feature store",
         lambda: load_features(cfg, workdir, corpus, records),
-        _features_fingerprint,
+        lambda fs: distributed.features_fingerprint(fs.ids, fs.features),
     )
     data, info = make_training_table(cfg, records, study, feature_set)
     check_fits(cfg, info, feature_set.feature_dim, mesh)

@@ -48,6 +48,25 @@ class Layout:
     (the file names are the class's upper-case attributes); the pipeline,
     the report, ``predict`` and the checks here all ask it. The
     per-variant files are methods (``params_file("proposed")``).
+
+    A workdir after a run::
+
+        config.json         the resolved config of the run
+        corpus/             the demo corpus (when config.data.corpus is empty)
+        features.npz(.json) the feature store and its manifest (by default)
+        results.json        study sets, per-run metrics, α histograms
+        predictions.csv     one row per (run, utterance), every variant
+        predictions/<v>.csv the same, per variant (written when <v> ends)
+        alpha_trace.npz     α and D of every batch of every Proposed run
+        params/<v>.npz      final parameters of <v>'s runs
+        training/<v>.npz    run names and per-epoch training loss
+        embeddings/*.npz    out-of-fold test embeddings (Fig. 2)
+        checkpoints/<v>/    orbax checkpoint of <v> while it trains (removed
+                            once params/<v>.npz and predictions/<v>.csv exist)
+        detector.json       what `fairser_jax.predict` needs besides params/:
+        normalization.npz   the feature manifest, the config, and the
+                            average training speaker's feature mean and SD
+        report.md, claims.md, tables/, figures/   the report
     """
 
     root: pathlib.Path

@@ -237,11 +237,11 @@ def test_resume_accepts_a_config_json_of_an_older_release(tmp_path):
         del saved[section][name]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     current = cfg.to_json_best_effort(sort_keys=True, indent=2)
-    pipeline._check_resume_config(tmp_path, current)
+    config_lib.check_resume(tmp_path / "config.json", current)
     cfg.data.rater_attribute = "age"
     changed = cfg.to_json_best_effort(sort_keys=True, indent=2)
-    with pytest.raises(pipeline.ConfigMismatchError, match="data"):
-        pipeline._check_resume_config(tmp_path, changed)
+    with pytest.raises(config_lib.ConfigMismatchError, match="data"):
+        config_lib.check_resume(tmp_path / "config.json", changed)
 
 
 def test_resume_reads_a_missing_distance_as_the_old_d(tmp_path):
@@ -253,13 +253,13 @@ def test_resume_reads_a_missing_distance_as_the_old_d(tmp_path):
     del saved["two_sided"]["distance"]
     (tmp_path / "config.json").write_text(json.dumps(saved))
     assert cfg.two_sided.distance != "sinkhorn"
-    with pytest.raises(pipeline.ConfigMismatchError, match="two_sided"):
-        pipeline._check_resume_config(
-            tmp_path, cfg.to_json_best_effort(sort_keys=True, indent=2)
+    with pytest.raises(config_lib.ConfigMismatchError, match="two_sided"):
+        config_lib.check_resume(
+            tmp_path / "config.json", cfg.to_json_best_effort(sort_keys=True, indent=2)
         )
     cfg.two_sided.distance = "sinkhorn"
-    pipeline._check_resume_config(
-        tmp_path, cfg.to_json_best_effort(sort_keys=True, indent=2)
+    config_lib.check_resume(
+        tmp_path / "config.json", cfg.to_json_best_effort(sort_keys=True, indent=2)
     )
 
 

@@ -22,7 +22,7 @@ from PIL import Image
 from scipy import stats
 
 from fairser_jax import results as results_lib
-from fairser_jax.report import claims, figures, tables
+from fairser_jax.report import claims, document, figures
 
 COLUMNS = (
     "variant,emotion,seed,alpha,fold,utterance_id,y_true,y_score,y_pred,"
@@ -516,7 +516,7 @@ def test_custom_classes_one_sided_workdir(tmp_path):
         "runs": results_lib.runs_from_predictions(tmp_path / "predictions.csv"),
     }
     (tmp_path / "results.json").write_text(json.dumps(results))
-    md_path = tables.write_report(tmp_path, tsne_sample_size=50)
+    md_path = document.write_report(tmp_path, tsne_sample_size=50)
     rows = read_rows(tmp_path)
     assert [(r["claim"], r["emotion"]) for r in rows] == [("C1", "calm")]
     assert rows[0]["n_seeds"] == "3"

@@ -1,6 +1,6 @@
 """The config's description table (`fairser_jax.config.FIELD_HELP`) and
 its allowed values (`FIELD_CHOICES`) against the defaults and the
-validator (`pipeline.validate_config`)."""
+validators (`config.validate`, `pipeline.validate_config`)."""
 
 import ml_collections
 import pytest

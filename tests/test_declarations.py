@@ -192,10 +192,12 @@ def test_built_in_objectives_are_the_equations():
 def test_report_imports_no_jax_and_nothing_of_train():
     """`import fairser_jax.report` (tables, figures, claims) reads the
     declarations, not the trainer: no JAX, no flax, no ott, no
-    fairser_jax.train."""
+    fairser_jax.train; nor does the config and its JAX-free validator."""
     code = (
         "import sys, fairser_jax.report, fairser_jax.variants, "
-        "fairser_jax.results\n"
+        "fairser_jax.results, fairser_jax.config\n"
+        "cfg = fairser_jax.config.get_default_config()\n"
+        "fairser_jax.config.validate(cfg)\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in "
         "('jax', 'jaxlib', 'flax', 'ott', 'optax') or "
         "m.startswith('fairser_jax.train'))\n"

@@ -29,7 +29,7 @@ from sklearn.metrics import f1_score
 
 from fairser_jax import variants as variants_lib
 from fairser_jax.constants import EMOTIONS
-from fairser_jax.report import figures, recompute, tables
+from fairser_jax.report import document, figures, recompute, tables
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 COLUMNS = (
@@ -266,7 +266,7 @@ def tsne_name(emotion: str, seed: int, workdir_seed: int = 0) -> str:
 def workdir(tmp_path_factory) -> pathlib.Path:
     root = tmp_path_factory.mktemp("full")
     make_workdir(root)
-    tables.write_report(root, tsne_sample_size=120)
+    document.write_report(root, tsne_sample_size=120)
     return root
 
 
@@ -911,7 +911,7 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
     assert tsne.name == tsne_name("neutral", 1, workdir_seed=1)
     _assert_png(tsne)
     _assert_png(paths["parity_bars"][0])
-    md = tables.write_report(tmp_path, figures=False).read_text()
+    md = document.write_report(tmp_path, figures=False).read_text()
     assert "## Table 2" in md
     assert "Table 3" not in md and "Fixed α" not in md
     assert "fig3" not in md and tsne_name("neutral", 1, 1) in md
@@ -980,7 +980,7 @@ def test_cli_recompute_and_tampering(workdir, tmp_path):
 
 def test_missing_results_json(tmp_path):
     with pytest.raises(FileNotFoundError, match="python -m fairser_jax.train"):
-        tables.write_report(tmp_path)
+        document.write_report(tmp_path)
     proc = _cli(f"--workdir={tmp_path}")
     assert proc.returncode == 1
     assert "no results.json" in proc.stderr
@@ -1021,7 +1021,7 @@ def test_results_of_an_older_release_get_no_empty_blocks(tmp_path):
         for metric in ("eod_spk", "eod_rat", "eopp_spk", "eopp_rat"):
             del run[metric]
     (tmp_path / "results.json").write_text(json.dumps(results))
-    md = tables.write_report(tmp_path, figures=False).read_text()
+    md = document.write_report(tmp_path, figures=False).read_text()
     assert "ΔEOd" not in md and "ΔEOpp" not in md
     assert not (tmp_path / "tables" / "table2_eod_spk.csv").exists()
     assert "ΔSP_rat" in md
@@ -1160,7 +1160,7 @@ def test_figure_alt_text_and_captions_name_the_detector(tmp_path):
     ]
     for name in names:
         (folder / name).write_bytes(b"")
-    md = tables.write_report(tmp_path, figures=False).read_text()
+    md = document.write_report(tmp_path, figures=False).read_text()
     alts = re.findall(r"!\[([^\]]*)\]\(figures/([^)]*)\)", md)
     by_file = {f: a for a, f in alts}
     assert "fig2_tsne_anger_seed0.png" not in by_file

@@ -14,7 +14,7 @@ from absl import app, flags
 
 from fairser_jax import cli
 from fairser_jax import workdir as workdir_lib
-from fairser_jax.report import recompute, tables
+from fairser_jax.report import document, recompute
 
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Directory written by `python -m fairser_jax.train`."
@@ -57,7 +57,7 @@ def main(argv: list[str]) -> None:
                     f"recompute: {len(runs)} run(s) of results.json match "
                     f"predictions.csv (atol {_ATOL.value:g})."
                 )
-            return tables.write_report(
+            return document.write_report(
                 _WORKDIR.value,
                 figures=_FIGURES.value,
                 tsne_sample_size=_TSNE_SAMPLES.value,

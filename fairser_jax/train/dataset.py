@@ -1,5 +1,8 @@
 """The training table: S1 utterances with features and group codes.
 
+`load_features` reads the feature store it is made from, checked against
+the config and the corpus; `make_training_table` joins it with the study.
+
 Everything a step needs, as arrays that live on the device for the whole run
 : features, the consensus class, the speaker group, the rater group (S2
 only) and the fold. Groups are values of one categorical attribute per side
@@ -11,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import pathlib
 from collections.abc import Mapping, Sequence
 
 import flax
@@ -22,6 +26,51 @@ from fairser_jax import constants
 from fairser_jax import variants as variants_lib
 from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import features as features_lib
+from fairser_jax.wav2vec2 import extraction
+
+
+def load_features(
+    cfg: ml_collections.ConfigDict,
+    path: pathlib.Path,
+    corpus: pathlib.Path,
+    data: corpus_lib.Corpus,
+) -> features_lib.FeatureSet:
+    """The feature store at `path`, checked against the config and corpus.
+
+    The store's manifest must name the config's checkpoint and layer and
+    the corpus's current audio (its fingerprint); otherwise the message
+    names each differing field and the command that makes a matching
+    store.
+
+    Raises:
+      FileNotFoundError: no store.
+      features.FeatureStoreError: the store is damaged, not a store, or
+        does not match (`StaleFeaturesError`).
+    """
+    fix = (
+        f"python -m fairser_jax.extract --corpus={corpus} "
+        f"--checkpoint={cfg.features.checkpoint} "
+        f"--layer={cfg.features.layer} --out={path}"
+        + (" --skip_bad_audio" if cfg.features.skip_bad_audio else "")
+    )
+    if not path.exists():
+        raise FileNotFoundError(
+            f"No feature store at {path}. Extract it first: {fix}"
+        )
+    present = [u for u in data.records if u.wav_path.exists()]
+    expected = extraction.expected_manifest(
+        cfg.features.checkpoint,
+        features_lib.corpus_fingerprint(present),
+        layer=cfg.features.layer,
+    )
+    try:
+        return features_lib.load(path, expected=expected)
+    except features_lib.StaleFeaturesError as e:
+        raise features_lib.StaleFeaturesError(
+            f"the feature store {path} does not match the config and corpus "
+            f"({'; '.join(e.diffs)}). Make a matching store with: {fix}",
+            e.diffs,
+        ) from None
 
 
 @flax.struct.dataclass
