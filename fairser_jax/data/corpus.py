@@ -56,7 +56,8 @@ class Corpus:
 
     Attributes:
       root: the folder it was read from.
-      format: ``"iemocap"`` or ``"manifest"``.
+      format: the name of its layout (``"iemocap"``, ``"manifest"`` or a
+        registered one: `fairser_jax.data.layouts`).
       records: every utterance, sorted by id.
       rater_attributes: rater id -> attribute name -> value. May lack
         raters (IEMOCAP without a rater-gender mapping): building S2 then

@@ -101,6 +101,9 @@ LAYOUTS: dict[str, Layout] = {
 }
 """Every layout, by its ``config.data.format`` name."""
 
+BUILT_IN: tuple[str, ...] = tuple(LAYOUTS)
+"""The layouts this package ships (`unregister` leaves them)."""
+
 FALLBACK = "iemocap"
 """The layout of a folder no other layout recognises."""
 
@@ -111,6 +114,17 @@ def register(layout: Layout) -> Layout:
         raise ValueError(f"layout {layout.name!r} is already declared.")
     LAYOUTS[layout.name] = layout
     return layout
+
+
+def unregister(name: str) -> Layout:
+    """Removes a layout added by `register` (the built-in ones stay).
+
+    Raises:
+      ValueError: `name` is built in or not declared.
+    """
+    if name in BUILT_IN or name not in LAYOUTS:
+        raise ValueError(f"layout {name!r} is built in or not declared.")
+    return LAYOUTS.pop(name)
 
 
 def formats() -> tuple[str, ...]:
@@ -162,7 +176,8 @@ def read(
         need).
 
     Returns:
-      The `Corpus`.
+      The `Corpus`, its ``format`` the layout's name (whatever reader the
+      layout delegates to) and its ``root`` this folder.
     """
     root = pathlib.Path(root)
     layout = LAYOUTS[detect_format(root, format)]
@@ -174,4 +189,5 @@ def read(
         num_folds=num_folds,
         raters=raters,
     )
-    return layout.read(root, options)
+    corpus = layout.read(root, options)
+    return dataclasses.replace(corpus, root=root, format=layout.name)
