@@ -1,7 +1,9 @@
 """Shared pytest fixtures."""
 
+import functools
 import os
 import pathlib
+import re
 import shutil
 import socket
 import subprocess
@@ -63,13 +65,37 @@ def pytest_configure(config):
     cli.enable_compilation_cache()
 
 
-def pytest_collection_modifyitems(config, items):
-    """Modules with slow tests first, each module's tests in their order.
+_SHARED_FIXTURE = re.compile(r"""scope=["'](module|session)["']""")
 
-    With `-n 2` (pytest-xdist, `--dist=loadfile`), each module runs on one
-    worker in the order collected; starting the long modules first keeps
-    the workers busy to the end instead of leaving one module running
-    alone."""
+
+@functools.cache
+def _shares_fixtures(module: str) -> bool:
+    """Whether the test module (a path relative to the repo) defines a
+    module- or session-scoped fixture: built once per worker that runs one
+    of its tests."""
+    return bool(_SHARED_FIXTURE.search((REPO / module).read_text("utf-8")))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """With `-n 2` (pytest-xdist): a module whose tests share fixtures (a
+    trained workdir, a checkpoint) runs whole on one worker, so they are
+    built once; every other test is scheduled alone, so a worker that
+    finishes its modules takes them and neither idles while the other runs
+    a long module. (xdist's own `--dist=loadgroup` does this for marked
+    tests, but its markers have no effect with pytest 9.)"""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModulesThatShare(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return module if _shares_fixtures(module) else nodeid
+
+    return ModulesThatShare(config, log)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Modules with slow tests first, each module's tests in their order:
+    starting the long modules first keeps both workers busy to the end."""
     slow = {i.module.__name__ for i in items if i.get_closest_marker("slow")}
     items.sort(key=lambda i: i.module.__name__ not in slow)
 
