@@ -444,6 +444,19 @@ def _one_line(error: BaseException) -> str:
     return "; ".join(line.strip() for line in text.splitlines() if line)
 
 
+def repeated_flags(argv: Sequence[str]) -> list[str]:
+    """The ``--name`` flags of `argv` given more than once, in order (the
+    values after a bare ``--`` are not flags)."""
+    seen: dict[str, int] = {}
+    for arg in argv[1:]:
+        if arg == "--":
+            break
+        if arg.startswith("--") and len(arg) > 2:
+            name = arg[2:].split("=", 1)[0]
+            seen[name] = seen.get(name, 0) + 1
+    return [f"--{n}" for n, count in seen.items() if count > 1]
+
+
 def flags_parser(program: str) -> Callable[[Sequence[str]], list[str]]:
     """An `app.run` flags parser whose errors are one line, not tracebacks.
 
@@ -452,6 +465,15 @@ def flags_parser(program: str) -> Callable[[Sequence[str]], list[str]]:
     """
 
     def parse(argv: Sequence[str]) -> list[str]:
+        repeated = repeated_flags(argv)
+        if repeated:
+            sys.stderr.write(
+                f"{program}: error: {', '.join(repeated)} given more than "
+                "once (a tuple field would take the values of all of them "
+                "joined); give each flag once, e.g. "
+                "--config.seeds='(0,1)'.\n"
+            )
+            raise SystemExit(2)
         try:
             return flags.FLAGS(argv)
         except (flags.Error, AttributeError, KeyError, TypeError) as e:

@@ -316,7 +316,6 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     Raises:
       ValueError: naming the field, its value and what it must be.
     """
-    variants.validate(cfg)
     classes = tuple(cfg.data.classes)
     if len(classes) < 2 or len(set(classes)) != len(classes):
         raise ValueError(
@@ -330,12 +329,19 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
             "and keys, so use letters, digits, '_' or '-' (rename them in "
             "the manifest's label columns)."
         )
+    emotions = tuple(cfg.emotions)
+    if not emotions or len(set(emotions)) != len(emotions):
+        raise ValueError(
+            f"config.emotions is {emotions}; it must list distinct classes, "
+            f"at least one, of config.data.classes {classes}."
+        )
     bad = [e for e in cfg.emotions if e not in classes]
     if bad:
         raise ValueError(
             f"config.emotions has {bad}, which config.data.classes "
             f"{classes} lacks; detectors are for the study's classes."
         )
+    variants.validate(cfg)
     bad = [f for f in cfg.folds if not isinstance(f, int) or f < 0]
     if bad or len(set(cfg.folds)) != len(cfg.folds) or not cfg.folds:
         raise ValueError(
@@ -361,8 +367,19 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
                 f"config.{name} is {value!r}; it must be one of "
                 f"{', '.join(FIELD_CHOICES[name])}."
             )
-    if not cfg.seeds:
-        raise ValueError("config.seeds is empty.")
+    seeds = tuple(cfg.seeds)
+    if (
+        not seeds
+        or len(set(seeds)) != len(seeds)
+        or not all(
+            isinstance(v, int) and not isinstance(v, bool) for v in seeds
+        )
+    ):
+        raise ValueError(
+            f"config.seeds is {seeds}; it must be distinct ints, at least one "
+            "(each seed is one run per emotion and fold: a seed listed twice "
+            "would train and predict the same run twice)."
+        )
     for name, ok, must in _BOUNDS:
         value = _field(cfg, name)
         try:
@@ -440,10 +457,30 @@ def check_resume(path: str | pathlib.Path, cfg_json: str) -> None:
     )
     new = json.loads(cfg_json)
     if old != new:
-        diff = sorted(
-            k for k in set(old) | set(new) if old.get(k) != new.get(k)
+        diffs = _differences(old, new)
+        shown = "; ".join(
+            f"{name}: {a!r} in the workdir, {b!r} now"
+            for name, a, b in diffs[:6]
         )
+        more = f"; and {len(diffs) - 6} more" if len(diffs) > 6 else ""
         raise ConfigMismatchError(
-            f"{path} was written by a different config (sections {diff} "
-            "differ); resume with the same config, or use a new --workdir."
+            f"{path} was written by a different config ({shown}{more}); "
+            "resume with the same config, or use a new --workdir."
         )
+
+
+_ABSENT = "<absent>"
+
+
+def _differences(
+    old: Any, new: Any, prefix: str = ""
+) -> list[tuple[str, Any, Any]]:
+    """(dotted field, old value, new value) of every leaf that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        out = []
+        for key in sorted(set(old) | set(new)):
+            out += _differences(
+                old.get(key, _ABSENT), new.get(key, _ABSENT), f"{prefix}{key}."
+            )
+        return out
+    return [] if old == new else [(prefix[:-1], old, new)]

@@ -140,6 +140,11 @@ def load_study(cfg: ml_collections.ConfigDict, corpus: pathlib.Path):
     return data, study
 
 
+def resolved_json(cfg: ml_collections.ConfigDict) -> str:
+    """The config as `config.json` holds it (sorted keys, indented)."""
+    return cfg.to_json_best_effort(sort_keys=True, indent=2)
+
+
 def validate_config(cfg: ml_collections.ConfigDict) -> None:
     """Every check a config gets before any work: `config.validate` (what
     needs neither data nor JAX), then the trainer's registries
@@ -219,7 +224,7 @@ def _train_claimed(
     progress: bool,
     mesh: Mesh | None,
 ) -> dict:
-    cfg_json = cfg.to_json_best_effort(sort_keys=True, indent=2)
+    cfg_json = resolved_json(cfg)
     if resume:
         config_lib.check_resume(workdir_lib.Layout(workdir).config, cfg_json)
     corpus = corpus_dir(cfg, workdir)
@@ -443,6 +448,12 @@ def run(
     with workdir_lib.claim(
         workdir, command="main", resume=resume, overwrite=overwrite
     ) as workdir:
+        if resume:
+            # Before the corpus or the store is touched: a resume with
+            # another config must leave the workdir's inputs as they were.
+            config_lib.check_resume(
+                workdir_lib.Layout(workdir).config, resolved_json(cfg)
+            )
         distributed.on_primary(
             "make the corpus and its feature store",
             lambda: prepare(cfg, workdir, progress=progress),

@@ -335,6 +335,11 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     (The two-sided settings are checked by
     `fairser_jax.train.variants.validate`, which also calls this.)
     """
+    if not cfg.variants:
+        raise ValueError(
+            f"config.variants is empty; list the models to train, from "
+            f"{list(REGISTRY)} (e.g. --config.variants=dnn,fair_spk)."
+        )
     bad = [v for v in cfg.variants if v not in REGISTRY]
     if bad:
         raise ValueError(

@@ -137,3 +137,33 @@ def test_config_help_describes_every_field_and_flag():
     assert "Continue the run in --workdir" in by_name["--resume"]
     assert "Discard the previous run" in by_name["--overwrite"]
     assert "<auto|on|off>" in by_name["--distributed"]
+
+
+def test_a_repeated_flag_is_refused_before_any_work(tmp_path):
+    """`--config.seeds='(0,)' --config.seeds='(1,)'` used to train seeds
+    (0, 1): absl joined the two tuples. Now it is one line, exit 2, and
+    the workdir is not even made."""
+    assert cli.repeated_flags(
+        ["prog", "--a=1", "--b", "--a=2", "--", "--b"]
+    ) == ["--a"]
+    work = tmp_path / "work"
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fairser_jax.train",
+            "--config=configs/test.py",
+            f"--workdir={work}",
+            "--config.seeds=(0,)",
+            "--config.seeds=(1,)",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "--config.seeds given more than once" in lines[0]
+    assert not work.exists()

@@ -85,3 +85,26 @@ def test_the_validator_accepts_exactly_the_listed_values(name):
 def test_the_defaults_with_every_variant_validate():
     """So a rejected value above is rejected for its own sake."""
     pipeline.validate_config(_everything_on())
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [
+        ("seeds", (0, 0), "distinct"),
+        ("seeds", (), "at least one"),
+        ("seeds", (0, 1.5), "ints"),
+        ("variants", (), "empty"),
+        ("emotions", (), "at least one"),
+        ("emotions", ("anger", "anger"), "distinct"),
+    ],
+)
+def test_lists_that_would_fail_after_training_fail_first(name, value, message):
+    """A seed twice used to train every model and then fail to write the
+    predictions ("predicts some utterance twice"); no variants extracted
+    the features and wrote config.json first. Both are refused by the
+    data-free check, before any work."""
+    cfg = config_lib.get_default_config()
+    cfg[name] = value
+    with pytest.raises(ValueError, match=message) as info:
+        config_lib.validate(cfg)
+    assert f"config.{name}" in str(info.value)

@@ -1,6 +1,7 @@
 """`python -m fairser_jax.main` end to end on configs/test.py."""
 
 import csv
+import hashlib
 import json
 import os
 import pathlib
@@ -348,6 +349,54 @@ def test_resume_refuses_another_config(workdir):
     )
     assert proc.returncode != 0
     assert "different config" in proc.stderr
+
+
+def _tree_digest(root: pathlib.Path) -> dict[str, str]:
+    return {
+        str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_resume_with_another_config_touches_no_input(workdir):
+    """`main --resume` with another demo size and checkpoint is refused
+    before the corpus or the feature store is rewritten (issue: the demo
+    corpus went from 600 to 120 wavs, then came the refusal)."""
+    before = {
+        "corpus": _tree_digest(workdir / "corpus"),
+        "features": hashlib.sha256(
+            (workdir / "features.npz").read_bytes()
+        ).hexdigest(),
+    }
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fairser_jax.main",
+            "--config=configs/test.py",
+            f"--workdir={workdir}",
+            "--resume",
+            "--config.demo.num_utterances=40",
+            "--config.features.checkpoint=random-base",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "different config" in proc.stderr
+    assert "demo" in proc.stderr and "features" in proc.stderr
+    assert "Generating" not in proc.stderr
+    after = {
+        "corpus": _tree_digest(workdir / "corpus"),
+        "features": hashlib.sha256(
+            (workdir / "features.npz").read_bytes()
+        ).hexdigest(),
+    }
+    assert after == before
 
 
 # ---------------------------------------------------------------------------

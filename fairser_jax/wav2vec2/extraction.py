@@ -558,6 +558,13 @@ def extract_corpus(
                 f"{exc}. Refusing to overwrite {out}: choose another output "
                 "path, or delete the file if it is not needed."
             ) from None
+        except features_lib.StaleFeaturesError as exc:
+            _LOG.warning(
+                "recomputing %s: it does not match this corpus and "
+                "checkpoint (%s)",
+                out,
+                "; ".join(exc.diffs),
+            )
         except (features_lib.FeatureStoreError, OSError) as exc:
             _LOG.warning("recomputing %s: %s", out, exc)
         else:
