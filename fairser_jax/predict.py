@@ -32,6 +32,7 @@ import csv
 import logging
 import pathlib
 import time
+from collections.abc import Sequence
 
 from absl import app, flags
 
@@ -215,6 +216,38 @@ def _table(rows: list[tuple[str, list[tuple[float, float, bool]]]], emotions):
     return "\n".join(text)
 
 
+def out_problem(
+    out: pathlib.Path, inputs: Sequence[pathlib.Path], *, overwrite: bool
+) -> str | None:
+    """Why `out` cannot take the predictions CSV, or None (checked before
+    any work, so nothing is extracted for a file that cannot be written).
+
+    Args:
+      out: the CSV to write.
+      inputs: the recordings, the --audio list and the --speaker_of file:
+        never replaced, --overwrite or not.
+      overwrite: whether an existing `out` may be replaced.
+    """
+    if out.is_dir():
+        return f"--out={out} is a folder; name the CSV file to write."
+    for parent in out.parents:
+        if parent.exists() and not parent.is_dir():
+            return f"--out={out}: {parent} is a file, not a folder."
+    if out.exists():
+        target = out.resolve()
+        if any(p.exists() and p.resolve() == target for p in inputs):
+            return (
+                f"--out={out} is one of the inputs; predictions never "
+                "replace a recording or a list. Choose another --out."
+            )
+        if not overwrite:
+            return (
+                f"{out} exists; pass --overwrite to replace it, or another "
+                "--out."
+            )
+    return None
+
+
 def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -229,12 +262,13 @@ def main(argv: list[str]) -> None:
         _OUT.value
         or workdir / "predict" / f"{audio_path.resolve().name or 'audio'}.csv"
     )
-    if out.exists() and not _OVERWRITE.value:
-        raise SystemExit(
-            f"{program}: error: {out} exists; pass --overwrite to replace "
-            "it, or another --out."
-        )
     files = cli.run_or_exit(program, lambda: audio_files(audio_path))
+    inputs = [*files, audio_path]
+    if _SPEAKER_OF.value:
+        inputs.append(pathlib.Path(_SPEAKER_OF.value))
+    problem = out_problem(out, inputs, overwrite=_OVERWRITE.value)
+    if problem:
+        raise SystemExit(f"{program}: error: {problem}")
     mapping = (
         cli.run_or_exit(program, lambda: read_speaker_of(_SPEAKER_OF.value))
         if _SPEAKER_OF.value

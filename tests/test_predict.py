@@ -366,3 +366,44 @@ def test_workdir_problems_are_one_line(workdir, tmp_path):
     (copy / "detector.json").unlink()
     with pytest.raises(detector_lib.DetectorError, match="train --resume"):
         detector_lib.Detector.load(copy)
+
+
+def test_out_never_replaces_an_input_nor_lands_in_a_folder(tmp_path):
+    """`--out=<an input wav> --overwrite` used to replace the recording
+    with the CSV; `--out=<a folder>` failed with IsADirectoryError after
+    all the work. Both are refused before any work, naming the problem."""
+    from fairser_jax import predict
+
+    wav = tmp_path / "a.wav"
+    soundfile.write(wav, np.zeros(16000, np.float32), 16000)
+    listing = tmp_path / "list.txt"
+    listing.write_text(f"{wav}\n")
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    other = tmp_path / "old.csv"
+    other.write_text("x\n")
+    inputs = [wav, listing]
+    for out in (wav, listing, tmp_path / "." / "a.wav"):
+        problem = predict.out_problem(out, inputs, overwrite=True)
+        assert problem and "one of the inputs" in problem, out
+    assert "is a folder" in predict.out_problem(folder, inputs, overwrite=True)
+    assert "is a file, not a folder" in predict.out_problem(
+        wav / "x.csv", inputs, overwrite=True
+    )
+    assert "--overwrite" in predict.out_problem(other, inputs, overwrite=False)
+    assert predict.out_problem(other, inputs, overwrite=True) is None
+    assert predict.out_problem(tmp_path / "new.csv", inputs, overwrite=False) is None
+
+    before = wav.read_bytes()
+    proc = _run(
+        "fairser_jax.predict",
+        f"--workdir={tmp_path / 'no_workdir'}",
+        f"--audio={wav}",
+        f"--out={wav}",
+        "--overwrite",
+        check=False,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "one of the inputs" in last
+    assert wav.read_bytes() == before
