@@ -530,6 +530,33 @@ def test_only_our_own_folders_are_ever_deleted(tmp_path):
         demo_corpus.generate(root, num_utterances=10, seed=0, overwrite=True)
     assert (root / "notes.txt").read_text() == "mine"
     assert (root / "demo_corpus.json").is_file()
+    # Nor one holding a file of the user's deeper down (the check used to
+    # look at the top level only, and regenerating deleted these).
+    (root / "notes.txt").unlink()
+    demo_corpus.generate(root, num_utterances=10, seed=0, overwrite=True)
+    wav_dir = next((root / "Session1" / "sentences" / "wav").iterdir())
+    nested = [
+        root / "Session1" / "notes.txt",
+        wav_dir / "Ses01F_mine_F000.wav",
+        root / "Session2" / "dialog" / "EmoEvaluation" / "extra.txt",
+    ]
+    for path in nested:
+        path.write_text("mine")
+        with pytest.raises(ValueError, match=re.escape(path.name)):
+            demo_corpus.generate(
+                root, num_utterances=12, seed=0, overwrite=True
+            )
+        assert path.read_text() == "mine"
+        path.unlink()
+    link = root / "Session3" / "elsewhere"
+    link.symlink_to(tmp_path)
+    with pytest.raises(ValueError, match="elsewhere"):
+        demo_corpus.generate(root, num_utterances=12, seed=0, overwrite=True)
+    link.unlink()
+    demo_corpus.generate(root, num_utterances=12, seed=0, overwrite=True)
+    assert json.loads((root / "demo_corpus.json").read_text())[
+        "num_utterances"
+    ] == 12
     # Siblings that merely look similar survive a generation.
     (tmp_path / ".corpus.backup").mkdir()
     (tmp_path / "corpus.old").mkdir()

@@ -913,12 +913,52 @@ def _check_target(target: pathlib.Path, overwrite: bool) -> None:
             "(--overwrite) to replace it, or choose another directory"
         )
     foreign = [e for e in entries if e not in _OWN_ENTRIES]
+    foreign += _foreign_files(target)
     if foreign:
         raise ValueError(
-            f"{target} holds a demo corpus and files the generator did not "
-            f"write ({', '.join(foreign[:5])}): move them elsewhere before "
-            "replacing it, or choose another directory"
+            f"{target} holds a demo corpus and {len(foreign)} file(s) the "
+            f"generator did not write ({', '.join(foreign[:5])}): move them "
+            "elsewhere before replacing it, or choose another directory"
         )
+
+
+def _own_files(target: pathlib.Path) -> set[str] | None:
+    """The files under the ``Session*`` folders of the demo corpus at
+    ``target``, relative to it, as its marker describes them (every
+    utterance's wav and every dialog's annotation file); None when the
+    marker does not list the utterances."""
+    try:
+        summary = json.loads((target / _MARKER).read_text(encoding="utf-8"))
+        ids = list(summary["latent"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    own = set()
+    for utt in ids:
+        dialog = utt.rsplit("_", 1)[0]
+        session = f"Session{int(utt[3:5])}"
+        own.add(f"{session}/sentences/wav/{dialog}/{utt}.wav")
+        own.add(f"{session}/dialog/EmoEvaluation/{dialog}.txt")
+    return own
+
+
+def _foreign_files(target: pathlib.Path) -> list[str]:
+    """Files (and links) under ``target``'s ``Session*`` folders that the
+    generator did not write, relative to ``target``, sorted: replacing the
+    corpus would delete them (a user's notes, a re-recorded wav)."""
+    own = _own_files(target)
+    found = []
+    for session in sorted(_OWN_ENTRIES - {SPEAKERS_FILE, _MARKER}):
+        folder = target / session
+        if not folder.is_dir() or folder.is_symlink():
+            continue
+        for dirpath, dirnames, filenames in os.walk(folder):
+            base = pathlib.Path(dirpath)
+            links = [d for d in dirnames if (base / d).is_symlink()]
+            for name in sorted(filenames + links):
+                rel = (base / name).relative_to(target).as_posix()
+                if own is None or rel not in own or (base / name).is_symlink():
+                    found.append(rel)
+    return sorted(found)
 
 
 def _move_into_place(
