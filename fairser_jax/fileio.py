@@ -15,7 +15,7 @@ import csv
 import os
 import pathlib
 import tempfile
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
 
 __all__ = [
@@ -23,8 +23,38 @@ __all__ = [
     "atomic_write_text",
     "default_mode",
     "mkstemp",
+    "notify_written",
+    "on_written",
     "write_csv_temp",
 ]
+
+# Called with (path, tree) after each file this package writes (tree: a
+# folder whose whole content another library writes, e.g. orbax's).
+_LISTENERS: list[Callable[[pathlib.Path, bool], None]] = []
+
+
+@contextlib.contextmanager
+def on_written(
+    listener: Callable[[pathlib.Path, bool], None],
+) -> Iterator[None]:
+    """Calls ``listener(path, tree)`` for every file written in the block.
+
+    `atomic_write` reports each file it renames into place; code that
+    writes otherwise reports with `notify_written`. The workdir's record
+    of what a run wrote (`fairser_jax.workdir`) listens this way.
+    """
+    _LISTENERS.append(listener)
+    try:
+        yield
+    finally:
+        _LISTENERS.remove(listener)
+
+
+def notify_written(path: str | os.PathLike, *, tree: bool = False) -> None:
+    """Tells the `on_written` listeners that ``path`` was written (``tree``:
+    a folder whose whole content is written by another library)."""
+    for listener in list(_LISTENERS):
+        listener(pathlib.Path(path), tree)
 
 
 def _umask() -> int:
@@ -130,6 +160,7 @@ def atomic_write(
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    notify_written(path)
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:

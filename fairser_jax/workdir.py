@@ -30,12 +30,13 @@ import json
 import logging
 import os
 import pathlib
+import re
 import shutil
 import socket
 import uuid
 from collections.abc import Iterator
 
-from fairser_jax import distributed
+from fairser_jax import distributed, fileio
 
 LOCK_FILE = ".lock"
 
@@ -88,9 +89,15 @@ class Layout:
     EMBEDDINGS = "embeddings"
     FIGURES = "figures"
     TABLES = "tables"
+    WRITTEN = ".written.json"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", pathlib.Path(self.root))
+
+    @property
+    def written(self) -> pathlib.Path:
+        """The record of the files runs wrote here (`Ledger`)."""
+        return self.root / self.WRITTEN
 
     @property
     def config(self) -> pathlib.Path:
@@ -203,7 +210,10 @@ RUN_OUTPUTS: tuple[str, ...] = (
     Layout.RESULTS,
     Layout.PREDICTIONS,
     Layout.REPORT,
+    Layout.CLAIMS,
     Layout.ALPHA_TRACE,
+    Layout.DETECTOR,
+    Layout.NORMALIZATION,
     *WORK_SUBDIRS,
     Layout.FIGURES,
     Layout.TABLES,
@@ -215,6 +225,161 @@ class WorkdirError(ValueError):
     """The workdir cannot be used as asked; the message says how to fix it."""
 
 
+def _sha256(path: pathlib.Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+# A temporary file `fileio.mkstemp` makes for a target (".<name>.<random>
+# .tmp"), left behind by a process killed while writing.
+_OUR_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+class Ledger:
+    """What the runs of a workdir wrote: `Layout.written` (``.written.json``).
+
+    Every file this package writes into a workdir it holds the lock of
+    (`lock`) is recorded, relative to the workdir, with its SHA-256; a
+    folder whose content another library writes (orbax's checkpoints) is
+    recorded whole. `--overwrite` removes exactly what is recorded and
+    unchanged (`check_run_mode`).
+    """
+
+    VERSION = 1
+
+    def __init__(self, root: pathlib.Path):
+        self.root = pathlib.Path(root).absolute()
+        self.files: dict[str, str] = {}
+        self.trees: set[str] = set()
+        self.found = False
+        path = Layout(self.root).written
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            self.files = {str(k): str(v) for k, v in data["files"].items()}
+            self.trees = {str(t) for t in data["trees"]}
+            self.found = True
+        except FileNotFoundError:
+            pass
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            logging.warning(
+                "%s is damaged; nothing in %s counts as written by a run "
+                "(--overwrite will name what it cannot remove).",
+                path,
+                self.root,
+            )
+
+    def _relative(self, path: pathlib.Path) -> str | None:
+        try:
+            rel = path.absolute().relative_to(self.root)
+        except ValueError:
+            return None
+        if not rel.parts or rel.as_posix() in (Layout.WRITTEN, LOCK_FILE):
+            return None
+        return rel.as_posix()
+
+    def record(self, path: pathlib.Path, tree: bool = False) -> None:
+        """Adds a file (or a whole folder) written under the workdir."""
+        rel = self._relative(path)
+        if rel is None:
+            return
+        if tree:
+            self.trees.add(rel)
+        elif path.is_file():
+            self.files[rel] = _sha256(path)
+        else:
+            return
+        self.save()
+
+    def forget(self, rels: list[str]) -> None:
+        for rel in rels:
+            self.files.pop(rel, None)
+            self.trees.discard(rel)
+        self.save()
+
+    def save(self) -> None:
+        # Files a run removed since (a finished variant's checkpoint, a
+        # table no longer produced) leave the record.
+        self.files = {
+            k: v for k, v in self.files.items() if (self.root / k).exists()
+        }
+        self.trees = {t for t in self.trees if (self.root / t).exists()}
+        data = {
+            "version": self.VERSION,
+            "files": dict(sorted(self.files.items())),
+            "trees": sorted(self.trees),
+        }
+        fileio.atomic_write_text(
+            Layout(self.root).written, json.dumps(data, indent=1) + "\n"
+        )
+
+    def in_tree(self, rel: str) -> bool:
+        return any(rel == t or rel.startswith(t + "/") for t in self.trees)
+
+    def owns(self, path: pathlib.Path) -> bool:
+        """Whether ``path`` (a file) is as a run wrote it."""
+        rel = self._relative(path)
+        if rel is None or path.is_symlink():
+            return False
+        if self.in_tree(rel) or _OUR_TEMP.match(path.name):
+            return True
+        return rel in self.files and _sha256(path) == self.files[rel]
+
+
+def _overwrite_plan(
+    workdir: pathlib.Path, found: list[str], ledger: Ledger
+) -> tuple[list[pathlib.Path], list[pathlib.Path], list[str]]:
+    """(files to remove, folders to remove if then empty, what is in the
+    way) for `--overwrite` of the `RUN_OUTPUTS` entries ``found``."""
+    files: list[pathlib.Path] = []
+    folders: list[pathlib.Path] = []
+    foreign: list[str] = []
+
+    def name(p: pathlib.Path) -> str:
+        return p.relative_to(workdir).as_posix()
+
+    for entry in found:
+        top = workdir / entry
+        if top.is_symlink() or not top.is_dir():
+            (files if ledger.owns(top) else foreign).append(
+                top if ledger.owns(top) else name(top)
+            )
+            continue
+        if ledger.in_tree(name(top)):
+            folders.append(top)
+            continue
+        for dirpath, dirnames, filenames in os.walk(top):
+            base = pathlib.Path(dirpath)
+            folders.append(base)
+            for d in list(dirnames):
+                sub = base / d
+                if sub.is_symlink():
+                    foreign.append(name(sub))
+                    dirnames.remove(d)
+                elif ledger.in_tree(name(sub)):
+                    folders.append(sub)
+                    dirnames.remove(d)
+                elif not any(sub.iterdir()):
+                    foreign.append(name(sub) + "/")
+                    dirnames.remove(d)
+            for f in filenames:
+                path = base / f
+                if ledger.owns(path):
+                    files.append(path)
+                else:
+                    foreign.append(name(path))
+    for path in sorted(workdir.iterdir()):
+        # Temporary files of a run's top-level files, left by a kill.
+        match = _OUR_TEMP.match(path.name)
+        if match and path.is_file() and not path.is_symlink():
+            target = path.name[1:].rsplit(".", 2)[0]
+            if target in RUN_OUTPUTS:
+                files.append(path)
+    return files, folders, sorted(foreign)
+
+
 class WorkdirInUseError(WorkdirError):
     """Another live process holds the workdir's lock."""
 
@@ -222,6 +387,16 @@ class WorkdirInUseError(WorkdirError):
 # Workdirs whose lock this process holds (a nested `claim`, e.g. `train`
 # inside `main`, is then a no-op), keyed by resolved path → open lock fd.
 _HELD: dict[pathlib.Path, int] = {}
+# The record of what was written (`Ledger`) of each workdir held.
+_LEDGERS: dict[pathlib.Path, Ledger] = {}
+
+
+def ledger_of(workdir: str | os.PathLike) -> Ledger:
+    """The `Ledger` of `workdir`: the one this process keeps while it holds
+    the lock, else read from the workdir."""
+    workdir = pathlib.Path(workdir).absolute()
+    key = workdir.resolve() if workdir.exists() else workdir
+    return _LEDGERS.get(key) or Ledger(workdir)
 
 
 def config_digest(config_json: str) -> str:
@@ -319,10 +494,13 @@ def lock(
     os.ftruncate(fd, 0)
     os.pwrite(fd, json.dumps(info).encode(), 0)
     _HELD[workdir.resolve()] = fd
+    ledger = _LEDGERS[workdir.resolve()] = Ledger(workdir)
     try:
-        yield True
+        with fileio.on_written(ledger.record):
+            yield True
     finally:
         del _HELD[workdir.resolve()]
+        del _LEDGERS[workdir.resolve()]
         # Empty the file before unlocking: a lock file with content and no
         # flock on it is the trace of a process that died holding it.
         os.ftruncate(fd, 0)
@@ -357,17 +535,51 @@ def check_run_mode(
             workdir,
         )
     if overwrite and found:
-        logging.warning(
-            "--overwrite: removing the previous run in %s: %s",
-            workdir,
-            ", ".join(found),
+        _overwrite(workdir, found)
+
+
+def _overwrite(workdir: pathlib.Path, found: list[str]) -> None:
+    """Removes what earlier runs wrote of `found`, or nothing at all.
+
+    Raises:
+      WorkdirError: something there was not written by a run (or was
+        changed since): it is named, and nothing is removed.
+    """
+    ledger = ledger_of(workdir)
+    files, folders, foreign = _overwrite_plan(workdir, found, ledger)
+    if foreign:
+        shown = ", ".join(foreign[:8])
+        more = f" and {len(foreign) - 8} more" if len(foreign) > 8 else ""
+        why = (
+            ""
+            if ledger.found
+            else f" (this workdir has no {Layout.WRITTEN}: it was written by "
+            "an earlier version, which did not record its files)"
         )
-        for name in found:
-            target = workdir / name
-            if target.is_dir() and not target.is_symlink():
-                shutil.rmtree(target)
-            else:
-                target.unlink()
+        raise WorkdirError(
+            f"--overwrite removes only what fairser_jax wrote, but "
+            f"--workdir={workdir} holds files it did not write or that were "
+            f"changed since{why}: {shown}{more}. Nothing was removed; move "
+            "them out (or delete them yourself), or choose a new --workdir."
+        )
+    logging.warning(
+        "--overwrite: removing the previous run in %s: %s",
+        workdir,
+        ", ".join(found),
+    )
+    for path in files:
+        path.unlink()
+    trees = [
+        f for f in folders if ledger.in_tree(f.relative_to(workdir).as_posix())
+    ]
+    for tree in trees:
+        shutil.rmtree(tree, ignore_errors=True)
+    for folder in sorted(
+        set(folders) - set(trees), key=lambda p: -len(p.parts)
+    ):
+        with contextlib.suppress(OSError):
+            folder.rmdir()  # only if empty: nothing else was there
+    ledger.forget([p.relative_to(workdir).as_posix() for p in [*files, *trees]])
 
 
 @contextlib.contextmanager

@@ -19,7 +19,7 @@ import pytest
 import soundfile
 from conftest import load_config
 
-from fairser_jax import pipeline
+from fairser_jax import pipeline, report
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.data import features as features_lib
 from fairser_jax.report import recompute
@@ -93,7 +93,7 @@ def test_overwrite_that_dies_leaves_no_result_of_the_old_config(
     config.json."""
     workdir = tmp_path / "w"
     shutil.copytree(finished, workdir)
-    (workdir / "report.md").write_text("old report")
+    report.write_report(workdir, figures=False)  # recorded: a run's file
 
     def die(*args, **kwargs):
         raise RuntimeError("killed")
@@ -112,6 +112,73 @@ def test_overwrite_that_dies_leaves_no_result_of_the_old_config(
         assert not (workdir / name).exists(), name
     saved = json.loads((workdir / "config.json").read_text())
     assert saved["train"]["epochs"] == 3
+
+
+def test_overwrite_refuses_files_it_did_not_write_and_removes_nothing(
+    inputs, finished, tmp_path
+):
+    """A workdir holding the user's own files among a run's folders (a
+    thesis figure, a table folder, notes beside the parameters) or a run's
+    file the user edited: `--overwrite` used to remove the folders whole.
+    Now it names each such file and removes nothing; without them it
+    removes exactly what the runs wrote, and the user's other files stay."""
+    workdir = tmp_path / "w"
+    shutil.copytree(finished, workdir)
+    report.write_report(workdir, figures=False)
+    ledger = json.loads((workdir / workdir_lib.Layout.WRITTEN).read_text())
+    assert "params/dnn.npz" in ledger["files"] and "report.md" in ledger["files"]
+    theirs = {
+        "figures/thesis.png": b"x",
+        "tables/mine/t.tex": b"y",
+        "params/notes.txt": b"z",
+        "training/old_run.npz": b"w",
+    }
+    for rel, data in theirs.items():
+        (workdir / rel).parent.mkdir(parents=True, exist_ok=True)
+        (workdir / rel).write_bytes(data)
+    (workdir / "drafts.md").write_text("not a run output")
+    with (workdir / "report.md").open("a") as f:
+        f.write("my edit\n")
+    before = _snapshot(workdir)
+    with pytest.raises(workdir_lib.WorkdirError) as info:
+        pipeline.train(
+            _config(inputs, epochs=3), workdir, overwrite=True, progress=False
+        )
+    message = str(info.value)
+    for rel in [*theirs, "report.md"]:
+        assert rel in message, rel
+    assert "Nothing was removed" in message
+    assert _snapshot(workdir) == before
+
+    for rel in theirs:
+        (workdir / rel).unlink()
+    (workdir / "tables" / "mine").rmdir()
+    (workdir / "report.md").unlink()
+    # A temporary file of a write killed midway is a run's too.
+    (workdir / ".results.json.abcd_123.tmp").write_text("{")
+    (workdir / "predictions" / ".dnn.csv.zzzzzzzz.tmp").write_text("")
+    pipeline.train(
+        _config(inputs, epochs=3), workdir, overwrite=True, progress=False
+    )
+    assert (workdir / "drafts.md").read_text() == "not a run output"
+    assert not list(workdir.rglob("*.tmp"))
+    saved = json.loads((workdir / "config.json").read_text())
+    assert saved["train"]["epochs"] == 3
+    assert not (workdir / "report.md").exists()  # the old run's, removed
+
+
+def test_overwrite_of_a_workdir_without_a_record_removes_nothing(
+    inputs, finished, tmp_path
+):
+    """A workdir of an earlier version has no record of what it wrote:
+    `--overwrite` cannot tell its files from the user's and refuses."""
+    workdir = tmp_path / "w"
+    shutil.copytree(finished, workdir)
+    (workdir / workdir_lib.Layout.WRITTEN).unlink()
+    before = _snapshot(workdir)
+    with pytest.raises(workdir_lib.WorkdirError, match="earlier version"):
+        pipeline.train(_config(inputs), workdir, overwrite=True, progress=False)
+    assert _snapshot(workdir) == before
 
 
 def test_results_are_stamped_with_their_config(finished):

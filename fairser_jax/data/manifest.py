@@ -707,6 +707,7 @@ def write(
         raise
     for name, tmp in temps.items():
         os.replace(tmp, out / name)
+        fileio.notify_written(out / name)
     return {
         "out": str(out),
         "num_utterances": len(kept),

@@ -467,9 +467,19 @@ def write_report(
 
     Raises:
       FileNotFoundError: no ``results.json`` (the message names the stage
-        that writes it).
+        that writes it), or no `workdir`.
+      workdir.WorkdirInUseError: another process writes the workdir.
     """
     workdir = pathlib.Path(workdir)
+    # Under the workdir's lock (a no-op inside `main` or `report`, which
+    # hold it): one writer at once, and what is written is recorded.
+    with workdir_lib.lock(workdir, "report", create=False):
+        return _write_report(workdir, figures, tsne_sample_size)
+
+
+def _write_report(
+    workdir: pathlib.Path, figures: bool, tsne_sample_size: int | None
+) -> pathlib.Path:
     results = recompute.load_results(workdir)
     config_path = workdir_lib.Layout(workdir).config
     config = (

@@ -44,7 +44,7 @@ import optax
 import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from fairser_jax import distributed, models
+from fairser_jax import distributed, fileio, models
 from fairser_jax import progress as progress_lib
 from fairser_jax.train import objectives
 from fairser_jax.train import variants as variants_lib
@@ -456,6 +456,9 @@ def plan(
 
 
 def _checkpoint_manager(checkpoint_dir) -> ocp.CheckpointManager:
+    # orbax writes the folder's content: recorded as a whole (a workdir's
+    # --overwrite removes it, fairser_jax.workdir).
+    fileio.notify_written(checkpoint_dir, tree=True)
     return ocp.CheckpointManager(
         pathlib.Path(checkpoint_dir).absolute(),
         options=ocp.CheckpointManagerOptions(
