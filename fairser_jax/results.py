@@ -447,23 +447,28 @@ def run_metrics(run: RunPredictions) -> dict[str, Any]:
     Returns:
       A ``results.json``-style dict: variant, emotion, seed, alpha, then
       `metric_keys()` (f1, dsp_spk, dsp_rat, eod_spk, eod_rat, eopp_spk,
-      eopp_rat, ...; the ``_rat`` ones None when the run has no S2 row).
+      eopp_rat, ...; a side's gaps None where fewer than two of its
+      groups have rows: no S2 row, or S2 rated by one group only).
     """
     variant, emotion, seed, alpha = run.key
     in_s2 = run.rater_group >= 0
     sides = {
         "spk": (run.y_true, run.y_pred, run.speaker_group),
-        "rat": (
-            (run.y_true[in_s2], run.y_pred[in_s2], run.rater_group[in_s2])
-            if in_s2.any()
-            else None
-        ),
+        "rat": (run.y_true[in_s2], run.y_pred[in_s2], run.rater_group[in_s2]),
+    }
+    # A gap between groups is undefined where fewer than two groups have
+    # rows (no S2 row, or S2 rated by one group only): None, shown as "—".
+    sides = {
+        side: rows if len(np.unique(rows[2])) >= 2 else None
+        for side, rows in sides.items()
     }
     out = {"variant": variant, "emotion": emotion, "seed": seed, "alpha": alpha}
     try:
         for metric in METRICS:
             if not metric.per_side:
-                out[metric.key] = float(metric.fn(*sides["spk"]))
+                out[metric.key] = float(
+                    metric.fn(run.y_true, run.y_pred, run.speaker_group)
+                )
                 continue
             for side in SIDES:
                 rows = sides[side]

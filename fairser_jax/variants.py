@@ -338,12 +338,18 @@ def validate(cfg: ml_collections.ConfigDict) -> None:
     if not cfg.variants:
         raise ValueError(
             f"config.variants is empty; list the models to train, from "
-            f"{list(REGISTRY)} (e.g. --config.variants=dnn,fair_spk)."
+            f"{list(REGISTRY)} (e.g. --config.variants=\"('dnn','fair_spk')\")."
         )
     bad = [v for v in cfg.variants if v not in REGISTRY]
     if bad:
+        hint = (
+            " A tuple is written --config.variants=\"('dnn','fair_spk')\" "
+            "(a bare a,b is one name)."
+            if any("," in str(v) for v in bad)
+            else ""
+        )
         raise ValueError(
-            f"config.variants has {bad}; choose from {list(REGISTRY)}."
+            f"config.variants has {bad}; choose from {list(REGISTRY)}.{hint}"
         )
     if len(set(cfg.variants)) != len(cfg.variants):
         raise ValueError(

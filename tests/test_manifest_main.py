@@ -240,3 +240,42 @@ def test_three_groups_each_side_end_to_end(corpora, tmp_path):
     assert any(n.startswith("fig3b_alpha_hist_calm") for n in figures)
     tsne = list((work / "figures").glob("fig2_tsne_*.png"))
     assert tsne, proc.stderr[-2000:]
+
+
+def test_s2_rated_by_one_group_reports_undefined_gaps_and_finishes(
+    corpora, tmp_path
+):
+    """One male rater among five female ones: S2's rater groups are all F.
+    Every model used to train and then `main` died computing ΔSP_rat
+    ("groups must contain at least two distinct values"), losing the work;
+    now the rater-side gaps are None in results.json, "—" in the tables,
+    and the run finishes with its report."""
+    _, exported = corpora
+    folder = tmp_path / "manifest"
+    shutil.copytree(exported, folder)
+    path = folder / "raters.csv"
+    with path.open(newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    for i, row in enumerate(rows):
+        row["rater_gender"] = "M" if i == 1 else "F"
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    work = tmp_path / "w"
+    proc = _main(
+        f"--workdir={work}",
+        f"--config.data.corpus={folder}",
+        "--config.variants=('dnn','fair_rat')",
+    )
+    assert "ΔSP_rat, ΔEOd_rat, ΔEOpp_rat) are undefined" in proc.stderr
+    results = json.loads((work / "results.json").read_text())
+    assert results["study_sets"]["S2"]["n"] > 0
+    assert len(results["runs"]) == 2
+    for run in results["runs"]:
+        assert run["dsp_rat"] is None and run["eod_rat"] is None
+        assert run["dsp_spk"] is not None
+    with (work / "tables" / "table2_dsp_rat.csv").open(newline="") as f:
+        table = {r["Model"]: r for r in csv.DictReader(f)}
+    assert table["DNN"]["Anger mean"] == ""
+    assert (work / "report.md").is_file()

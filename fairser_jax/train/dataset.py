@@ -303,14 +303,17 @@ def make_training_table(
         if variants_lib.get(v).intra_fair in ("rat", "both")
     ]
     s2_groups = sorted(set(study.s2_rater_group.values()))
-    if rater_side and len(s2_groups) < 2:
+    if len(s2_groups) < 2:
         logging.warning(
-            "S2 has %s rater group(s) %s: the rater-side terms of %s "
-            "(L_Adv, L_D-R) are zero and ΔSP_rat is undefined; check "
+            "S2 has %s rater group(s) %s: the rater-side gaps (ΔSP_rat, "
+            "ΔEOd_rat, ΔEOpp_rat) are undefined and reported as —%s; check "
             "config.data.rater_attribute and the raters' attribute values.",
             len(s2_groups),
             s2_groups,
-            ", ".join(rater_side),
+            f", and the rater-side terms of {', '.join(rater_side)} "
+            "(L_Adv, L_D-R) are zero"
+            if rater_side
+            else "",
         )
     return make_dataset(
         ids=s1,
