@@ -351,3 +351,21 @@ def test_extraction_reads_a_manifest_without_fold_checks(tmp_path):
     ids, paths, _ = extraction.resolve_source(folder)
     assert ids == [f"u{i}" for i in range(8)]
     assert paths[3] == folder / "wav" / "u3.wav"
+
+
+def test_a_group_of_one_utterance_is_named(caplog):
+    """A speaker group with one utterance moved ΔSP_spk from 0.007 to
+    0.111 without a word; now each small group is named with its size."""
+    group_of = {f"u{i}": "F" if i % 2 else "M" for i in range(40)}
+    group_of["u99"] = "X"
+    with caplog.at_level("WARNING"):
+        small = dataset_lib.warn_small_groups(
+            "speaker", "gender", "S1", group_of
+        )
+    assert small == [("X", 1)]
+    assert "'X' (1)" in caplog.text and "S1" in caplog.text
+    caplog.clear()
+    big = {f"u{i}": "F" if i % 2 else "M" for i in range(40)}
+    with caplog.at_level("WARNING"):
+        assert dataset_lib.warn_small_groups("rater", "gender", "S2", big) == []
+    assert caplog.text == ""

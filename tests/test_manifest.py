@@ -801,6 +801,16 @@ ERRORS = [
         ["names this column twice"],
         id="duplicate-column",
     ),
+    pytest.param(
+        "utterances.csv",
+        "u3,wav/u3.wav,s1,F",
+        "u3,wav/u3.wav,s1,M",
+        {},
+        4,
+        "speaker_gender",
+        ["speaker 's1' has gender 'M' here but 'F' at line 2"],
+        id="speaker-with-two-genders",
+    ),
 ]
 
 

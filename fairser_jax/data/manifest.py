@@ -245,6 +245,30 @@ class _Table:
         return value
 
 
+def _check_speakers_consistent(path: pathlib.Path, rows: Mapping) -> None:
+    """Raises when one speaker has two values of a speaker attribute (a
+    speaker listed as both F and M): the speaker side groups utterances by
+    their speaker's attribute, which must be one value per speaker."""
+    seen: dict[tuple[str, str], tuple[str, int]] = {}
+    for r in rows.values():
+        for attr, value in r["attrs"].items():
+            key = (r["speaker"], attr)
+            if key not in seen:
+                seen[key] = (value, r["line"])
+                continue
+            first, line = seen[key]
+            if value != first:
+                raise _error(
+                    path,
+                    r["line"],
+                    _SPEAKER_PREFIX + attr,
+                    f"speaker {r['speaker']!r} has {attr} {value!r} here but "
+                    f"{first!r} at line {line}; a speaker has one {attr}: "
+                    "fix the cell, or give the two speakers different "
+                    "speaker_id values",
+                )
+
+
 def _int_cell(table: _Table, line: int, value: str, column: str) -> int:
     try:
         fold = int(value)
@@ -495,6 +519,7 @@ def read(
             "fold": fold,
         }
 
+    _check_speakers_consistent(path, rows)
     if "fold" in table.columns:
         _check_folds_used(table, rows)
     elif "session" in table.columns:

@@ -262,6 +262,47 @@ def make_dataset(
     return dataset, info
 
 
+SMALL_GROUP = 10
+"""A group with fewer utterances than this in its study set is named in a
+warning: one such group can move a side's parity gaps on its own."""
+
+
+def warn_small_groups(
+    side: str, attribute: str, study_set: str, group_of: Mapping[str, str]
+) -> list[tuple[str, int]]:
+    """Warns about each group with fewer than `SMALL_GROUP` utterances.
+
+    Args:
+      side: "speaker" or "rater".
+      attribute: the side's attribute (e.g. "gender").
+      study_set: "S1" or "S2", where the group's utterances are counted.
+      group_of: utterance id -> its group on that side.
+
+    Returns:
+      (group, utterances) of each small group, smallest first.
+    """
+    counts: dict[str, int] = {}
+    for group in group_of.values():
+        counts[group] = counts.get(group, 0) + 1
+    small = sorted(
+        ((g, n) for g, n in counts.items() if n < SMALL_GROUP),
+        key=lambda gn: (gn[1], gn[0]),
+    )
+    if small and len(counts) >= 2:
+        logging.warning(
+            "%s group(s) by %s with fewer than %d utterances in %s: %s; "
+            "the %s-side parity gaps (ΔSP, ΔEOd, ΔEOpp) of every model rest "
+            "on so few utterances that these groups alone can move them.",
+            side.capitalize(),
+            attribute,
+            SMALL_GROUP,
+            study_set,
+            ", ".join(f"{g!r} ({n})" for g, n in small),
+            side,
+        )
+    return small
+
+
 def make_training_table(
     cfg: ml_collections.ConfigDict, data: corpus_lib.Corpus, study, feature_set
 ):
@@ -315,6 +356,15 @@ def make_training_table(
             if rater_side
             else "",
         )
+    warn_small_groups(
+        "speaker",
+        attr,
+        "S1",
+        {i: by_id[i].speaker_attributes[attr] for i in s1},
+    )
+    warn_small_groups(
+        "rater", cfg.data.rater_attribute, "S2", study.s2_rater_group
+    )
     return make_dataset(
         ids=s1,
         features=z,
