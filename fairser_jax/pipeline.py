@@ -240,9 +240,16 @@ def _train_claimed(
     )
     data, info = make_training_table(cfg, records, study, feature_set)
     check_fits(cfg, info, feature_set.feature_dim, mesh)
+    inputs = dataset_lib.training_inputs(data, info)
+    if resume:
+        _check_resume_inputs(workdir_lib.Layout(workdir), inputs)
 
     def start() -> None:
         fileio.atomic_write_text(workdir_lib.Layout(workdir).config, cfg_json)
+        fileio.atomic_write_text(
+            workdir_lib.Layout(workdir).inputs,
+            json.dumps(inputs, sort_keys=True) + "\n",
+        )
         for sub in workdir_lib.WORK_SUBDIRS:
             (workdir / sub).mkdir(exist_ok=True)
         by_id = {u.id: u for u in records.records}
@@ -278,6 +285,41 @@ def _train_claimed(
             workdir_lib.Layout(workdir).results.read_text("utf-8")
         )
     return results
+
+
+def _check_resume_inputs(layout: workdir_lib.Layout, inputs: dict) -> None:
+    """Refuses a resume whose labels, folds, groups or features differ from
+    those of the run it continues (its finished variants were trained and
+    scored on them)."""
+    finished = sorted(
+        p.stem for p in layout.predictions_dir.glob("*.csv")
+    )
+    if not layout.inputs.exists():
+        if finished:
+            logging.warning(
+                "--resume: %s has no %s (written by an earlier version): "
+                "the finished variants (%s) cannot be checked against "
+                "today's labels, folds, groups and features.",
+                layout.root,
+                layout.INPUTS,
+                ", ".join(finished),
+            )
+        return
+    old = json.loads(layout.inputs.read_text(encoding="utf-8"))
+    changes = dataset_lib.inputs_changes(old, inputs)
+    if changes:
+        raise dataset_lib.InputsChangedError(
+            f"--resume: the run in {layout.root} was trained on other inputs "
+            f"than today's corpus and features give ({'; '.join(changes)}); "
+            + (
+                f"its finished variants ({', '.join(finished)}) would be "
+                "mixed with new ones. "
+                if finished
+                else ""
+            )
+            + "Restore the inputs it was trained on, or start over with "
+            "--overwrite (or a new --workdir)."
+        )
 
 
 def _train_one(

@@ -53,6 +53,7 @@ class Layout:
     A workdir after a run::
 
         config.json         the resolved config of the run
+        inputs.json         per utterance: class, fold, groups; features' digest
         corpus/             the demo corpus (when config.data.corpus is empty)
         features.npz(.json) the feature store and its manifest (by default)
         results.json        study sets, per-run metrics, α histograms
@@ -90,9 +91,16 @@ class Layout:
     FIGURES = "figures"
     TABLES = "tables"
     WRITTEN = ".written.json"
+    INPUTS = "inputs.json"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "root", pathlib.Path(self.root))
+
+    @property
+    def inputs(self) -> pathlib.Path:
+        """What the run's models are trained on (labels, folds, groups,
+        the features' digest), checked by `--resume`."""
+        return self.root / self.INPUTS
 
     @property
     def written(self) -> pathlib.Path:
@@ -179,6 +187,11 @@ class Layout:
         """Orbax state of variants still training."""
         return self.root / self.CHECKPOINTS
 
+    @property
+    def predictions_dir(self) -> pathlib.Path:
+        """``predictions/``: one CSV per finished variant."""
+        return self.root / self.PREDICTIONS_DIR
+
     def predictions_file(self, variant: str) -> pathlib.Path:
         """``predictions/<variant>.csv``: one variant's rows."""
         return self.root / self.PREDICTIONS_DIR / f"{variant}.csv"
@@ -207,6 +220,7 @@ WORK_SUBDIRS: tuple[str, ...] = (
 
 RUN_OUTPUTS: tuple[str, ...] = (
     Layout.CONFIG,
+    Layout.INPUTS,
     Layout.RESULTS,
     Layout.PREDICTIONS,
     Layout.REPORT,

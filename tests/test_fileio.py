@@ -106,9 +106,6 @@ def test_layout_has_a_path_for_every_name():
     }
     assert "RESULTS" in names and "TRAINING" in names
     for key, name in names.items():
-        attr = "predictions_file" if key == "PREDICTIONS_DIR" else key.lower()
-        if key == "PREDICTIONS_DIR":
-            assert layout.predictions_file("dnn").parent == layout.root / name
-        else:
-            assert getattr(layout, attr) == layout.root / name, key
+        assert getattr(layout, key.lower()) == layout.root / name, key
+    assert layout.predictions_file("dnn").parent == layout.predictions_dir
     assert set(workdir.RUN_OUTPUTS) <= set(names.values())

@@ -181,6 +181,75 @@ def test_overwrite_of_a_workdir_without_a_record_removes_nothing(
     assert _snapshot(workdir) == before
 
 
+def test_resume_refuses_inputs_that_changed_under_finished_variants(
+    inputs, tmp_path
+):
+    """Relabelling utterances, then `--resume`: the finished DNN used to be
+    kept (scored on the old labels) beside models trained on the new ones.
+    The workdir records what its models were trained on (inputs.json);
+    a resume on other labels is refused, naming the utterances."""
+    own = tmp_path / "inputs"
+    shutil.copytree(inputs / "corpus", own / "corpus")
+    shutil.copy(inputs / "features.npz", own / "features.npz")
+    shutil.copy(inputs / "features.npz.json", own / "features.npz.json")
+    cfg = _config(own)
+    workdir = tmp_path / "w"
+    pipeline.train(cfg, workdir, progress=False)
+    recorded = json.loads((workdir / "inputs.json").read_text())
+    assert set(recorded["columns"]) >= {"label", "fold", "speaker_group"}
+    # An unchanged resume keeps the finished variant.
+    before = _snapshot(workdir)
+    pipeline.train(cfg, workdir, resume=True, progress=False)
+    assert _snapshot(workdir)["predictions/dnn.csv"] == before[
+        "predictions/dnn.csv"
+    ]
+    relabelled = 0
+    for path in sorted((own / "corpus").glob("Session*/dialog/*/*.txt")):
+        text = path.read_text()
+        new = text.replace("\tSadness;", "\tAnger;")
+        relabelled += text != new
+        path.write_text(new)
+    assert relabelled
+    before = _snapshot(workdir)
+    with pytest.raises(ValueError, match="trained on other inputs") as info:
+        pipeline.train(cfg, workdir, resume=True, progress=False)
+    message = str(info.value)
+    assert "utterance(s) changed (Ses" in message and "(dnn)" in message
+    assert "--overwrite" in message
+    assert _snapshot(workdir) == before
+
+
+def test_input_changes_are_named_per_kind():
+    from fairser_jax.train import dataset as dataset_lib
+
+    old = {
+        "columns": ["label", "fold", "speaker_group", "rater_group"],
+        "features_sha256": "a",
+        "utterances": {
+            "u1": ["sadness", 0, "F", "M"],
+            "u2": ["anger", 1, "M", ""],
+            "u3": ["anger", 1, "M", ""],
+        },
+    }
+    new = json.loads(json.dumps(old))
+    assert dataset_lib.inputs_changes(old, new) == []
+    new["features_sha256"] = "b"
+    assert dataset_lib.inputs_changes(old, new) == [
+        "the training features changed (the audio, the feature store or its "
+        "normalisation)"
+    ]
+    new["utterances"]["u1"][0] = "anger"
+    new["utterances"]["u2"][1] = 0
+    del new["utterances"]["u3"]
+    new["utterances"]["u4"] = ["anger", 0, "F", ""]
+    assert dataset_lib.inputs_changes(old, new) == [
+        "1 utterance(s) left S1 (u3)",
+        "1 utterance(s) joined S1 (u4)",
+        "the label of 1 utterance(s) changed (u1: 'sadness' -> 'anger')",
+        "the fold of 1 utterance(s) changed (u2: 1 -> 0)",
+    ]
+
+
 def test_results_are_stamped_with_their_config(finished):
     results = json.loads((finished / "results.json").read_text())
     config = (finished / "config.json").read_text()

@@ -262,6 +262,79 @@ def make_dataset(
     return dataset, info
 
 
+class InputsChangedError(ValueError):
+    """`--resume` on inputs other than those the finished variants used."""
+
+
+INPUT_COLUMNS = ("label", "fold", "speaker_group", "rater_group")
+
+
+def training_inputs(data: Dataset, info: DatasetInfo) -> dict:
+    """What the models of a run are trained and scored on, per utterance
+    (class, fold, speaker group, rater group) and the training features'
+    digest: a workdir records it (``inputs.json``) so that `--resume`
+    refuses to mix models trained on different inputs."""
+    import hashlib
+
+    labels = np.asarray(data.label)
+    rows = {
+        str(i): [info.classes[int(c)], int(f), str(s), str(r)]
+        for i, c, f, s, r in zip(
+            info.ids,
+            labels,
+            info.fold,
+            info.speaker_group,
+            info.rater_group,
+            strict=True,
+        )
+    }
+    digest = hashlib.sha256(
+        np.ascontiguousarray(np.asarray(data.features)).tobytes()
+    ).hexdigest()
+    return {
+        "columns": list(INPUT_COLUMNS),
+        "features_sha256": digest,
+        "utterances": rows,
+    }
+
+
+def _examples(items: list[str], limit: int = 3) -> str:
+    more = f", ... ({len(items)} in all)" if len(items) > limit else ""
+    return ", ".join(items[:limit]) + more
+
+
+def inputs_changes(old: Mapping, new: Mapping) -> list[str]:
+    """What differs between two `training_inputs`, one phrase per kind."""
+    changes = []
+    a, b = old.get("utterances", {}), new.get("utterances", {})
+    gone = sorted(set(a) - set(b))
+    added = sorted(set(b) - set(a))
+    if gone:
+        changes.append(f"{len(gone)} utterance(s) left S1 ({_examples(gone)})")
+    if added:
+        changes.append(
+            f"{len(added)} utterance(s) joined S1 ({_examples(added)})"
+        )
+    columns = list(old.get("columns", INPUT_COLUMNS))
+    for k, column in enumerate(columns):
+        diffs = [
+            f"{u}: {a[u][k]!r} -> {b[u][k]!r}"
+            for u in sorted(set(a) & set(b))
+            if a[u][k] != b[u][k]
+        ]
+        if diffs:
+            changes.append(
+                f"the {column} of {len(diffs)} utterance(s) changed "
+                f"({_examples(diffs)})"
+            )
+    if not changes and old.get("features_sha256") != new.get("features_sha256"):
+        changes.append(
+            "the training features changed (the audio, the feature store "
+            "or its normalisation)"
+        )
+    return changes
+
+
 SMALL_GROUP = 10
 """A group with fewer utterances than this in its study set is named in a
 warning: one such group can move a side's parity gaps on its own."""
