@@ -39,6 +39,7 @@ from absl import app, flags
 from fairser_jax import cli, fileio
 from fairser_jax import detector as detector_lib
 from fairser_jax import variants as variants_lib
+from fairser_jax import workdir as workdir_lib
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A trained workdir.")
 _AUDIO = flags.DEFINE_string(
@@ -274,10 +275,13 @@ def main(argv: list[str]) -> None:
         if _SPEAKER_OF.value
         else None
     )
-    detector = cli.run_or_exit(
-        program,
-        lambda: detector_lib.Detector.load(workdir, _VARIANT.value),
-    )
+    def load() -> detector_lib.Detector:
+        # Shared: refused while main/train/report rewrite the workdir, so
+        # the models read are those of one finished run.
+        with workdir_lib.read_lock(workdir, program):
+            return detector_lib.Detector.load(workdir, _VARIANT.value)
+
+    detector = cli.run_or_exit(program, load)
     cli.echo(_describe(detector, _VARIANT.value is not None, str(workdir)))
     start = time.perf_counter()
     result = detector.extract(files, progress=True)

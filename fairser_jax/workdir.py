@@ -426,7 +426,12 @@ def previous_run(workdir: pathlib.Path) -> list[str]:
 
 def _holder(path: pathlib.Path) -> str:
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        if not text.strip():
+            # Only a writer writes its details; a reader (`read_lock`)
+            # holds the lock without any.
+            return "a process reading it (e.g. fairser_jax.predict)"
+        info = json.loads(text)
         return (
             f"pid {info['pid']} on {info['host']} ({info['command']}, "
             f"started {info['started']})"
@@ -453,6 +458,50 @@ def _open_lock(workdir: pathlib.Path, create: bool) -> int:
                 "choose a writable folder."
             ) from None
         raise
+
+
+@contextlib.contextmanager
+def read_lock(workdir: str | os.PathLike, command: str) -> Iterator[bool]:
+    """Holds `workdir`'s lock shared, as a reader, for the block.
+
+    Readers (``predict``) exclude writers (`lock`: ``main``, ``train``,
+    ``report``), not each other, so a reader never sees a workdir
+    half-rewritten. A workdir that cannot be written (a read-only mount)
+    has no writer either: nothing is locked there.
+
+    Yields:
+      True if the lock is held, False on a workdir that cannot be locked.
+
+    Raises:
+      WorkdirInUseError: a writer holds it; the message names it.
+      FileNotFoundError: no `workdir`.
+    """
+    workdir = pathlib.Path(workdir).absolute()
+    if not workdir.is_dir():
+        raise FileNotFoundError(f"--workdir={workdir}: no such directory.")
+    path = workdir / LOCK_FILE
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            yield False  # read-only and never locked: no writer
+            return
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise WorkdirInUseError(
+                f"--workdir={workdir} is being written by {_holder(path)}; "
+                f"{command} reads it once that has finished (or stop it)."
+            ) from None
+        try:
+            yield True
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
 
 
 @contextlib.contextmanager

@@ -316,6 +316,71 @@ def test_a_second_process_is_refused_naming_the_holder(inputs, tmp_path):
         pass
 
 
+HOLD_READ_LOCK = """
+import sys, time
+from fairser_jax import workdir
+with workdir.read_lock(sys.argv[1], "reader-test"):
+    print("locked", flush=True)
+    time.sleep(120)
+"""
+
+
+def test_readers_and_writers_exclude_each_other(inputs, finished, tmp_path):
+    """`predict` while `main` trains used to read whatever was there, the
+    variant depending on timing. Readers share the lock; a writer excludes
+    them, and each is told who holds it."""
+    workdir = tmp_path / "w"
+    shutil.copytree(finished, workdir)
+    writer = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(workdir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert writer.stdout.readline().strip() == "locked"
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fairser_jax.predict",
+                f"--workdir={workdir}",
+                f"--audio={inputs / 'corpus'}",
+                f"--out={tmp_path / 'p.csv'}",
+            ],
+            cwd=REPO,
+            env=dict(os.environ, JAX_PLATFORMS="cpu"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 1
+        last = proc.stderr.strip().splitlines()[-1]
+        assert "is being written by" in last and f"pid {writer.pid}" in last
+        assert not (tmp_path / "p.csv").exists()
+    finally:
+        writer.kill()
+        writer.wait()
+    with workdir_lib.lock(workdir, "a writer that ends cleanly"):
+        pass
+    reader = subprocess.Popen(
+        [sys.executable, "-c", HOLD_READ_LOCK, str(workdir)],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert reader.stdout.readline().strip() == "locked"
+        with workdir_lib.read_lock(workdir, "a second reader") as held:
+            assert held
+        with pytest.raises(workdir_lib.WorkdirInUseError, match="reading it"):
+            with workdir_lib.lock(workdir, "writer"):
+                pass
+    finally:
+        reader.kill()
+        reader.wait()
+    with workdir_lib.lock(workdir, "after"):
+        pass
+
+
 def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, caplog):
     (tmp_path / workdir_lib.LOCK_FILE).write_text(
         json.dumps({"pid": 999999, "host": "h", "command": "c", "started": "t"})
