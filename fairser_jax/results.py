@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from fairser_jax import metrics
-from fairser_jax.constants import GENDER_CODE
+from fairser_jax.constants import GENDER_CODE, in_paper_order
 
 _FIXED_COLUMNS: tuple[str, ...] = (
     "variant",
@@ -618,3 +618,55 @@ def alpha_values(
         return np.zeros(0), 0
     values = np.concatenate(list(runs.values())).astype(np.float64)
     return values, len(runs)
+
+
+ALPHA_BINS = 20
+"""Bins of Fig. 3b's α histogram over [0, 1]."""
+
+
+def summarize_alpha_trace(
+    path: pathlib.Path, variant: str = "proposed"
+) -> dict[str, dict]:
+    """What Fig. 3b needs per emotion, for `results.json["alpha_trace"]`.
+
+    Pools every batch of every seed and fold of one emotion of `variant`.
+
+    Returns:
+      `{emotion: {"bin_edges": [21], "counts": [20], "mean", "sd",
+      "num_batches", "num_runs", "distance": {"mean", "sd", "cv", "min",
+      "max"}, "corr_alpha_distance"}}` (SDs with ddof=0 over batches; the
+      CV is SD / mean of D; the Pearson correlation of α with D over the
+      pooled batches is None where either is constant). The D entries are
+      absent for a trace written without D (older workdirs).
+    """
+    trace = read_alpha_trace(path)
+    edges = np.linspace(0.0, 1.0, ALPHA_BINS + 1)
+    out = {}
+    emotions = trace_emotions(trace, variant)
+    for emotion in in_paper_order(sorted(emotions)):
+        values, num_runs = alpha_values(trace, emotion, variant)
+        counts, _ = np.histogram(values, bins=edges)
+        summary = {
+            "bin_edges": [round(float(e), 6) for e in edges],
+            "counts": [int(c) for c in counts],
+            "mean": float(values.mean()),
+            "sd": float(values.std()),
+            "num_batches": int(values.size),
+            "num_runs": num_runs,
+        }
+        d, _ = alpha_values(trace, emotion, variant, "distance")
+        if d.size == values.size and d.size:
+            mean = float(d.mean())
+            summary["distance"] = {
+                "mean": mean,
+                "sd": float(d.std()),
+                "cv": float(d.std() / mean) if mean > 0 else None,
+                "min": float(d.min()),
+                "max": float(d.max()),
+            }
+            constant = values.std() == 0 or d.std() == 0
+            summary["corr_alpha_distance"] = (
+                None if constant else float(np.corrcoef(values, d)[0, 1])
+            )
+        out[emotion] = summary
+    return out

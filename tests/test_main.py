@@ -6,6 +6,7 @@ import json
 import os
 import pathlib
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -20,6 +21,8 @@ from fairlearn.metrics import (
     equalized_odds_difference,
 )
 from sklearn.metrics import f1_score
+
+from fairser_jax.report import recompute
 
 pytestmark = pytest.mark.slow
 
@@ -349,6 +352,34 @@ def test_resume_refuses_another_config(workdir):
     )
     assert proc.returncode != 0
     assert "different config" in proc.stderr
+
+
+def test_recompute_checks_every_number_it_can_derive(workdir, tmp_path):
+    """Fig. 3b's α summary and S2's rows per rater group, edited in
+    results.json, used to pass `--recompute`."""
+    for name in ("results.json", "predictions.csv", "config.json"):
+        shutil.copy(workdir / name, tmp_path / name)
+    shutil.copy(workdir / "alpha_trace.npz", tmp_path / "alpha_trace.npz")
+    recompute.verify_workdir(tmp_path)
+    results = json.loads((tmp_path / "results.json").read_text())
+    emotion = sorted(results["alpha_trace"])[0]
+    edits = [
+        (("alpha_trace", emotion, "mean"), 0.123),
+        (("alpha_trace", emotion, "counts", 3), 99),
+        (("alpha_trace", emotion, "distance", "max"), 7.0),
+        (("study_sets", "S2", "per_group", "F"), 1),
+    ]
+    for path, value in edits:
+        edited = json.loads(json.dumps(results))
+        target = edited
+        for part in path[:-1]:
+            target = target[part]
+        target[path[-1]] = value
+        (tmp_path / "results.json").write_text(json.dumps(edited))
+        with pytest.raises(recompute.ResultsMismatchError) as info:
+            recompute.verify_workdir(tmp_path)
+        where = ".".join(str(p) for p in path if not isinstance(p, int))
+        assert where.split(".")[-1] in str(info.value), (path, str(info.value))
 
 
 def _tree_digest(root: pathlib.Path) -> dict[str, str]:

@@ -29,6 +29,7 @@ from fairser_jax.results import (
     run_key,
     run_metrics,
     runs_from_predictions,
+    summarize_alpha_trace,
 )
 
 __all__ = [
@@ -147,7 +148,60 @@ def check_study_sets(
                     f" but study_sets.{name}.per_class.{emotion} = "
                     f"{per_class[emotion]}"
                 )
+        per_group = study_sets.get("S2", {}).get("per_group")
+        if isinstance(per_group, Mapping):
+            # Codes index the sorted groups present (`read_predictions`).
+            present = sorted(g for g, n in per_group.items() if n)
+            counts = np.bincount(
+                run.rater_group[in_s2], minlength=len(present)
+            ).tolist()
+            expected = [int(per_group[g]) for g in present]
+            if counts != expected:
+                problems.append(
+                    f"{format_key(run.key)}: S2 rows per rater group "
+                    f"{dict(zip(present, counts, strict=False))} in "
+                    "predictions.csv but study_sets.S2.per_group = "
+                    f"{dict(per_group)}"
+                )
     return problems
+
+
+def check_alpha_trace(
+    workdir: pathlib.Path, recorded: Mapping[str, Any] | None
+) -> list[str]:
+    """Checks ``results.json["alpha_trace"]`` (Fig. 3b's histograms and D
+    statistics) against a summary of ``alpha_trace.npz``, when present.
+
+    Returns:
+      One line per differing number; empty when they agree.
+    """
+    path = workdir_lib.Layout(workdir).alpha_trace
+    if not path.is_file():
+        return []  # nothing to derive it from (e.g. results copied alone)
+    derived = summarize_alpha_trace(path)
+    problems: list[str] = []
+
+    def walk(a: Any, b: Any, where: str) -> None:
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            for k in sorted(set(a) | set(b), key=str):
+                walk(a.get(k), b.get(k), f"{where}.{k}")
+        elif isinstance(a, list | tuple) and isinstance(b, list | tuple):
+            if len(a) != len(b):
+                problems.append(f"{where}: {len(b)} values, derived {len(a)}")
+            for k, (x, y) in enumerate(zip(a, b, strict=False)):
+                walk(x, y, f"{where}[{k}]")
+        elif _is_number(a) and _is_number(b):
+            if not math.isclose(float(a), float(b), rel_tol=1e-9, abs_tol=1e-9):
+                problems.append(f"{where}: {b} in results.json, derived {a}")
+        elif a != b:
+            problems.append(f"{where}: {b!r} in results.json, derived {a!r}")
+
+    walk(derived, dict(recorded or {}), "alpha_trace")
+    return problems
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, int | float) and not isinstance(x, bool)
 
 
 def verify_workdir(
@@ -164,7 +218,8 @@ def verify_workdir(
 
     Raises:
       FileNotFoundError: a file is missing.
-      ResultsMismatchError: runs or Table 1 counts disagree; the message
+      ResultsMismatchError: runs, Table 1 counts (per class and, for S2,
+        per rater group) or Fig. 3b's α summary disagree; the message
         lists every difference.
     """
     workdir = pathlib.Path(workdir)
@@ -173,6 +228,7 @@ def verify_workdir(
     recomputed = [run_metrics(run) for run in preds]
     problems = compare_runs(recomputed, results.get("runs", []), atol=atol)
     problems += check_study_sets(preds, results.get("study_sets", {}))
+    problems += check_alpha_trace(workdir, results.get("alpha_trace"))
     if problems:
         shown = "\n  ".join(problems[:50])
         more = len(problems) - 50

@@ -24,7 +24,7 @@ import jax
 import numpy as np
 from flax import traverse_util
 
-from fairser_jax import constants, fileio
+from fairser_jax import fileio
 from fairser_jax import results as results_lib
 from fairser_jax import variants as variants_lib
 from fairser_jax import workdir as workdir_lib
@@ -271,7 +271,7 @@ def params_for(
 
 # -------------------------------------------------------------- α trace
 
-ALPHA_BINS = 20
+ALPHA_BINS = results_lib.ALPHA_BINS
 """Fig. 3b's histogram: 20 bins of width 0.05 over [0, 1]."""
 
 
@@ -320,59 +320,9 @@ read_alpha_trace = results_lib.read_alpha_trace
 with the report)."""
 
 
-def _paper_order(emotion: str) -> tuple[int, str]:
-    """The paper's emotions first, in its order; other classes by name."""
-    if emotion in constants.EMOTIONS:
-        return constants.EMOTIONS.index(emotion), ""
-    return len(constants.EMOTIONS), emotion
-
-
-def summarize_alpha_trace(
-    path: pathlib.Path, variant: str = "proposed"
-) -> dict[str, dict]:
-    """What Fig. 3b needs per emotion, for `results.json["alpha_trace"]`.
-
-    Pools every batch of every seed and fold of one emotion of `variant`.
-
-    Returns:
-      `{emotion: {"bin_edges": [21], "counts": [20], "mean", "sd",
-      "num_batches", "num_runs", "distance": {"mean", "sd", "cv", "min",
-      "max"}, "corr_alpha_distance"}}` (SDs with ddof=0 over batches; the
-      CV is SD / mean of D; the Pearson correlation of α with D over the
-      pooled batches is None where either is constant). The D entries are
-      absent for a trace written without D (older workdirs).
-    """
-    trace = results_lib.read_alpha_trace(path)
-    edges = np.linspace(0.0, 1.0, ALPHA_BINS + 1)
-    out = {}
-    emotions = results_lib.trace_emotions(trace, variant)
-    for emotion in sorted(emotions, key=_paper_order):
-        values, num_runs = results_lib.alpha_values(trace, emotion, variant)
-        counts, _ = np.histogram(values, bins=edges)
-        summary = {
-            "bin_edges": [round(float(e), 6) for e in edges],
-            "counts": [int(c) for c in counts],
-            "mean": float(values.mean()),
-            "sd": float(values.std()),
-            "num_batches": int(values.size),
-            "num_runs": num_runs,
-        }
-        d, _ = results_lib.alpha_values(trace, emotion, variant, "distance")
-        if d.size == values.size and d.size:
-            mean = float(d.mean())
-            summary["distance"] = {
-                "mean": mean,
-                "sd": float(d.std()),
-                "cv": float(d.std() / mean) if mean > 0 else None,
-                "min": float(d.min()),
-                "max": float(d.max()),
-            }
-            constant = values.std() == 0 or d.std() == 0
-            summary["corr_alpha_distance"] = (
-                None if constant else float(np.corrcoef(values, d)[0, 1])
-            )
-        out[emotion] = summary
-    return out
+# Fig. 3b's summary is derived from the trace alone: it lives with the
+# results schema (JAX-free), so `report --recompute` can check it.
+summarize_alpha_trace = results_lib.summarize_alpha_trace
 
 
 def assemble(
