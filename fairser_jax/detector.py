@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import pathlib
+import zipfile
 from collections.abc import Sequence
 
 import jax
@@ -269,11 +270,37 @@ class Detector:
                     "python -m fairser_jax.train --resume --workdir="
                     f"{workdir} --config=<the config it was trained with>."
                 )
-        info = json.loads((workdir / DETECTOR_FILE).read_text("utf-8"))
-        config, manifest = info["config"], info["feature_manifest"]
-        with np.load(workdir / NORMALIZATION_FILE, allow_pickle=False) as f:
-            mean, std = np.asarray(f["mean"]), np.asarray(f["std"])
-        runs, params = outputs.load_params(params_dir / f"{variant}.npz")
+        try:
+            info = json.loads((workdir / DETECTOR_FILE).read_text("utf-8"))
+            config, manifest = info["config"], info["feature_manifest"]
+            config["features"]["checkpoint"]
+        except (OSError, ValueError, KeyError, TypeError) as e:
+            raise DetectorError(
+                f"{workdir / DETECTOR_FILE} is damaged ({type(e).__name__}: "
+                f"{e}); rewrite it without retraining: python -m "
+                f"fairser_jax.train --resume --workdir={workdir} "
+                "--config=<the config it was trained with>."
+            ) from None
+        try:
+            with np.load(workdir / NORMALIZATION_FILE, allow_pickle=False) as f:
+                mean, std = np.asarray(f["mean"]), np.asarray(f["std"])
+        except (
+            OSError,
+            ValueError,
+            KeyError,
+            EOFError,
+            zipfile.BadZipFile,
+        ) as e:
+            raise DetectorError(
+                f"{workdir / NORMALIZATION_FILE} is damaged "
+                f"({type(e).__name__}: {e}); rewrite it without retraining: "
+                f"python -m fairser_jax.train --resume --workdir={workdir} "
+                "--config=<the config it was trained with>."
+            ) from None
+        try:
+            runs, params = outputs.load_params(params_dir / f"{variant}.npz")
+        except ValueError as e:
+            raise DetectorError(str(e)) from None
         checkpoint = config["features"]["checkpoint"]
         pickle_ok = (
             config["features"].get("allow_pickle", False)

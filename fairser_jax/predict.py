@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 import pathlib
 import time
 from collections.abc import Sequence
@@ -79,6 +80,10 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif", ".mp3")
 _SHOWN_ROWS = 10
 
 
+LIST_SUFFIXES = (".txt", ".lst", ".list", ".csv", "")
+"""Suffixes `--audio` reads as a list of files, one per line."""
+
+
 def audio_files(source: str | pathlib.Path) -> list[pathlib.Path]:
     """The recordings `--audio` names, sorted for a folder.
 
@@ -102,8 +107,23 @@ def audio_files(source: str | pathlib.Path) -> list[pathlib.Path]:
         raise ValueError(f"--audio={path}: no such file or folder.")
     if path.suffix.lower() in AUDIO_SUFFIXES:
         return [path]
+    if path.suffix.lower() not in LIST_SUFFIXES:
+        raise ValueError(
+            f"--audio={path}: not a sound file ({', '.join(AUDIO_SUFFIXES)}) "
+            f"nor a list of files ({', '.join(x for x in LIST_SUFFIXES if x)}"
+            " or no suffix, one path per line); rename it, or pass its "
+            "folder."
+        )
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"--audio={path}: a list of files must be UTF-8 text, but byte "
+            f"{e.start} is not ({e.reason}); is it a recording with an "
+            "unknown suffix?"
+        ) from None
     files = []
-    for line in path.read_text(encoding="utf-8").splitlines():
+    for line in text.splitlines():
         entry = line.strip()
         if entry and not entry.startswith("#"):
             file = pathlib.Path(entry)
@@ -134,6 +154,13 @@ def read_speaker_of(path: str | pathlib.Path) -> dict[pathlib.Path, str]:
                 f"got {','.join(reader.fieldnames or [])}."
             )
         for row in reader:
+            if None in row or any(v is None for v in row.values()):
+                raise ValueError(
+                    f"{path}:{reader.line_num}: the row has "
+                    f"{'more' if None in row else 'fewer'} cells than the "
+                    "header (path,speaker); one path and one speaker per "
+                    "line, a path holding a comma in double quotes."
+                )
             file, speaker = row["path"].strip(), row["speaker"].strip()
             if not file or not speaker:
                 raise ValueError(
@@ -234,6 +261,14 @@ def out_problem(
     for parent in out.parents:
         if parent.exists() and not parent.is_dir():
             return f"--out={out}: {parent} is a file, not a folder."
+        if parent.is_dir():
+            if not os.access(parent, os.W_OK | os.X_OK):
+                return (
+                    f"--out={out}: cannot write in {parent} (permission "
+                    "denied or a read-only file system); pass an --out you "
+                    "can write."
+                )
+            break
     if out.exists():
         target = out.resolve()
         if any(p.exists() and p.resolve() == target for p in inputs):
@@ -275,6 +310,7 @@ def main(argv: list[str]) -> None:
         if _SPEAKER_OF.value
         else None
     )
+
     def load() -> detector_lib.Detector:
         # Shared: refused while main/train/report rewrite the workdir, so
         # the models read are those of one finished run.

@@ -363,12 +363,26 @@ def test_workdir_problems_are_one_line(workdir, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("fairser_jax.predict: error: the models in")
     assert str(tmp_path / "nowhere") in last
+    (copy / "detector.json").write_text("{x")
+    with pytest.raises(detector_lib.DetectorError) as info:
+        detector_lib.Detector.load(copy)
+    assert str(copy / "detector.json") in str(info.value)
+    assert "damaged" in str(info.value) and "train --resume" in str(info.value)
     (copy / "detector.json").unlink()
     with pytest.raises(detector_lib.DetectorError, match="train --resume"):
         detector_lib.Detector.load(copy)
+    shutil.copy(workdir / "detector.json", copy / "detector.json")
+    params = copy / "params" / "fair_spk.npz"
+    params.write_bytes(params.read_bytes()[:1000])  # truncated
+    with pytest.raises(detector_lib.DetectorError) as info:
+        detector_lib.Detector.load(copy, "fair_spk")
+    assert str(params) in str(info.value) and "BadZipFile" in str(info.value)
+    assert "predictions/fair_spk.csv" in str(info.value)
 
 
-def test_out_never_replaces_an_input_nor_lands_in_a_folder(tmp_path):
+def test_out_never_replaces_an_input_nor_lands_in_a_folder(
+    tmp_path, monkeypatch
+):
     """`--out=<an input wav> --overwrite` used to replace the recording
     with the CSV; `--out=<a folder>` failed with IsADirectoryError after
     all the work. Both are refused before any work, naming the problem."""
@@ -393,6 +407,20 @@ def test_out_never_replaces_an_input_nor_lands_in_a_folder(tmp_path):
     assert "--overwrite" in predict.out_problem(other, inputs, overwrite=False)
     assert predict.out_problem(other, inputs, overwrite=True) is None
     assert predict.out_problem(tmp_path / "new.csv", inputs, overwrite=False) is None
+    # A read-only workdir with the default --out (<workdir>/predict/...):
+    # refused up front instead of after the extraction (os.access stands
+    # in for the mount: this suite may run as root, who writes anywhere).
+    locked = tmp_path / "read_only"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda p, mode: p != locked and real_access(p, mode),
+    )
+    assert "cannot write in" in predict.out_problem(
+        locked / "predict" / "x.csv", inputs, overwrite=False
+    )
 
     before = wav.read_bytes()
     proc = _run(
@@ -407,3 +435,30 @@ def test_out_never_replaces_an_input_nor_lands_in_a_folder(tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert "one of the inputs" in last
     assert wav.read_bytes() == before
+
+
+def test_bad_lists_are_one_line_naming_the_file(tmp_path):
+    """A --speaker_of row short of a cell (AttributeError before), a binary
+    or unknown-suffix --audio read as a list (UnicodeDecodeError)."""
+    from fairser_jax import predict
+
+    short = tmp_path / "spk.csv"
+    short.write_text("path,speaker\nfoo.wav\n")
+    with pytest.raises(ValueError, match=r"spk.csv:2: the row has fewer"):
+        predict.read_speaker_of(short)
+    long = tmp_path / "spk2.csv"
+    long.write_text("path,speaker\na.wav,s1,extra\n")
+    with pytest.raises(ValueError, match=r"spk2.csv:2: the row has more"):
+        predict.read_speaker_of(long)
+    blob = bytes(range(256)) * 4
+    (tmp_path / "take.bin").write_bytes(blob)
+    with pytest.raises(ValueError, match="not a sound file .* nor a list"):
+        predict.audio_files(tmp_path / "take.bin")
+    (tmp_path / "take.txt").write_bytes(blob)
+    with pytest.raises(ValueError, match="must be UTF-8 text"):
+        predict.audio_files(tmp_path / "take.txt")
+    (tmp_path / "ok.txt").write_text("a.wav\n# comment\nsub/b.flac\n")
+    assert predict.audio_files(tmp_path / "ok.txt") == [
+        tmp_path / "a.wav",
+        tmp_path / "sub" / "b.flac",
+    ]

@@ -18,6 +18,7 @@ import dataclasses
 import json
 import pathlib
 import shutil
+import zipfile
 from collections.abc import Iterable, Mapping
 
 import jax
@@ -226,15 +227,41 @@ def save_params(path: pathlib.Path, runs: list[RunSpec], params) -> None:
 
 
 def load_params(path: pathlib.Path) -> tuple[list[RunSpec], dict]:
-    """Reads `save_params`' file: (runs, parameter tree with [R, ...])."""
-    with np.load(path, allow_pickle=False) as f:
-        runs = [RunSpec(**r) for r in json.loads(str(f["run_specs"]))]
-        flat = {
-            k.removeprefix("params/"): f[k]
-            for k in f.files
-            if k.startswith("params/")
-        }
+    """Reads `save_params`' file: (runs, parameter tree with [R, ...]).
+
+    Raises:
+      ValueError: the file is damaged or not one `save_params` wrote (the
+        message says how to retrain that variant alone).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            runs = [RunSpec(**r) for r in json.loads(str(f["run_specs"]))]
+            flat = {
+                k.removeprefix("params/"): f[k]
+                for k in f.files
+                if k.startswith("params/")
+            }
+    except (
+        OSError,
+        ValueError,
+        KeyError,
+        TypeError,
+        EOFError,
+        zipfile.BadZipFile,
+    ) as e:
+        raise _damaged(path, e) from None
     return runs, traverse_util.unflatten_dict(flat, sep="/")
+
+
+def _damaged(path: pathlib.Path, error: BaseException) -> ValueError:
+    variant = path.stem
+    detail = (str(error).splitlines() or [""])[0]
+    return ValueError(
+        f"{path} is damaged or not a parameters file "
+        f"({type(error).__name__}: {detail}); "
+        f"to train {variant} again, delete it and "
+        f"predictions/{variant}.csv, then run train (or main) with --resume."
+    )
 
 
 def params_for(
