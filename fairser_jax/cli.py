@@ -11,6 +11,7 @@ from __future__ import annotations
 import ast
 import csv
 import dataclasses
+import errno
 import logging
 import os
 import pathlib
@@ -53,6 +54,65 @@ def run_or_exit(program: str, fn: Callable[[], T]) -> T:
         return fn()
     except USER_ERRORS as e:
         raise SystemExit(f"{program}: error: {e}") from None
+    except OSError as e:
+        text = storage_error(e)
+        if text is None:
+            raise
+        raise SystemExit(f"{program}: error: {text}") from None
+
+
+# OSErrors of the storage, not of the program: what to do about each.
+_STORAGE_FIXES = {
+    errno.ENOSPC: "free some space (or point --workdir / "
+    "--config.features.path elsewhere), then continue with --resume",
+    errno.EDQUOT: "free some of your quota, then continue with --resume",
+    errno.EROFS: "choose a writable --workdir (and --config.features.path)",
+    errno.EACCES: "choose a folder you can write to (--workdir, "
+    "--config.features.path)",
+    errno.EPERM: "choose a folder you can write to (--workdir, "
+    "--config.features.path)",
+}
+
+
+def storage_error(error: OSError) -> str | None:
+    """One line for a full, read-only or forbidden file system (naming the
+    file and the fix); None for any other OSError."""
+    fix = _STORAGE_FIXES.get(error.errno)
+    if fix is None:
+        return None
+    where = f" writing {error.filename}" if error.filename else ""
+    return f"{error.strerror or os.strerror(error.errno)}{where}; {fix}."
+
+
+def load_config(program: str, run_flags: RunFlags) -> Any:
+    """`--config`'s ConfigDict (None when not given), or exit with one line
+    naming what is wrong with it."""
+    try:
+        cfg = run_flags.config.value
+    except OSError as e:  # ml_collections' "Failed loading config file"
+        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
+        raise SystemExit(
+            f"{program}: error: cannot load --config ({lines[-1]})."
+        ) from None
+    if cfg is None:
+        return None
+    if not isinstance(cfg, ml_collections.ConfigDict):
+        try:  # a file that failed to load raises on first use
+            cfg.keys()
+        except OSError as e:
+            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
+            raise SystemExit(
+                f"{program}: error: cannot load --config ({lines[-1]})."
+            ) from None
+        except Exception:  # noqa: BLE001 - not a config: said below
+            pass
+        raise SystemExit(
+            f"{program}: error: the --config file's get_config() returned "
+            f"a value of type {type(cfg).__name__}, not an "
+            "ml_collections.ConfigDict; start from "
+            "fairser_jax.config.get_default_config() (see configs/)."
+        )
+    return cfg
 
 
 def echo(text: str) -> None:
@@ -336,7 +396,8 @@ def run_pipeline(
     """
     if len(argv) > 1:
         raise app.UsageError(f"Unexpected arguments: {argv[1:]}")
-    if run_flags.config.value is None:
+    cfg = load_config(program, run_flags)
+    if cfg is None:
         raise app.UsageError(f"--config is required, e.g. {run_flags.example}.")
     if run_flags.config_help.value:
         echo(describe_config(run_flags.config.value, run_flags.names()))
@@ -349,7 +410,7 @@ def run_pipeline(
     return run_or_exit(
         program,
         lambda: stage(
-            run_flags.config.value,
+            cfg,
             run_flags.workdir.value,
             resume=run_flags.resume.value,
             overwrite=run_flags.overwrite.value,

@@ -291,9 +291,7 @@ def _check_resume_inputs(layout: workdir_lib.Layout, inputs: dict) -> None:
     """Refuses a resume whose labels, folds, groups or features differ from
     those of the run it continues (its finished variants were trained and
     scored on them)."""
-    finished = sorted(
-        p.stem for p in layout.predictions_dir.glob("*.csv")
-    )
+    finished = sorted(p.stem for p in layout.predictions_dir.glob("*.csv"))
     if not layout.inputs.exists():
         if finished:
             logging.warning(

@@ -441,6 +441,11 @@ def _holder(path: pathlib.Path) -> str:
 
 
 def _open_lock(workdir: pathlib.Path, create: bool) -> int:
+    if workdir.exists() and not workdir.is_dir():
+        raise WorkdirError(
+            f"--workdir={workdir} is a file, not a folder; choose a folder "
+            "(a new one is made)."
+        )
     if not create and not workdir.is_dir():
         raise FileNotFoundError(f"--workdir={workdir}: no such directory.")
     try:

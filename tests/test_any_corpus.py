@@ -255,11 +255,13 @@ def test_resume_reads_a_missing_distance_as_the_old_d(tmp_path):
     assert cfg.two_sided.distance != "sinkhorn"
     with pytest.raises(config_lib.ConfigMismatchError, match="two_sided"):
         config_lib.check_resume(
-            tmp_path / "config.json", cfg.to_json_best_effort(sort_keys=True, indent=2)
+            tmp_path / "config.json",
+            cfg.to_json_best_effort(sort_keys=True, indent=2),
         )
     cfg.two_sided.distance = "sinkhorn"
     config_lib.check_resume(
-        tmp_path / "config.json", cfg.to_json_best_effort(sort_keys=True, indent=2)
+        tmp_path / "config.json",
+        cfg.to_json_best_effort(sort_keys=True, indent=2),
     )
 
 

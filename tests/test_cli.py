@@ -167,3 +167,64 @@ def test_a_repeated_flag_is_refused_before_any_work(tmp_path):
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and "--config.seeds given more than once" in lines[0]
     assert not work.exists()
+
+
+@pytest.mark.parametrize(
+    "code, words",
+    [
+        (28, ("No space left on device writing /w/params/dnn.npz", "--resume")),
+        (30, ("Read-only file system writing /w/params/dnn.npz", "writable")),
+        (13, ("Permission denied writing /w/params/dnn.npz", "can write")),
+    ],
+)
+def test_a_full_or_read_only_disk_is_one_line(code, words):
+    """Disk full (ENOSPC) or a read-only store used to end in a traceback;
+    here the OSError is simulated (a real full disk needs a small tmpfs,
+    which this machine's tests cannot mount)."""
+    import errno
+
+    assert code in (errno.ENOSPC, errno.EROFS, errno.EACCES)
+
+    def fail():
+        raise OSError(code, os.strerror(code), "/w/params/dnn.npz")
+
+    with pytest.raises(SystemExit) as info:
+        cli.run_or_exit("prog", fail)
+    text = str(info.value)
+    assert text.startswith("prog: error: ")
+    for word in words:
+        assert word in text, text
+
+    def other():
+        raise OSError(5, "Input/output error")
+
+    with pytest.raises(OSError):  # not the storage's: a real traceback
+        cli.run_or_exit("prog", other)
+
+
+def test_a_bad_config_file_is_one_line(tmp_path):
+    returns_int = tmp_path / "int_config.py"
+    returns_int.write_text("def get_config():\n    return 3\n")
+    for config, words in (
+        (tmp_path / "missing.py", ("cannot load --config", "No such file")),
+        (returns_int, ("value of type int", "get_default_config")),
+    ):
+        proc = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "fairser_jax.train",
+                f"--config={config}",
+                f"--workdir={tmp_path / 'w'}",
+            ],
+            cwd=REPO,
+            env=dict(os.environ, JAX_PLATFORMS="cpu"),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1, proc.stderr
+        for word in words:
+            assert word in lines[0], lines[0]

@@ -555,9 +555,10 @@ def test_only_our_own_folders_are_ever_deleted(tmp_path):
         demo_corpus.generate(root, num_utterances=12, seed=0, overwrite=True)
     link.unlink()
     demo_corpus.generate(root, num_utterances=12, seed=0, overwrite=True)
-    assert json.loads((root / "demo_corpus.json").read_text())[
-        "num_utterances"
-    ] == 12
+    assert (
+        json.loads((root / "demo_corpus.json").read_text())["num_utterances"]
+        == 12
+    )
     # Siblings that merely look similar survive a generation.
     (tmp_path / ".corpus.backup").mkdir()
     (tmp_path / "corpus.old").mkdir()

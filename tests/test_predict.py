@@ -406,7 +406,8 @@ def test_out_never_replaces_an_input_nor_lands_in_a_folder(
     )
     assert "--overwrite" in predict.out_problem(other, inputs, overwrite=False)
     assert predict.out_problem(other, inputs, overwrite=True) is None
-    assert predict.out_problem(tmp_path / "new.csv", inputs, overwrite=False) is None
+    new = tmp_path / "new.csv"
+    assert predict.out_problem(new, inputs, overwrite=False) is None
     # A read-only workdir with the default --out (<workdir>/predict/...):
     # refused up front instead of after the extraction (os.access stands
     # in for the mount: this suite may run as root, who writes anywhere).

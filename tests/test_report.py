@@ -591,9 +591,8 @@ def test_csv_tables_equal_numpy_over_seeds(workdir):
             for e in EMOS:
                 col = e.capitalize()
                 paper = rows[f"{name} (paper)"]
-                assert (
-                    float(paper[f"{col} mean"])
-                    == variants_lib.paper_value(variant, e, metric)
+                assert float(paper[f"{col} mean"]) == variants_lib.paper_value(
+                    variant, e, metric
                 )
                 assert paper[f"{col} sd"] == ""
 
@@ -919,7 +918,10 @@ def test_one_sided_workdir_omits_absent_parts(tmp_path):
     assert sorted(p.name for p in (tmp_path / "tables").iterdir()) == sorted(
         [
             f"{n}.{x}"
-            for n in ("table1", *(f"table2_{m}" for m in tables.metric_headers()))
+            for n in (
+                "table1",
+                *(f"table2_{m}" for m in tables.metric_headers()),
+            )
             for x in ("csv", "tex")
         ]
         + ["notes.txt", "claims.csv"]

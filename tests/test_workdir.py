@@ -10,6 +10,7 @@ import json
 import logging
 import os
 import pathlib
+import re
 import shutil
 import subprocess
 import sys
@@ -126,7 +127,7 @@ def test_overwrite_refuses_files_it_did_not_write_and_removes_nothing(
     shutil.copytree(finished, workdir)
     report.write_report(workdir, figures=False)
     ledger = json.loads((workdir / workdir_lib.Layout.WRITTEN).read_text())
-    assert "params/dnn.npz" in ledger["files"] and "report.md" in ledger["files"]
+    assert {"params/dnn.npz", "report.md"} <= set(ledger["files"])
     theirs = {
         "figures/thesis.png": b"x",
         "tables/mine/t.tex": b"y",
@@ -200,9 +201,10 @@ def test_resume_refuses_inputs_that_changed_under_finished_variants(
     # An unchanged resume keeps the finished variant.
     before = _snapshot(workdir)
     pipeline.train(cfg, workdir, resume=True, progress=False)
-    assert _snapshot(workdir)["predictions/dnn.csv"] == before[
-        "predictions/dnn.csv"
-    ]
+    assert (
+        _snapshot(workdir)["predictions/dnn.csv"]
+        == before["predictions/dnn.csv"]
+    )
     relabelled = 0
     for path in sorted((own / "corpus").glob("Session*/dialog/*/*.txt")):
         text = path.read_text()
@@ -389,6 +391,37 @@ def test_a_lock_left_by_a_dead_process_is_taken_over(tmp_path, caplog):
         with workdir_lib.lock(tmp_path, "me") as took:
             assert took
     assert "pid 999999" in caplog.text
+
+
+def test_a_workdir_that_is_a_file_is_one_clear_error(tmp_path):
+    path = tmp_path / "afile"
+    path.write_text("mine")
+    with pytest.raises(workdir_lib.WorkdirError, match="is a file, not a"):
+        with workdir_lib.lock(path, "me"):
+            pass
+    assert path.read_text() == "mine"
+
+
+def test_a_hand_edited_results_json_is_one_line(tmp_path):
+    """A list or an int where a number or a run belongs used to be a
+    TypeError traceback in the report."""
+    good = {
+        "study_sets": {"S1": {"n": 1, "per_class": {"anger": 1}}},
+        "runs": [{"variant": "dnn", "emotion": "anger", "seed": 0, "f1": 0.5}],
+    }
+    (tmp_path / "results.json").write_text(json.dumps(good))
+    recompute.load_results(tmp_path)
+    for edit, words in (
+        (lambda r: r["runs"].append(5), "runs[1] is 5, not a run"),
+        (lambda r: r["runs"][0].update(f1=[1, 2]), "runs[0].f1 is [1, 2]"),
+        (lambda r: r["runs"][0].update(dsp_spk=True), "runs[0].dsp_spk is"),
+        (lambda r: r.update(study_sets=3), "study_sets must be an object"),
+    ):
+        bad = json.loads(json.dumps(good))
+        edit(bad)
+        (tmp_path / "results.json").write_text(json.dumps(bad))
+        with pytest.raises(ValueError, match=re.escape(words)):
+            recompute.load_results(tmp_path)
 
 
 def test_an_unwritable_workdir_is_one_clear_error(tmp_path, monkeypatch):

@@ -350,7 +350,8 @@ def render_report(
         claims = claims_lib.evaluate(results, set(constant))
     parts = [
         f"# fairser_jax report: `{workdir.name}`",
-        f"Reproduction of {paper.CITATION} on the data and settings below. Numbers "
+        f"Reproduction of {paper.CITATION} on the data and settings below. "
+        "Numbers "
         "are mean ± SD (sample SD) over seeds of out-of-fold predictions "
         "pooled over the five leave-one-session-out folds. Published "
         "numbers are shown for reference only; they come from the real "

@@ -268,6 +268,15 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
         results.get("runs", []), list
     ):
         raise ValueError(f"{path}: expected an object with a 'runs' list.")
+    study_sets = results.get("study_sets", {})
+    if not isinstance(study_sets, dict) or not all(
+        isinstance(v, dict) for v in study_sets.values()
+    ):
+        raise ValueError(
+            f"{path}: study_sets must be an object of objects (S1, S2); "
+            f"got {type(study_sets).__name__}. Rewrite results.json with "
+            "python -m fairser_jax.train --resume."
+        )
     config_path = path.with_name(workdir_lib.Layout.CONFIG)
     stamp = results.get("config_sha256")
     if stamp is not None and config_path.is_file():
@@ -282,9 +291,24 @@ def load_results(workdir: str | pathlib.Path) -> dict[str, Any]:
         results.get("study_sets", {}).get("S1", {}).get("per_class", EMOTIONS)
     )
     for i, run in enumerate(results.get("runs", [])):
+        if not isinstance(run, dict):
+            raise ValueError(
+                f"{path}: runs[{i}] is {run!r}, not a run (an object with "
+                "variant, emotion, seed and its metrics); rewrite results.json "
+                "with python -m fairser_jax.train --resume."
+            )
         missing = {"variant", "emotion", "seed"} - set(run)
         if missing:
             raise ValueError(f"{path}: runs[{i}] lacks {sorted(missing)}.")
+        for key in metric_keys():
+            value = run.get(key)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise ValueError(
+                    f"{path}: runs[{i}].{key} is {value!r}; a metric is a "
+                    "number (or null where undefined)."
+                )
         known = variants_lib.REGISTRY
         if run["variant"] not in known or run["emotion"] not in classes:
             raise ValueError(
