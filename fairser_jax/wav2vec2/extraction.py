@@ -41,6 +41,13 @@ from fairser_jax.wav2vec2 import weights as weights_lib
 DEFAULT_BATCH_SECONDS = 32.0
 DEFAULT_LADDER_RATIO = 1.25
 POOLING = "mean"
+WINDOW_SECONDS = 60.0
+"""Recordings longer than this are encoded in windows of this length
+(`Extractor.run`), so memory is bounded whatever the length; shorter ones
+(every IEMOCAP utterance) are encoded whole."""
+WINDOW_CONTEXT_SECONDS = 2.0
+"""Audio each window sees beyond the part whose frames it contributes, on
+either side (wav2vec2's positional convolution spans 2.56 s)."""
 RANDOM_SEED = 0
 
 _LOG = logging.getLogger(__name__)
@@ -109,6 +116,64 @@ def make_pooled_apply(
         return masked_mean(select_layer(output, layer), output.frame_mask)
 
     return jax.jit(apply)
+
+
+def make_window_apply(
+    model: model_lib.Wav2Vec2Model, layer: int
+) -> Callable[[dict, jax.Array, jax.Array, jax.Array], tuple]:
+    """Jitted ``(params, input_values[1,W], mask[1,W], keep[1,F]) ->
+    (sum of the kept frames' features [H], their count)``: one window of a
+    long recording (`Extractor.run`)."""
+
+    def apply(params, input_values, attention_mask, keep):
+        output = model.apply(
+            {"params": params},
+            input_values,
+            attention_mask,
+            output_hidden_states=layer != -1,
+        )
+        hidden = select_layer(output, layer)
+        weights = (output.frame_mask & keep).astype(hidden.dtype)
+        return (
+            jnp.sum(hidden * weights[..., None], axis=(0, 1)),
+            jnp.sum(weights),
+        )
+
+    return jax.jit(apply)
+
+
+def window_plan(
+    num_samples: int, window: int, context: int
+) -> list[tuple[int, int, int]]:
+    """How a recording of ``num_samples`` is split into windows.
+
+    Window k reads ``[start_k, start_k + window)`` and contributes the
+    frames whose centre lies in ``[lo_k, hi_k)``: the middle of its window,
+    ``context`` samples in from each side it shares with a neighbour. The
+    ranges ``[lo_k, hi_k)`` tile ``[0, num_samples)``, so every frame
+    centre of the recording belongs to exactly one window, seen with at
+    least ``context`` samples of audio around it.
+
+    Returns:
+      ``(start_k, lo_k, hi_k)`` per window.
+    """
+    if num_samples <= window:
+        return [(0, 0, num_samples)]
+    stride = window - 2 * context
+    if stride <= 0:
+        raise ValueError(
+            f"window {window} must exceed twice the context {context}"
+        )
+    plan = []
+    start = 0
+    while True:
+        lo = 0 if start == 0 else start + context
+        last = start + window >= num_samples
+        hi = num_samples if last else start + window - context
+        plan.append((start, lo, hi))
+        if last:
+            return plan
+        start += stride
 
 
 def truncate(
@@ -223,9 +288,38 @@ class Extractor:
             config.conv_kernel, config.conv_stride
         )
         self.batch_samples = int(batch_seconds * self.prep.sample_rate)
+        self.window_samples = int(WINDOW_SECONDS * self.prep.sample_rate)
+        self.context_samples = int(
+            WINDOW_CONTEXT_SECONDS * self.prep.sample_rate
+        )
         self.hidden_size = int(config.hidden_size)
         model = model_lib.Wav2Vec2Model(config, precision=precision)
         self._apply = make_pooled_apply(model, layer)
+        self._window = make_window_apply(model, layer)
+
+    def pooled_long(self, wave: np.ndarray) -> np.ndarray:
+        """Pooled ``[H]`` feature of a recording longer than
+        `WINDOW_SECONDS`, encoded window by window (`window_plan`): the
+        mean of its frames' features, each frame computed with at least
+        `WINDOW_CONTEXT_SECONDS` of audio on each side instead of the
+        whole recording (docs/DESIGN.md gives the measured difference)."""
+        width = self.window_samples
+        frames = int(model_lib.feature_lengths(self.config, width))
+        centres = np.arange(frames) * self.hop + self.receptive / 2
+        total = np.zeros(self.hidden_size, np.float64)
+        count = 0.0
+        for start, lo, hi in window_plan(
+            wave.shape[0], width, self.context_samples
+        ):
+            piece = wave[start : start + width]
+            values, mask = audio.pad_batch([piece], width, 1)
+            keep = ((start + centres >= lo) & (start + centres < hi))[None]
+            frame_sum, frame_count = self._window(
+                self.params, values, mask, keep
+            )
+            total += np.asarray(frame_sum, np.float64)
+            count += float(frame_count)
+        return (total / max(count, 1.0)).astype(np.float32)
 
     def pooled(
         self, input_values: np.ndarray, attention_mask: np.ndarray
@@ -290,7 +384,11 @@ class Extractor:
                 reject(i, error)
                 continue
             lengths[i] = max(n, 1)
-        candidates = sorted(lengths)
+        # Recordings longer than a window are encoded window by window
+        # after the batches (`pooled_long`); the rest in padded batches.
+        long = [i for i in sorted(lengths) if lengths[i] > self.window_samples]
+        windowed = set(long)
+        candidates = [i for i in sorted(lengths) if i not in windowed]
         batches = audio.plan_batches(
             [lengths[i] for i in candidates],
             batch_samples=self.batch_samples,
@@ -304,7 +402,7 @@ class Extractor:
         bar = progress_lib.bar(
             enabled=progress, total=len(paths), unit="utt", desc="wav2vec2"
         )
-        bar.update(len(paths) - len(candidates))
+        bar.update(len(paths) - len(candidates) - len(long))
         pending: tuple[list[int], jax.Array, int] | None = None
 
         def collect(rows: list[int], result: jax.Array, samples: int) -> None:
@@ -362,6 +460,15 @@ class Extractor:
                 pending = (rows, result, audio_samples)
             if pending is not None:
                 collect(*pending)
+            for index in long:
+                try:
+                    wave = audio.load_waveform(paths[index], self.prep)
+                except audio.AudioError as error:
+                    reject(index, error)
+                    bar.update(1)
+                    continue
+                audio_samples += wave.shape[0]
+                collect([index], self.pooled_long(wave)[None], audio_samples)
         finally:
             bar.close()
 
@@ -500,14 +607,16 @@ def expected_manifest(
     """Manifest fields that decide whether a cached store can be reused.
 
     Everything the features depend on: the weights (``checkpoint_id``),
-    the layer, the pooling, the audio (``fingerprint``) and the code
-    version. The batch size does not enter: features are independent of
-    batch composition.
+    the layer, the pooling, how recordings longer than `WINDOW_SECONDS`
+    are windowed, the audio (``fingerprint``) and the code version. The
+    batch size does not enter: features are independent of batch
+    composition.
     """
     return {
         "checkpoint": checkpoint_id(checkpoint),
         "layer": int(layer),
         "pooling": POOLING,
+        "window_seconds": [WINDOW_SECONDS, WINDOW_CONTEXT_SECONDS],
         "corpus_fingerprint": fingerprint,
         "fairser_jax_version": fairser_jax.__version__,
     }
