@@ -462,10 +462,9 @@ def on_all(
 # ------------------------------------------------- what processes agree on
 
 
-def software_fingerprint(config_digest: str) -> dict[str, str]:
-    """A config's digest (`workdir.config_digest`) and the versions of the
-    numerical stack: every process of a run must have the same
-    (`agree_on_config`)."""
+def software_fingerprint() -> dict[str, str]:
+    """The versions of the numerical stack: every process of a run must
+    have the same (`agree_on_config`)."""
     import flax
     import jax
     import optax
@@ -473,7 +472,6 @@ def software_fingerprint(config_digest: str) -> dict[str, str]:
     import fairser_jax
 
     return {
-        "config sha256": config_digest[:16],
         "fairser_jax": fairser_jax.__version__,
         "jax": jax.__version__,
         "flax": flax.__version__,
@@ -481,16 +479,41 @@ def software_fingerprint(config_digest: str) -> dict[str, str]:
     }
 
 
-def agree_on_config(config_digest: str) -> None:
+def config_fingerprint(config_json: str) -> dict[str, str]:
+    """Each leaf field of a config (as JSON) by its dotted name, its value
+    as JSON (a digest past 60 characters): processes that disagree are told
+    which field differs and how."""
+    import hashlib
+    import json
+
+    out: dict[str, str] = {}
+
+    def walk(value: Any, name: str) -> None:
+        if isinstance(value, dict):
+            for key in sorted(value):
+                walk(value[key], f"{name}.{key}")
+            return
+        text = json.dumps(value, sort_keys=True)
+        if len(text) > 60:
+            text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
+        out[name] = text
+
+    walk(json.loads(config_json), "config")
+    return out
+
+
+def agree_on_config(config_json: str) -> None:
     """With several processes: fails unless they all run the same config
-    (its `workdir.config_digest`) and the same software (a no-op on one
-    process).
+    and the same software (a no-op on one process).
 
     Raises:
-      ProcessesDisagreeError: naming the field that differs.
+      ProcessesDisagreeError: naming each field that differs and its value
+        on each process.
     """
     on_all(
-        "config", lambda: None, lambda _: software_fingerprint(config_digest)
+        "config",
+        lambda: None,
+        lambda _: {**software_fingerprint(), **config_fingerprint(config_json)},
     )
 
 

@@ -154,7 +154,8 @@ def test_processes_with_different_configs_all_stop(tmp_path):
     assert wait_all(procs, timeout=300) == [1, 1]
     for (line,) in _errors(tmp_path / "logs"):
         assert "the processes of this run disagree on the config" in line
-        assert "config sha256: process 0 has" in line
+        assert "config.train.epochs: process 0 has " in line
+        assert "process 1 has 5" in line
     assert not (tmp_path / "w").exists()
 
 
