@@ -26,6 +26,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from fairser_jax import config as config_lib
+from fairser_jax import distributed
 from fairser_jax import workdir as workdir_lib
 
 T = TypeVar("T")
@@ -54,6 +55,9 @@ def run_or_exit(program: str, fn: Callable[[], T]) -> T:
         return fn()
     except USER_ERRORS as e:
         raise SystemExit(f"{program}: error: {e}") from None
+    except distributed.StopRequested as e:
+        sys.stderr.write(f"{program}: {e}\n")
+        raise SystemExit(128 + 15) from None  # as a process ended by SIGTERM
     except OSError as e:
         text = storage_error(e)
         if text is None:
@@ -406,6 +410,7 @@ def run_pipeline(
         raise app.UsageError("--workdir is required.")
     configure_logging()
     join_run(program, run_flags)
+    distributed.install_stop_handler()
     enable_compilation_cache()
     return run_or_exit(
         program,

@@ -25,13 +25,14 @@ single-host meaning and no coordination happens.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
 import socket
 import sys
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -536,3 +537,69 @@ def features_fingerprint(
     h.update("\n".join(ids).encode())
     h.update(np.ascontiguousarray(features).tobytes())
     return {"feature store sha256": h.hexdigest()[:16]}
+
+
+# ---------------------------------------------------- stopping on SIGTERM
+
+
+class StopRequested(Exception):
+    """SIGTERM (SLURM preemption, `timeout`) during training: every
+    process saved its state at the same epoch and stopped; `--resume`
+    continues."""
+
+
+_STOP = {"signalled": False, "training": 0, "step": 0}
+
+
+def install_stop_handler() -> None:
+    """Makes SIGTERM stop training at the next epoch boundary, saved.
+
+    With several processes JAX's preemption service already catches
+    SIGTERM and `stop_requested` asks it, so that every process stops at
+    the same epoch. One process alone gets a handler here: during training
+    it asks for the stop; anywhere else SIGTERM ends the process at once,
+    as it would without the handler.
+    """
+    import signal
+
+    if process_count() > 1:
+        return
+
+    def handler(signum, frame):  # noqa: ARG001 - the signal API
+        if _STOP["training"]:
+            _STOP["signalled"] = True
+            logging.warning(
+                "SIGTERM: stopping at the end of this epoch, with a "
+                "checkpoint; --resume continues."
+            )
+            return
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+@contextlib.contextmanager
+def training() -> Iterator[None]:
+    """The block during which SIGTERM stops at an epoch boundary."""
+    _STOP["training"] += 1
+    try:
+        yield
+    finally:
+        _STOP["training"] -= 1
+
+
+def stop_requested() -> bool:
+    """Whether to save and stop now; called by every process at every
+    epoch boundary (the same number of times on each)."""
+    _STOP["step"] += 1
+    if process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        try:
+            return bool(
+                multihost_utils.reached_preemption_sync_point(_STOP["step"])
+            )
+        except RuntimeError:  # the preemption service is off
+            return False
+    return _STOP["signalled"]

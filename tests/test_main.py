@@ -458,6 +458,96 @@ def _launch(workdir, logs, reference, *extra):
     )
 
 
+def test_sigterm_stops_one_process_saved_and_resume_continues(
+    workdir, tmp_path
+):
+    """One process: SIGTERM during training saves at the end of the epoch
+    (not only at the last checkpoint_every) and exits with 143; --resume
+    continues from that epoch."""
+    args = [
+        sys.executable,
+        "-m",
+        "fairser_jax.train",
+        "--config=configs/test.py",
+        "--config.variants=('dnn',)",
+        "--config.seeds=(0,)",
+        "--config.folds=(0,)",
+        "--config.train.epochs=3000",
+        "--config.train.checkpoint_every=1000",
+        f"--config.data.corpus={workdir / 'corpus'}",
+        f"--config.features.path={workdir / 'features.npz'}",
+        f"--workdir={tmp_path / 'w'}",
+    ]
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    log = tmp_path / "log"
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            args, cwd=REPO, env=env, stdout=out, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + 600
+        while "dnn (" not in log.read_text():
+            assert proc.poll() is None, log.read_text()[-3000:]
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=120) == 143, log.read_text()[-3000:]
+    text = log.read_text()
+    [epoch] = re.findall(r"stopped by SIGTERM after epoch (\d+) of 3000", text)
+    assert (tmp_path / "w" / "checkpoints" / "dnn" / epoch).is_dir()
+    resumed = subprocess.run(
+        [*args, "--resume"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert f"resumed from epoch {epoch} of 3000" in resumed.stderr
+
+
+def test_sigterm_stops_both_processes_saved_at_one_epoch(workdir, tmp_path):
+    """SLURM preemption and `timeout` send SIGTERM. Two processes used to
+    keep training (JAX's preemption notifier caught the signal; still
+    running minutes later). Now both save at the same epoch boundary and
+    exit with 143, saying how to continue."""
+    multi = tmp_path / "w"
+    procs = launch_processes(
+        "fairser_jax.main",
+        [
+            "--config=configs/test.py",
+            "--config.variants=('dnn',)",
+            "--config.seeds=(0,)",
+            "--config.train.epochs=5000",
+            "--config.train.checkpoint_every=1000",
+            f"--config.data.corpus={workdir / 'corpus'}",
+            f"--config.features.path={workdir / 'features.npz'}",
+            f"--workdir={multi}",
+        ],
+        tmp_path / "logs",
+    )
+    log0 = tmp_path / "logs" / "p0.log"
+    deadline = time.monotonic() + 600
+    while "dnn (" not in (log0.read_text() if log0.exists() else ""):
+        if any(p.poll() is not None for p in procs):
+            pytest.fail(f"a process ended early:\n{log0.read_text()[-3000:]}")
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    for p in procs:
+        p.send_signal(signal.SIGTERM)
+    assert wait_all(procs, timeout=120) == [143, 143]
+    epochs = set()
+    for i in (0, 1):
+        log = (tmp_path / "logs" / f"p{i}.log").read_text()
+        found = re.findall(r"stopped by SIGTERM after epoch (\d+) of 5000", log)
+        assert found and "continue with --resume" in log, log[-3000:]
+        epochs.add(int(found[-1]))
+    [epoch] = epochs  # the same on both
+    assert epoch < 5000
+    assert (multi / "checkpoints" / "dnn" / str(epoch)).is_dir()
+    assert not (multi / "predictions" / "dnn.csv").exists()
+
+
 def _assert_equal_to_float_rounding(rows, reference):
     """Every column equal; y_score (a float32 probability) equal to its
     rounding: XLA vectorises over the runs stacked on one device, so the

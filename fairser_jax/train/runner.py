@@ -619,37 +619,49 @@ def fit(
         initial=start_epoch,
         total=epochs,
     )
-    try:
-        for epoch in bar:
-            tic = time.perf_counter()
-            state, terms = epoch_fn(
-                state, inputs, data, jnp.asarray(epoch, jnp.int32)
-            )
-            step_losses = stack.get(terms["loss"])
-            seconds = time.perf_counter() - tic
-            if not np.all(np.isfinite(step_losses)):
-                r, s = _first_bad(step_losses)
-                raise NonFiniteLossError(
-                    f"Non-finite training loss ({step_losses[r, s]}) in run "
-                    f"{stack.runs[r].name} at epoch {epoch}, step {s} "
-                    f"(global step {epoch * steps + s}). Lower the learning "
-                    "rate or check the features for outliers; the last "
-                    "checkpoint is kept intact."
+    with distributed.training():
+        try:
+            for epoch in bar:
+                tic = time.perf_counter()
+                state, terms = epoch_fn(
+                    state, inputs, data, jnp.asarray(epoch, jnp.int32)
                 )
-            bar.set_postfix(
-                loss=f"{step_losses.mean():.4f}",
-                model_steps_per_s=f"{stack.num_runs * steps / seconds:.0f}",
-            )
-            done = epoch + 1
-            if manager is not None and (
-                done % cfg.train.checkpoint_every == 0 or done == epochs
-            ):
-                manager.save(done, args=ocp.args.StandardSave(state))
-                manager.wait_until_finished()
-            if stop_after_epoch is not None and done >= stop_after_epoch:
-                return None
-    finally:
-        bar.close()
+                step_losses = stack.get(terms["loss"])
+                seconds = time.perf_counter() - tic
+                if not np.all(np.isfinite(step_losses)):
+                    r, s = _first_bad(step_losses)
+                    raise NonFiniteLossError(
+                        f"Non-finite training loss ({step_losses[r, s]}) in run "
+                        f"{stack.runs[r].name} at epoch {epoch}, step {s} "
+                        f"(global step {epoch * steps + s}). Lower the learning "
+                        "rate or check the features for outliers; the last "
+                        "checkpoint is kept intact."
+                    )
+                bar.set_postfix(
+                    loss=f"{step_losses.mean():.4f}",
+                    model_steps_per_s=f"{stack.num_runs * steps / seconds:.0f}",
+                )
+                done = epoch + 1
+                stop = distributed.stop_requested()
+                if manager is not None and (
+                    done % cfg.train.checkpoint_every == 0
+                    or done == epochs
+                    or stop
+                ):
+                    if manager.latest_step() != done:
+                        manager.save(done, args=ocp.args.StandardSave(state))
+                    manager.wait_until_finished()
+                if stop:
+                    raise distributed.StopRequested(
+                        f"stopped by SIGTERM after epoch {done} of {epochs} of "
+                        f"{stack.variant.name}"
+                        + (", saved" if manager is not None else "")
+                        + "; continue with --resume."
+                    )
+                if stop_after_epoch is not None and done >= stop_after_epoch:
+                    return None
+        finally:
+            bar.close()
     return state
 
 
