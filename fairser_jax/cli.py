@@ -511,13 +511,15 @@ def _one_line(error: BaseException) -> str:
 
 
 def repeated_flags(argv: Sequence[str]) -> list[str]:
-    """The ``--name`` flags of `argv` given more than once, in order (the
-    values after a bare ``--`` are not flags)."""
+    """The ``--config.<field>`` overrides of `argv` given more than once, in
+    order (the values after a bare ``--`` are not flags). ml_collections
+    joins repeated tuple overrides and keeps the last of the others; other
+    flags keep absl's rule (the last wins)."""
     seen: dict[str, int] = {}
     for arg in argv[1:]:
         if arg == "--":
             break
-        if arg.startswith("--") and len(arg) > 2:
+        if arg.startswith("--config."):
             name = arg[2:].split("=", 1)[0]
             seen[name] = seen.get(name, 0) + 1
     return [f"--{n}" for n, count in seen.items() if count > 1]
@@ -536,7 +538,7 @@ def flags_parser(program: str) -> Callable[[Sequence[str]], list[str]]:
             sys.stderr.write(
                 f"{program}: error: {', '.join(repeated)} given more than "
                 "once (a tuple field would take the values of all of them "
-                "joined); give each flag once, e.g. "
+                "joined); give each config field once, e.g. "
                 "--config.seeds='(0,1)'.\n"
             )
             raise SystemExit(2)

@@ -232,6 +232,13 @@ def initialize(launch: Launch) -> bool:
             list(launch.local_device_ids) if launch.local_device_ids else None
         ),
         initialization_timeout=launch.timeout_s,
+        # The coordinator listens on the address given, not on every
+        # interface (JAX's default, [::]:port).
+        coordinator_bind_address=(
+            launch.coordinator_address
+            if launch.coordinator_address and not launch.process_id
+            else None
+        ),
     )
     logging.info(
         "process %d of %d (%s): %d local of %d devices",

@@ -144,8 +144,17 @@ def test_a_repeated_flag_is_refused_before_any_work(tmp_path):
     (0, 1): absl joined the two tuples. Now it is one line, exit 2, and
     the workdir is not even made."""
     assert cli.repeated_flags(
-        ["prog", "--a=1", "--b", "--a=2", "--", "--b"]
-    ) == ["--a"]
+        [
+            "prog",
+            "--config.seeds=(0,)",
+            "--workdir=a",
+            "--config.seeds=(1,)",
+            "--workdir=b",  # not a config field: absl's last-wins
+            "--",
+            "--config.x=1",
+            "--config.x=2",
+        ]
+    ) == ["--config.seeds"]
     work = tmp_path / "work"
     proc = subprocess.run(
         [

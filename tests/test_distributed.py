@@ -91,11 +91,11 @@ def test_one_process_needs_no_coordination():
         distributed.on_all("z", lambda: {}["missing"])
 
 
-def _main(workdir, *extra):
+def _main(workdir, *extra, timeout_s=60):
     return [
         "--config=configs/test.py",
         f"--workdir={workdir}",
-        "--distributed_timeout=60",
+        f"--distributed_timeout={timeout_s}",
         *extra,
     ]
 
@@ -109,11 +109,10 @@ def test_an_unreachable_coordinator_is_one_line_not_a_hang(tmp_path):
             sys.executable,
             "-m",
             "fairser_jax.main",
-            *_main(tmp_path / "w"),
+            *_main(tmp_path / "w", timeout_s=3),
             f"--coordinator_address=127.0.0.1:{free_port()}",
             "--num_processes=2",
             "--process_id=1",
-            "--distributed_timeout=3",
         ],
         cwd=REPO,
         env=env,
