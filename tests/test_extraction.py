@@ -2,6 +2,7 @@
 
 import os
 import pathlib
+import shutil
 import re
 import subprocess
 import sys
@@ -541,3 +542,32 @@ def test_a_long_recording_is_encoded_in_windows(tiny_checkpoint, tmp_path):
     np.testing.assert_allclose(
         result.features[1], np.asarray(ex.pooled(values, mask))[0], atol=1e-5
     )
+
+
+def test_a_store_of_another_corpus_is_never_overwritten(
+    demo_root, tmp_path, counted_extractor
+):
+    """A --config.features.path holding another corpus's store used to be
+    recomputed over with a warning; a stale store of this corpus still is."""
+    # Another corpus: recordings of its own, none with an id of this one.
+    other = tmp_path / "other"
+    other.mkdir()
+    wavs = []
+    for k, wav in enumerate(sorted(demo_root.rglob("*.wav"))[:6]):
+        wavs.append(pathlib.Path(shutil.copy(wav, other / f"take{k}.wav")))
+    out = tmp_path / "features.npz"
+    extraction.extract_corpus(wavs, "random-tiny", out, progress=False)
+    before = out.read_bytes()
+    with pytest.raises(ValueError, match="holds the features of another"):
+        extraction.extract_corpus(demo_root, "random-tiny", out, progress=False)
+    assert out.read_bytes() == before
+    # This corpus's own store, stale after an audio edit, is recomputed.
+    mine = tmp_path / "mine.npz"
+    extraction.extract_corpus(demo_root, "random-tiny", mine, progress=False)
+    copy = pathlib.Path(shutil.copytree(demo_root, tmp_path / "edited"))
+    wav = next(copy.glob("Session1/sentences/wav/*/*.wav"))
+    data, rate = soundfile.read(wav, dtype="float32")
+    soundfile.write(wav, data * 0.5, rate)
+    calls = len(counted_extractor)
+    extraction.extract_corpus(copy, "random-tiny", mine, progress=False)
+    assert len(counted_extractor) == calls + 1

@@ -246,6 +246,58 @@ def test_corpus_fingerprint(tmp_path):
     assert removed not in (fp, changed)
 
 
+def test_a_manifest_folder_copied_anywhere_keeps_its_fingerprint(tmp_path):
+    """A self-contained manifest folder (wavs beside utterances.csv) copied
+    elsewhere used to make its store "stale": the fingerprint took the
+    last 5 parts of each wav's path. It is the audio's content now."""
+    from fairser_jax.data import manifest
+
+    root = make_corpus(tmp_path / "iemocap")
+    for wav in root.glob("Session*/sentences/wav/*/*.wav"):
+        wav.write_bytes(b"RIFF" + wav.name.encode() * 50)
+    folder = tmp_path / "projects" / "mine" / "manifest"
+    manifest.write(
+        iemocap.to_corpus(iemocap.read_corpus(root), None, root), folder
+    )
+    as_extraction_reads = dict(
+        classes=None, speaker_attribute=None, rater_attribute=None, num_folds=1
+    )
+    # Self-contained: the wavs move into the folder, paths made relative.
+    table = (folder / "utterances.csv").read_text()
+    (folder / "audio").mkdir()
+    for u in manifest.read(folder, **as_extraction_reads).records:
+        target = folder / "audio" / u.wav_path.name
+        shutil.copy(u.wav_path, target)
+        table = table.replace(str(u.wav_path), f"audio/{u.wav_path.name}")
+    (folder / "utterances.csv").write_text(table)
+    fp = features.corpus_fingerprint(
+        manifest.read(folder, **as_extraction_reads).records
+    )
+    moved = pathlib.Path(shutil.copytree(folder, tmp_path / "elsewhere" / "m"))
+    records = manifest.read(moved, **as_extraction_reads).records
+    assert records and all(moved in u.wav_path.parents for u in records)
+    assert (
+        features.corpus_fingerprint(
+            manifest.read(moved, **as_extraction_reads).records
+        )
+        == fp
+    )
+    # Renaming a wav (its id kept) changes no feature, nor the fingerprint.
+    first = sorted((moved / "audio").iterdir())[0]
+    first.rename(first.with_name("renamed.wav"))
+    text = (moved / "utterances.csv").read_text()
+    assert f"audio/{first.name}" in text
+    (moved / "utterances.csv").write_text(
+        text.replace(f"audio/{first.name}", "audio/renamed.wav")
+    )
+    assert (
+        features.corpus_fingerprint(
+            manifest.read(moved, **as_extraction_reads).records
+        )
+        == fp
+    )
+
+
 # --- Files that are not feature stores at all -----------------------------
 HOW_TO_MAKE = "python -m fairser_jax.extract --corpus="
 

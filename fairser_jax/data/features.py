@@ -398,12 +398,13 @@ def _jsonable(value: Any) -> Any:
 def corpus_fingerprint(utterances: Sequence[Utterance]) -> str:
     """Deterministic fingerprint of the audio that features depend on.
 
-    Hashes (SHA-256), for each utterance sorted by id: the id, the wav's
-    path relative to the corpus root (``Session<k>/sentences/wav/...``),
-    its size, and a BLAKE2b digest of its full contents (``missing`` when
-    absent).  So it changes when any wav is added, removed, renamed or
-    edited, but not when the corpus is copied or moved, or when labels
-    change (labels do not affect the features).
+    Hashes (SHA-256), for each utterance sorted by id: the id, its wav's
+    size and a BLAKE2b digest of its full contents (``missing`` when
+    absent) — the audio by content, not by where it lies. So it changes
+    when an utterance is added or removed or its audio edited, but not
+    when the corpus is copied or moved anywhere (a manifest folder whose
+    wavs sit beside it included), a wav renamed, or labels changed (none
+    of which changes a feature).
 
     It is cheap next to what it guards: it reads each wav once, with no
     decoding, at disk/hash speed (~1 GB/s; about a second for IEMOCAP's
@@ -415,10 +416,8 @@ def corpus_fingerprint(utterances: Sequence[Utterance]) -> str:
     Returns:
       64 hex characters.
     """
-    digest = hashlib.sha256(b"fairser_jax corpus fingerprint v1\n")
+    digest = hashlib.sha256(b"fairser_jax corpus fingerprint v2\n")
     for u in sorted(utterances, key=lambda u: u.id):
-        parts = pathlib.Path(u.wav_path).parts
-        rel = "/".join(parts[-5:])  # Session<k>/sentences/wav/<dialog>/<f>
         try:
             content = hashlib.blake2b(digest_size=16)
             size = 0
@@ -429,7 +428,7 @@ def corpus_fingerprint(utterances: Sequence[Utterance]) -> str:
             signature = f"{size}:{content.hexdigest()}"
         except FileNotFoundError:
             signature = "missing"
-        digest.update(f"{u.id}\t{rel}\t{signature}\n".encode())
+        digest.update(f"{u.id}\t{signature}\n".encode())
     return digest.hexdigest()
 
 

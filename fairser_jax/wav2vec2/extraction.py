@@ -622,6 +622,26 @@ def expected_manifest(
     }
 
 
+def _refuse_another_corpus(out: pathlib.Path, ids: Sequence[str]) -> None:
+    """Raises when the stale store at ``out`` holds another corpus's
+    features (most of its utterances are not this corpus's): it is not
+    this corpus's to replace, whatever its age."""
+    try:
+        stored = features_lib.load(out).ids
+    except (features_lib.FeatureStoreError, OSError):
+        return  # damaged: ours to recompute
+    ours = set(ids)
+    foreign = [i for i in stored if i not in ours]
+    if stored and len(foreign) * 2 > len(stored):
+        raise ValueError(
+            f"{out} holds the features of another corpus ({len(foreign)} of "
+            f"its {len(stored)} utterances, e.g. {foreign[0]!r}, are not in "
+            "this one); it is not replaced. Choose another "
+            "--config.features.path (or --out), or delete it if it is not "
+            "needed."
+        )
+
+
 def extract_corpus(
     source: PathLike | Sequence[PathLike],
     checkpoint: PathLike,
@@ -668,6 +688,7 @@ def extract_corpus(
                 "path, or delete the file if it is not needed."
             ) from None
         except features_lib.StaleFeaturesError as exc:
+            _refuse_another_corpus(out, ids)
             _LOG.warning(
                 "recomputing %s: it does not match this corpus and "
                 "checkpoint (%s)",
