@@ -108,3 +108,16 @@ def test_lists_that_would_fail_after_training_fail_first(name, value, message):
     with pytest.raises(ValueError, match=message) as info:
         config_lib.validate(cfg)
     assert f"config.{name}" in str(info.value)
+
+
+def test_an_emotion_typo_names_emotions_not_the_sweep():
+    """`--config.emotions='(angr,)'` with the fixed-α sweep used to blame
+    config.two_sided.sweep_emotions; the field the user typed comes first."""
+    cfg = config_lib.get_default_config()
+    cfg.variants = variants.BUILT_IN
+    cfg.emotions = ("angr",)
+    with pytest.raises(ValueError) as info:
+        config_lib.validate(cfg)
+    message = str(info.value)
+    assert message.startswith("config.emotions has ['angr']"), message
+    assert "sweep_emotions" not in message
