@@ -156,6 +156,9 @@ def test_processes_with_different_configs_all_stop(tmp_path):
         assert "config.train.epochs: process 0 has " in line
         assert "process 1 has 5" in line
     assert not (tmp_path / "w").exists()
+    # The coordinator listens on the address given, not on every interface.
+    log = (tmp_path / "logs" / "p0.log").read_text()
+    assert "Starting JAX distributed service on 127.0.0.1:" in log, log
 
 
 @pytest.mark.slow
