@@ -11,8 +11,12 @@ implicitly (docs/DESIGN.md, "Workdir rules"):
     * a workdir that holds a previous run (`RUN_OUTPUTS`) is refused
       unless the user passes `--resume` (continue it: same config) or
       `--overwrite` (discard it explicitly);
-    * `--overwrite` removes exactly `RUN_OUTPUTS` (never the corpus or the
-      feature store, which are inputs and are validated on use).
+    * `--overwrite` removes, among `RUN_OUTPUTS`, exactly the files that
+      runs wrote (recorded with their digests by `Ledger` while the lock
+      is held), and refuses, naming them, when anything else is there; it
+      never touches the corpus or the feature store, which are inputs and
+      are validated on use.
+- `read_lock` is the same lock taken shared, by readers (`predict`).
 - `config_digest` stamps `results.json` with the config it was made
   under, so a reader (the report, `--recompute`) can refuse a
   `results.json` that does not belong to `config.json`.
