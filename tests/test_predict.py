@@ -386,7 +386,7 @@ def test_out_never_replaces_an_input_nor_lands_in_a_folder(
     """`--out=<an input wav> --overwrite` used to replace the recording
     with the CSV; `--out=<a folder>` failed with IsADirectoryError after
     all the work. Both are refused before any work, naming the problem."""
-    from fairser_jax import predict
+    from fairser_jax import predict_inputs as predict
 
     wav = tmp_path / "a.wav"
     soundfile.write(wav, np.zeros(16000, np.float32), 16000)
@@ -441,7 +441,7 @@ def test_out_never_replaces_an_input_nor_lands_in_a_folder(
 def test_bad_lists_are_one_line_naming_the_file(tmp_path):
     """A --speaker_of row short of a cell (AttributeError before), a binary
     or unknown-suffix --audio read as a list (UnicodeDecodeError)."""
-    from fairser_jax import predict
+    from fairser_jax import predict_inputs as predict
 
     short = tmp_path / "spk.csv"
     short.write_text("path,speaker\nfoo.wav\n")
