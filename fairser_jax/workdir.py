@@ -37,6 +37,7 @@ import pathlib
 import re
 import shutil
 import socket
+import time
 import uuid
 from collections.abc import Iterator
 
@@ -273,6 +274,7 @@ class Ledger:
         self.files: dict[str, str] = {}
         self.trees: set[str] = set()
         self.found = False
+        self._dirty, self._saved_at = False, 0.0
         path = Layout(self.root).written
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
@@ -298,6 +300,13 @@ class Ledger:
             return None
         return rel.as_posix()
 
+    SAVE_EVERY_S = 1.0
+    """The record is written at most this often while a run writes (and
+    when the lock is released): rewriting it after every file made a run
+    of N files O(N²). A file written within the last second before a kill
+    is then not recorded, and `--overwrite` names it instead of removing
+    it (the safe side)."""
+
     def record(self, path: pathlib.Path, tree: bool = False) -> None:
         """Adds a file (or a whole folder) written under the workdir."""
         rel = self._relative(path)
@@ -309,7 +318,14 @@ class Ledger:
             self.files[rel] = _sha256(path)
         else:
             return
-        self.save()
+        self._dirty = True
+        if time.monotonic() - self._saved_at >= self.SAVE_EVERY_S:
+            self.save()
+
+    def flush(self) -> None:
+        """Writes the record if it changed since it was last written."""
+        if self._dirty:
+            self.save()
 
     def forget(self, rels: list[str]) -> None:
         for rel in rels:
@@ -324,6 +340,7 @@ class Ledger:
             k: v for k, v in self.files.items() if (self.root / k).exists()
         }
         self.trees = {t for t in self.trees if (self.root / t).exists()}
+        self._dirty, self._saved_at = False, time.monotonic()
         data = {
             "version": self.VERSION,
             "files": dict(sorted(self.files.items())),
@@ -571,8 +588,18 @@ def lock(
         with fileio.on_written(ledger.record):
             yield True
     finally:
-        del _HELD[workdir.resolve()]
-        del _LEDGERS[workdir.resolve()]
+        try:
+            ledger.flush()
+        except OSError as e:  # e.g. a full disk: never mask the run's error
+            logging.warning(
+                "could not write %s (%s): --overwrite will name the files "
+                "written since its last update instead of removing them.",
+                Layout(workdir).written,
+                e,
+            )
+        finally:
+            del _HELD[workdir.resolve()]
+            del _LEDGERS[workdir.resolve()]
         # Empty the file before unlocking: a lock file with content and no
         # flock on it is the trace of a process that died holding it.
         os.ftruncate(fd, 0)
