@@ -14,6 +14,7 @@ import contextlib
 import csv
 import os
 import pathlib
+import re
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import IO, Any
@@ -25,6 +26,7 @@ __all__ = [
     "mkstemp",
     "notify_written",
     "on_written",
+    "temp_target",
     "write_csv_temp",
 ]
 
@@ -97,6 +99,19 @@ def mkstemp(
         os.unlink(name)
         raise
     return fd, pathlib.Path(name)
+
+
+# `mkstemp`'s names: "." + the target's name + "." + tempfile's 8 random
+# characters + ".tmp".
+_TEMP_NAME = re.compile(r"^\.(?P<target>.+)\.[A-Za-z0-9_]{8}\.tmp$")
+
+
+def temp_target(name: str) -> str | None:
+    """The target a temporary file named `name` was made for by `mkstemp`
+    (with the default suffix), or None when `name` is not one: a file left
+    behind by a process killed while writing it."""
+    match = _TEMP_NAME.match(name)
+    return match["target"] if match else None
 
 
 def write_csv_temp(

@@ -34,7 +34,6 @@ import json
 import logging
 import os
 import pathlib
-import re
 import shutil
 import socket
 import time
@@ -252,11 +251,6 @@ def _sha256(path: pathlib.Path) -> str:
     return h.hexdigest()
 
 
-# A temporary file `fileio.mkstemp` makes for a target (".<name>.<random>
-# .tmp"), left behind by a process killed while writing.
-_OUR_TEMP = re.compile(r"^\..+\.[A-Za-z0-9_]{8}\.tmp$")
-
-
 class Ledger:
     """What the runs of a workdir wrote: `Layout.written` (``.written.json``).
 
@@ -358,7 +352,7 @@ class Ledger:
         rel = self._relative(path)
         if rel is None or path.is_symlink():
             return False
-        if self.in_tree(rel) or _OUR_TEMP.match(path.name):
+        if self.in_tree(rel) or fileio.temp_target(path.name):
             return True
         return rel in self.files and _sha256(path) == self.files[rel]
 
@@ -378,9 +372,10 @@ def _overwrite_plan(
     for entry in found:
         top = workdir / entry
         if top.is_symlink() or not top.is_dir():
-            (files if ledger.owns(top) else foreign).append(
-                top if ledger.owns(top) else name(top)
-            )
+            if ledger.owns(top):
+                files.append(top)
+            else:
+                foreign.append(name(top))
             continue
         if ledger.in_tree(name(top)):
             folders.append(top)
@@ -407,11 +402,12 @@ def _overwrite_plan(
                     foreign.append(name(path))
     for path in sorted(workdir.iterdir()):
         # Temporary files of a run's top-level files, left by a kill.
-        match = _OUR_TEMP.match(path.name)
-        if match and path.is_file() and not path.is_symlink():
-            target = path.name[1:].rsplit(".", 2)[0]
-            if target in RUN_OUTPUTS:
-                files.append(path)
+        if (
+            fileio.temp_target(path.name) in RUN_OUTPUTS
+            and path.is_file()
+            and not path.is_symlink()
+        ):
+            files.append(path)
     return files, folders, sorted(foreign)
 
 
