@@ -91,23 +91,26 @@ def storage_error(error: OSError) -> str | None:
 def load_config(program: str, run_flags: RunFlags) -> Any:
     """`--config`'s ConfigDict (None when not given), or exit with one line
     naming what is wrong with it."""
+
+    def unloadable(error: OSError) -> SystemExit:
+        # ml_collections' "Failed loading config file ...": its last line
+        # says why (e.g. "[Errno 2] No such file or directory: ...").
+        lines = [ln.strip() for ln in str(error).splitlines() if ln.strip()]
+        return SystemExit(
+            f"{program}: error: cannot load --config ({lines[-1]})."
+        )
+
     try:
         cfg = run_flags.config.value
-    except OSError as e:  # ml_collections' "Failed loading config file"
-        lines = [line.strip() for line in str(e).splitlines() if line.strip()]
-        raise SystemExit(
-            f"{program}: error: cannot load --config ({lines[-1]})."
-        ) from None
+    except OSError as e:
+        raise unloadable(e) from None
     if cfg is None:
         return None
     if not isinstance(cfg, ml_collections.ConfigDict):
         try:  # a file that failed to load raises on first use
             cfg.keys()
         except OSError as e:
-            lines = [ln.strip() for ln in str(e).splitlines() if ln.strip()]
-            raise SystemExit(
-                f"{program}: error: cannot load --config ({lines[-1]})."
-            ) from None
+            raise unloadable(e) from None
         except Exception:  # noqa: BLE001 - not a config: said below
             pass
         raise SystemExit(
