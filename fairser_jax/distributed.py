@@ -487,32 +487,28 @@ def software_fingerprint() -> dict[str, str]:
     }
 
 
-def config_fingerprint(config_json: str) -> dict[str, str]:
-    """Each leaf field of a config (as JSON) by its dotted name, its value
-    as JSON (a digest past 60 characters): processes that disagree are told
-    which field differs and how."""
+def config_fingerprint(
+    fields: Sequence[tuple[str, Any]],
+) -> dict[str, str]:
+    """Each leaf field of a config (`config.flatten`) by its dotted name,
+    its value as JSON (a digest past 60 characters): processes that
+    disagree are told which field differs and how."""
     import hashlib
     import json
 
     out: dict[str, str] = {}
-
-    def walk(value: Any, name: str) -> None:
-        if isinstance(value, dict):
-            for key in sorted(value):
-                walk(value[key], f"{name}.{key}")
-            return
-        text = json.dumps(value, sort_keys=True)
+    for name, value in fields:
+        text = json.dumps(value, sort_keys=True, default=str)
         if len(text) > 60:
             text = "sha256:" + hashlib.sha256(text.encode()).hexdigest()[:16]
-        out[name] = text
-
-    walk(json.loads(config_json), "config")
+        out[f"config.{name}"] = text
     return out
 
 
-def agree_on_config(config_json: str) -> None:
+def agree_on_config(fields: Sequence[tuple[str, Any]]) -> None:
     """With several processes: fails unless they all run the same config
-    and the same software (a no-op on one process).
+    (its leaf fields, `config.flatten`) and the same software (a no-op on
+    one process).
 
     Raises:
       ProcessesDisagreeError: naming each field that differs and its value
@@ -521,7 +517,7 @@ def agree_on_config(config_json: str) -> None:
     on_all(
         "config",
         lambda: None,
-        lambda _: {**software_fingerprint(), **config_fingerprint(config_json)},
+        lambda _: {**software_fingerprint(), **config_fingerprint(fields)},
     )
 
 

@@ -212,7 +212,7 @@ def train(
 def agree_on_config(cfg: ml_collections.ConfigDict) -> None:
     """With several processes: fails unless they all run the same config
     and the same software (`distributed.agree_on_config`)."""
-    distributed.agree_on_config(cfg.to_json_best_effort())
+    distributed.agree_on_config(config_lib.flatten(cfg))
 
 
 def _train_claimed(
