@@ -386,16 +386,22 @@ def run_pipeline(
     program: str,
     run_flags: RunFlags,
     argv: list[str],
-    stage: Callable[..., dict],
+    stage: str,
 ) -> dict | None:
     """The body of `main` and `train`: checks the flags, runs `stage`.
+
+    The config is checked (`config.validate`) before JAX, the trainer or a
+    run of several processes is started, so `--help`, `--config_help` and
+    a mistyped value answer in a second; `fairser_jax.pipeline` (and with
+    it JAX) is imported only for the work itself.
 
     Args:
       program: the module name shown in errors.
       run_flags: the flags of `define_run_flags`.
       argv: the positional arguments absl left (must be the program only).
-      stage: `pipeline.run` or `pipeline.train`, called as `stage(config,
-        workdir, resume=..., overwrite=...)`.
+      stage: the name of the `fairser_jax.pipeline` function to run,
+        "run" or "train", called as `stage(config, workdir, resume=...,
+        overwrite=...)`.
 
     Returns:
       The `results.json` content, or None when `--config_help` printed the
@@ -411,13 +417,16 @@ def run_pipeline(
         return None
     if not run_flags.workdir.value:
         raise app.UsageError("--workdir is required.")
+    run_or_exit(program, lambda: config_lib.validate(cfg))
     configure_logging()
     join_run(program, run_flags)
     distributed.install_stop_handler()
     enable_compilation_cache()
+    from fairser_jax import pipeline
+
     return run_or_exit(
         program,
-        lambda: stage(
+        lambda: getattr(pipeline, stage)(
             cfg,
             run_flags.workdir.value,
             resume=run_flags.resume.value,

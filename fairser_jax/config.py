@@ -98,6 +98,7 @@ def get_default_config() -> ml_collections.ConfigDict:
 
     config.report = ml_collections.ConfigDict()
     config.report.tsne_samples = 1500
+    config.report.figures = True
     return config
 
 
@@ -213,6 +214,9 @@ FIELD_HELP: dict[str, str] = {
     "seeds": "Training seeds; every (emotion, fold, seed) is one run.",
     # report.
     "report.tsne_samples": "Utterances in the Fig. 2 t-SNE (paper: 1500).",
+    "report.figures": "Draw the figures (PNG + PDF, a few seconds each) "
+    "when main writes the report; False writes report.md and the tables "
+    "only (python -m fairser_jax.report --workdir=DIR draws them later).",
 }
 """One line per field of `get_default_config`, keyed by its dotted path."""
 

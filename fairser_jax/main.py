@@ -15,13 +15,13 @@ line each. The last line says how long the command took and what it
 wrote (printed by the primary process only, in a run of several).
 """
 
-from fairser_jax import cli, pipeline
+from fairser_jax import cli
 
 _FLAGS = cli.define_run_flags("configs/demo.py")
 
 
 def main(argv: list[str]) -> None:
-    results = cli.run_pipeline("fairser_jax.main", _FLAGS, argv, pipeline.run)
+    results = cli.run_pipeline("fairser_jax.main", _FLAGS, argv, "run")
     if results is not None and cli.is_primary():
         cli.echo(
             f"Done in {cli.format_duration(cli.elapsed())}: "

@@ -498,6 +498,7 @@ def run(
         )
         results = train(cfg, workdir, resume=resume, progress=progress)
         distributed.on_primary(
-            "write the report", lambda: report.write_report(workdir)
+            "write the report",
+            lambda: report.write_report(workdir, figures=cfg.report.figures),
         )
     return results

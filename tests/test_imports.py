@@ -149,3 +149,45 @@ def test_moved_corpus_names_still_work_and_warn():
             assert getattr(corpus, name) == new
     with pytest.raises(AttributeError):
         corpus.no_such_name  # noqa: B018
+
+
+
+_ENTRY_POINT = """
+import json, runpy, sys
+sys.argv = ["main", "--config=configs/test.py", "--workdir=unused",
+            *sys.argv[1:]]
+code = None
+try:
+    runpy.run_module("fairser_jax.{module}", run_name="__main__")
+except SystemExit as e:
+    code = e.code
+heavy = [m for m in ("jax", "flax", "optax", "ott", "orbax")
+         if m in sys.modules]
+print(json.dumps({{"code": code if code in (None, 0, 1, 2) else 1,
+                   "heavy": heavy}}))
+"""
+
+
+@pytest.mark.parametrize("module", ["main", "train"])
+@pytest.mark.parametrize(
+    "flag",
+    ["--config.seeds=(0,0)", "--config.train.epoch=3", "--config_help"],
+)
+def test_config_answers_come_before_jax_is_imported(module, flag):
+    """A mistyped or invalid config field and `--config_help` are answered
+    by `config` and `cli` alone: JAX and the trainer are imported for the
+    work itself (a typo used to take as long as importing them)."""
+    import json
+    import subprocess
+
+    proc = subprocess.run(
+        [sys.executable, "-c", _ENTRY_POINT.format(module=module), flag],
+        cwd=ROOT.parent,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    out = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert out["heavy"] == [], out
+    assert (out["code"] in (None, 0)) == (flag == "--config_help"), out

@@ -452,6 +452,9 @@ def _launch(workdir, logs, reference, *extra):
             f"--config.data.corpus={reference / 'corpus'}",
             f"--config.features.path={reference / 'features.npz'}",
             f"--workdir={workdir}",
+            # The figures do not depend on the process count; the run
+            # above draws them.
+            "--config.report.figures=False",
             *extra,
         ],
         logs,

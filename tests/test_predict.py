@@ -52,6 +52,7 @@ def workdir(tmp_path_factory):
         "--config.train.epochs=2",
         "--config.train.checkpoint_every=1",
         "--config.report.tsne_samples=60",
+        "--config.report.figures=False",  # predict reads the models only
     )
     return out
 
@@ -90,6 +91,18 @@ def _slice(tree, r):
 def _read(path):
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def test_figures_off_writes_the_report_without_them(workdir):
+    """`--config.report.figures=False` (the fixture's run): report.md and
+    the tables are written, no figure is drawn, and the report says how to
+    draw them."""
+    assert not (workdir / "figures").exists()
+    assert sorted((workdir / "tables").glob("*.csv"))
+    md = (workdir / "report.md").read_text()
+    assert "## Table 2" in md and "![" not in md
+    assert "Not drawn (`config.report.figures` is False)" in md
+    assert "python -m fairser_jax.report --workdir=" in md
 
 
 def test_workdir_keeps_what_predicting_needs(workdir):

@@ -435,6 +435,12 @@ def render_report(
                 )
                 alt, caption = figure_caption(name, path)
                 parts += [f"![{alt}]({rel})", f"*{caption}*{link}"]
+    elif ((config or {}).get("report") or {}).get("figures") is False:
+        parts += [
+            "## Figures",
+            "Not drawn (`config.report.figures` is False): `python -m "
+            "fairser_jax.report --workdir=<this folder>` draws them.",
+        ]
     parts += ["## How to recompute", RECOMPUTE_NOTE]
     return "\n\n".join(parts) + "\n"
 

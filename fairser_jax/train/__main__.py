@@ -14,15 +14,13 @@ workdir rules (`--resume`, `--overwrite`, one process at a time) are
 those of `python -m fairser_jax.main`.
 """
 
-from fairser_jax import cli, pipeline
+from fairser_jax import cli
 
 _FLAGS = cli.define_run_flags("configs/table2.py")
 
 
 def main(argv: list[str]) -> None:
-    results = cli.run_pipeline(
-        "fairser_jax.train", _FLAGS, argv, pipeline.train
-    )
+    results = cli.run_pipeline("fairser_jax.train", _FLAGS, argv, "train")
     if results is not None and cli.is_primary():
         where = f"{_FLAGS.workdir.value}/results.json"
         cli.echo(
