@@ -417,6 +417,60 @@ def read_predictions(csv_path: str | pathlib.Path) -> list[RunPredictions]:
     ]
 
 
+SMALL_GROUP = 10
+"""A group with fewer utterances than this in its study set is named in a
+warning and marked in the tables: one such group can move a side's parity
+gaps on its own."""
+
+
+def speaker_group_counts(csv_path: str | pathlib.Path) -> dict[str, int]:
+    """S1 utterances per speaker group, sorted by group: the rows of the
+    first run of ``predictions.csv`` (every run holds each S1 utterance
+    once, out of fold)."""
+    with pathlib.Path(csv_path).open(newline="", encoding="utf-8") as f:
+        reader = csv.reader(f)
+        header = next(reader, None)
+        if not _is_header(header):
+            raise ValueError(f"{csv_path}:1: not a predictions.csv header.")
+        at = _field_index(header)
+        key_columns = [at[c] for c in ("variant", "emotion", "seed", "alpha")]
+        counts: dict[str, int] = {}
+        first = None
+        for row in reader:
+            if not row:
+                continue
+            key = [row[i] for i in key_columns]
+            if first is None:
+                first = key
+            elif key != first:
+                break
+            group = row[at["speaker_group"]]
+            counts[group] = counts.get(group, 0) + 1
+    return dict(sorted(counts.items()))
+
+
+def small_groups(
+    study_sets: Mapping[str, Any],
+) -> dict[str, list[tuple[str, int]]]:
+    """Per side (``"spk"``: S1 speaker groups, ``"rat"``: S2 rater groups)
+    the (group, utterances) with fewer than `SMALL_GROUP`, smallest first;
+    a side with fewer than two groups (its gaps undefined) or without
+    counts (a release before S1 had them) has none."""
+    out: dict[str, list[tuple[str, int]]] = {}
+    for side, name in (("spk", "S1"), ("rat", "S2")):
+        counts = (study_sets.get(name) or {}).get("per_group") or {}
+        present = {g: int(n) for g, n in counts.items() if int(n) > 0}
+        if len(present) < 2:
+            continue
+        small = sorted(
+            ((g, n) for g, n in present.items() if n < SMALL_GROUP),
+            key=lambda gn: (gn[1], gn[0]),
+        )
+        if small:
+            out[side] = small
+    return out
+
+
 def _is_header(header: list[str] | None) -> bool:
     return (
         header is not None

@@ -151,7 +151,6 @@ def test_moved_corpus_names_still_work_and_warn():
         corpus.no_such_name  # noqa: B018
 
 
-
 _ENTRY_POINT = """
 import json, runpy, sys
 sys.argv = ["main", "--config=configs/test.py", "--workdir=unused",

@@ -226,6 +226,15 @@ def test_results_recompute_with_sklearn_and_fairlearn(workdir):
         rat = np.array([r["rater_gender"] for r in mine])
         s2 = rat != ""
         assert s2.sum() == results["study_sets"]["S2"]["n"]
+        # Table 1's rows per group (the § marks of small groups).
+        for name, groups in (("S1", spk), ("S2", rat[s2])):
+            assert results["study_sets"][name]["per_group"] == {
+                g: int(np.sum(groups == g))
+                for g in results["study_sets"][name]["per_group"]
+            }
+            assert sum(results["study_sets"][name]["per_group"].values()) == (
+                len(groups)
+            )
         assert run["f1"] == pytest.approx(
             f1_score(y_true, y_pred, average="weighted"), abs=1e-12
         )
@@ -368,6 +377,7 @@ def test_recompute_checks_every_number_it_can_derive(workdir, tmp_path):
         (("alpha_trace", emotion, "counts", 3), 99),
         (("alpha_trace", emotion, "distance", "max"), 7.0),
         (("study_sets", "S2", "per_group", "F"), 1),
+        (("study_sets", "S1", "per_group", "M"), 2),
     ]
     for path, value in edits:
         edited = json.loads(json.dumps(results))

@@ -213,6 +213,7 @@ def make_workdir(
         "S1": {
             "n": n,
             "per_class": {e: int(np.sum(u["label"] == e)) for e in EMOTIONS},
+            "per_group": {g: int(np.sum(u["spk"] == g)) for g in ("F", "M")},
         },
         "S2": {
             "n": int(s2.sum()),
@@ -1178,3 +1179,51 @@ def test_figure_alt_text_and_captions_name_the_detector(tmp_path):
         line = md.split(f"](figures/{name})", 1)[1].split("\n\n")[1]
         assert f"{emotion} detector" in line, line
     assert "bootstrap" not in md
+
+
+def test_a_small_group_marks_the_cells_that_rest_on_it(tmp_path):
+    """A speaker group of 3 utterances (fewer than results.SMALL_GROUP):
+    each of our cells computed over the speaker groups (ΔSP_spk, ΔEOd_spk,
+    ΔEOpp_spk, the ΔSP products and gap) is marked §; F1, the rater side
+    and the paper's rows are not; the note under Tables 2 and 3 names the
+    group and its size. Without a small group nothing is marked."""
+    results = make_workdir(tmp_path)
+    assert "§" not in "".join(
+        t.markdown() for t in tables.report_tables(results).values()
+    )
+    results["study_sets"]["S1"]["per_group"] = {"F": 57, "M": 3}
+    tabs = tables.report_tables(results)
+    checked = 0
+    for name, table in tabs.items():
+        ours = table.rows[: table.breaks[0]] if table.breaks else table.rows
+        if name.startswith("table2_"):
+            rows = [(name.removeprefix("table2_"), r[1:]) for r in ours]
+            rows += [("paper", r[1:]) for r in table.rows[len(ours) :]]
+        elif name == "table3":
+            rows = [(str(r[0].value), r[2:]) for r in table.rows]
+        elif name == "fixed_alpha":
+            rows = [("product", r[1:]) for r in table.rows]
+        else:
+            continue
+        for label, cells in rows:
+            for cell in cells:
+                if cell.value is None:
+                    continue
+                over_speakers = label != "paper" and (
+                    label.endswith("_spk")
+                    or "spk" in label
+                    or "product" in label
+                )
+                assert cell.small == over_speakers, (name, label, cell)
+                assert cell.markdown().endswith("§") == over_speakers
+                assert cell.latex().endswith(r"\S{}") == over_speakers
+                checked += 1
+    assert checked > 100
+    md = document.render_report(
+        results, None, {}, workdir=tmp_path, constant={}, claims=[]
+    )
+    notes = [ln for ln in md.splitlines() if ln.startswith("§ **Small")]
+    assert len(notes) == 2  # under Tables 2 and 3
+    for note in notes:
+        assert "speaker group(s) in S1 'M' (3)" in note
+        assert "rater" not in note

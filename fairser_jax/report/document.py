@@ -16,13 +16,14 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from fairser_jax import fileio
+from fairser_jax import results as results_lib
 from fairser_jax import variants as variants_lib
 from fairser_jax import workdir as workdir_lib
 from fairser_jax.constants import in_paper_order
 from fairser_jax.report import claims as claims_lib
 from fairser_jax.report import figures as figures_lib
 from fairser_jax.report import paper, recompute
-from fairser_jax.report.render import Table, markdown_table
+from fairser_jax.report.render import SMALL_MARK, Table, markdown_table
 from fairser_jax.report.tables import (
     OTHER_VIEWS_NOTE,
     TABLE2_LEGEND,
@@ -252,6 +253,27 @@ def _table_block(table: Table) -> str:
     return table.markdown() + f"\n\n[CSV]({stem}.csv) · [LaTeX]({stem}.tex)"
 
 
+def small_group_note(study_sets: Mapping[str, Any]) -> list[str]:
+    """The note under Tables 2 and 3 naming the groups their § cells rest
+    on (`results.small_groups`); empty when there are none."""
+    small = results_lib.small_groups(study_sets)
+    if not small:
+        return []
+    where = {"spk": ("speaker", "S1"), "rat": ("rater", "S2")}
+    listed = "; ".join(
+        f"{where[side][0]} group(s) in {where[side][1]} "
+        + ", ".join(f"{g!r} ({n})" for g, n in groups)
+        + f", under ΔSP_{side}, ΔEOd_{side}, ΔEOpp_{side} and the products"
+        for side, groups in small.items()
+    )
+    return [
+        f"{SMALL_MARK} **Small groups** (fewer than "
+        f"{results_lib.SMALL_GROUP} utterances; their sizes in "
+        f"parentheses): {listed}. One such group can move every gap of its "
+        "side on its own: the marked cells rest on it."
+    ]
+
+
 def constant_note(
     runs: Sequence[Mapping[str, Any]],
     constant: Mapping[Any, str] | Iterable[Any],
@@ -392,6 +414,7 @@ def render_report(
             note = None
     if blocks:
         parts += constant_note(runs, constant, variants_lib.in_table(2))
+        parts += small_group_note(results.get("study_sets", {}))
     if "table3" in tabs:
         variants, _ = _present(runs, variants_lib.in_table(3))
         parts += [
@@ -408,6 +431,7 @@ def render_report(
         ):
             parts.append(note)
         parts += constant_note(runs, constant, variants_lib.in_table(3))
+        parts += small_group_note(results.get("study_sets", {}))
         if "table3_paper" in tabs:
             parts += [
                 "Paper (Table 3, ten models per cell):",

@@ -117,7 +117,8 @@ def check_study_sets(
 
     Each run's rows are S1 (its S2 rows carry a rater group), so a run of
     the ``e`` detector must have ``S1.n`` rows of which
-    ``S1.per_class[e]`` are positive, and likewise for S2.
+    ``S1.per_class[e]`` are positive, and likewise for S2; the rows per
+    speaker group (S1) and rater group (S2) must be ``per_group``'s.
 
     Args:
       runs: from :func:`read_predictions`.
@@ -148,19 +149,22 @@ def check_study_sets(
                     f" but study_sets.{name}.per_class.{emotion} = "
                     f"{per_class[emotion]}"
                 )
-        per_group = study_sets.get("S2", {}).get("per_group")
-        if isinstance(per_group, Mapping):
+        for name, side, codes in (
+            ("S1", "speaker", run.speaker_group),
+            ("S2", "rater", run.rater_group[in_s2]),
+        ):
+            per_group = study_sets.get(name, {}).get("per_group")
+            if not isinstance(per_group, Mapping):
+                continue  # S1's counts came with a later release
             # Codes index the sorted groups present (`read_predictions`).
             present = sorted(g for g, n in per_group.items() if n)
-            counts = np.bincount(
-                run.rater_group[in_s2], minlength=len(present)
-            ).tolist()
+            counts = np.bincount(codes, minlength=len(present)).tolist()
             expected = [int(per_group[g]) for g in present]
             if counts != expected:
                 problems.append(
-                    f"{format_key(run.key)}: S2 rows per rater group "
+                    f"{format_key(run.key)}: {name} rows per {side} group "
                     f"{dict(zip(present, counts, strict=False))} in "
-                    "predictions.csv but study_sets.S2.per_group = "
+                    f"predictions.csv but study_sets.{name}.per_group = "
                     f"{dict(per_group)}"
                 )
     return problems

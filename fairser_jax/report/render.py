@@ -92,6 +92,10 @@ def latex_escape(text: str) -> str:
     return "".join(_LATEX_ESCAPES.get(ch, ch) for ch in text)
 
 
+SMALL_MARK = "§"
+"""Marks a cell whose value rests on a small group (`Cell.small`)."""
+
+
 @dataclasses.dataclass(frozen=True)
 class Cell:
     """One table cell: a label, a number, a mean ± SD, or missing.
@@ -105,6 +109,9 @@ class Cell:
       sd_digits: decimals of ``sd``; default ``digits``.
       view: ``"intra"`` (bold) or ``"inter"`` (italic with a dagger), the
         cross-reference scheme of paper §2.2.3; None for plain.
+      small: the value rests on a group smaller than
+        `fairser_jax.results.SMALL_GROUP` (marked ``§``; the report's note
+        names the group).
       sig: with ``digits``, the fewest significant digits the value keeps
         (and a non-zero SD keeps one): more decimals than ``digits`` for
         small values, the same for value and SD
@@ -118,6 +125,7 @@ class Cell:
     sd_digits: int | None = None
     view: str | None = None
     sig: int | None = None
+    small: bool = False
 
     def _number(self, x: float | int, digits: int | None) -> str:
         if digits is not None:
@@ -146,11 +154,12 @@ class Cell:
         if isinstance(self.value, str):
             return self.value.replace("|", "\\|")
         text = self._numbers(" ± ")
+        mark = SMALL_MARK if self.small else ""
         if self.view == "intra":
-            return f"**{text}**"
+            return f"**{text}**{mark}"
         if self.view == "inter":
-            return f"*{text}*†"
-        return text
+            return f"*{text}*†{mark}"
+        return text + mark
 
     def latex(self) -> str:
         """The cell as LaTeX: ``$0.61 \\pm 0.02$``, ``$\\mathbf{…}$``…"""
@@ -159,11 +168,12 @@ class Cell:
         if isinstance(self.value, str):
             return latex_escape(self.value)
         text = self._numbers(r" \pm ")
+        mark = r"\S{}" if self.small else ""
         if self.view == "intra":
-            return f"$\\mathbf{{{text}}}$"
+            return f"$\\mathbf{{{text}}}${mark}"
         if self.view == "inter":
-            return f"$\\mathit{{{text}}}^{{\\dagger}}$"
-        return f"${text}$" if self.sd is not None else text
+            return f"$\\mathit{{{text}}}^{{\\dagger}}${mark}"
+        return (f"${text}$" if self.sd is not None else text) + mark
 
     def csv(self, paired: bool) -> list[str | float | int]:
         """Plain values: ``[value]``, or ``[value, sd]`` in a paired column.

@@ -207,13 +207,20 @@ def _product_cell(
     variant: str,
     emotion: str,
     alpha: float | None = None,
+    small: frozenset[str] = frozenset(),
 ) -> Cell:
     """Mean ± SD over seeds of the per-seed ΔSP_spk × ΔSP_rat."""
     products = seed_products(runs, variant, emotion, alpha=alpha)
     if not products.size:
         return Cell(None)
     mean, sd = metrics.mean_sd(products)
-    return Cell(mean, sd, digits=3, sig=SIGNIFICANT_DIGITS)
+    return Cell(
+        mean,
+        sd,
+        digits=3,
+        sig=SIGNIFICANT_DIGITS,
+        small=bool(small & rests_on("product")),
+    )
 
 
 def _cell(
@@ -223,11 +230,32 @@ def _cell(
     metric: str,
     *,
     view: str | None = None,
+    small: frozenset[str] = frozenset(),
 ) -> Cell:
     s = summarize(runs, variant, emotion, metric)
     if s is None:
         return Cell(None)
-    return Cell(s[0], s[1], digits=_digits(metric), view=view, sig=_sig(metric))
+    return Cell(
+        s[0],
+        s[1],
+        digits=_digits(metric),
+        view=view,
+        sig=_sig(metric),
+        small=bool(small & rests_on(metric)),
+    )
+
+
+def rests_on(key: str) -> frozenset[str]:
+    """The sides (``"spk"``, ``"rat"``) whose groups a table value is
+    computed over: a per-side metric's own, both for the ΔSP product and
+    gap, none for F1."""
+    if key in ("product", "gap", "seed_product"):
+        return frozenset(results_lib.SIDES)
+    side = key.rpartition("_")[2]
+    metric = results_lib.metric_of(key)
+    if metric is not None and metric.per_side and side in results_lib.SIDES:
+        return frozenset((side,))
+    return frozenset()
 
 
 def _seed_note(
@@ -385,7 +413,11 @@ def paper_table2_rows(
     ]
 
 
-def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
+def table2(
+    runs: Sequence[Mapping[str, Any]],
+    metric: str,
+    small: frozenset[str] = frozenset(),
+) -> Table | None:
     """One metric of the Table 2 analogue: one-sided models per emotion.
 
     Rows: DNN, Fair_spk, Fair_rat (those with runs) as mean ± SD over
@@ -397,6 +429,8 @@ def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
       runs: ``results.json["runs"]``.
       metric: a key of `metric_headers()` (``"f1"`` in %); the paper's
         rows are added for the metrics it publishes (`paper_metrics()`).
+      small: the sides with a group smaller than `results.SMALL_GROUP`
+        (`results.small_groups`): our cells over them are marked.
 
     Returns:
       Table ``table2_<metric>``, or None when none of the three variants
@@ -408,7 +442,9 @@ def table2(runs: Sequence[Mapping[str, Any]], metric: str) -> Table | None:
     ours = [
         (Cell(variants_lib.display_name(v)),)
         + tuple(
-            _cell(runs, v, e, metric, view=fairness_view(v, metric))
+            _cell(
+                runs, v, e, metric, view=fairness_view(v, metric), small=small
+            )
             for e in emotions
         )
         for v in variants
@@ -445,18 +481,27 @@ def table3_rows() -> tuple[tuple[str, str], ...]:
 
 
 def _table3_value(
-    runs: Sequence[Mapping[str, Any]], variant: str, emotion: str, row: str
+    runs: Sequence[Mapping[str, Any]],
+    variant: str,
+    emotion: str,
+    row: str,
+    small: frozenset[str] = frozenset(),
 ) -> Cell:
     if results_lib.metric_of(row) is not None:
-        return _cell(runs, variant, emotion, row)
+        return _cell(runs, variant, emotion, row, small=small)
     if row == "seed_product":
-        return _product_cell(runs, variant, emotion)
+        return _product_cell(runs, variant, emotion, small=small)
     spk = summarize(runs, variant, emotion, "dsp_spk")
     rat = summarize(runs, variant, emotion, "dsp_rat")
     if spk is None or rat is None:
         return Cell(None)
     fn = metrics.parity_product if row == "product" else metrics.parity_gap
-    return Cell(float(fn(spk[0], rat[0])), digits=3, sig=SIGNIFICANT_DIGITS)
+    return Cell(
+        float(fn(spk[0], rat[0])),
+        digits=3,
+        sig=SIGNIFICANT_DIGITS,
+        small=bool(small & rests_on(row)),
+    )
 
 
 def _table3_layout(
@@ -477,7 +522,9 @@ def _table3_layout(
     )
 
 
-def table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
+def table3(
+    runs: Sequence[Mapping[str, Any]], small: frozenset[str] = frozenset()
+) -> Table | None:
     """Table 3 analogue: Basic vs Proposed, per emotion.
 
     Rows: F1 (%), ΔSP_spk, ΔSP_rat as mean ± SD over seeds, then
@@ -495,7 +542,7 @@ def table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
     shown = reported_metrics(runs)
     rows = [
         (Cell(label), Cell(variants_lib.display_name(v)))
-        + tuple(_table3_value(runs, v, e, key) for e in emotions)
+        + tuple(_table3_value(runs, v, e, key, small) for e in emotions)
         for key, label in table3_rows()
         if key in shown or results_lib.metric_of(key) is None
         for v in variants
@@ -557,7 +604,9 @@ def paper_table3(runs: Sequence[Mapping[str, Any]]) -> Table | None:
 # --------------------------------------------------------- fixed-α sweep
 
 
-def fixed_alpha_table(runs: Sequence[Mapping[str, Any]]) -> Table | None:
+def fixed_alpha_table(
+    runs: Sequence[Mapping[str, Any]], small: frozenset[str] = frozenset()
+) -> Table | None:
     """The numbers behind Fig. 3a: ΔSP_spk × ΔSP_rat per fixed α.
 
     Each cell is the mean ± SD over seeds of the per-seed product; the last
@@ -578,13 +627,18 @@ def fixed_alpha_table(runs: Sequence[Mapping[str, Any]]) -> Table | None:
 
     rows = [
         (Cell(a),)
-        + tuple(_product_cell(runs, "fixed_alpha", e, a) for e in emotions)
+        + tuple(
+            _product_cell(runs, "fixed_alpha", e, a, small) for e in emotions
+        )
         for a in alphas
     ]
     if any(r["variant"] == "proposed" for r in runs):
         rows.append(
             (Cell("Proposed"),)
-            + tuple(_product_cell(runs, "proposed", e) for e in emotions)
+            + tuple(
+                _product_cell(runs, "proposed", e, small=small)
+                for e in emotions
+            )
         )
     header = ("α",) + tuple(
         f"{e.capitalize()} ΔSP_spk × ΔSP_rat" for e in emotions
@@ -610,9 +664,15 @@ def report_tables(results: Mapping[str, Any]) -> dict[str, Table]:
     inputs exist.
     """
     runs = list(results.get("runs", []))
-    built = [table1(results.get("study_sets", {}))]
-    built += [table2(runs, m) for m in reported_metrics(runs)]
-    built += [table3(runs), paper_table3(runs), fixed_alpha_table(runs)]
+    study_sets = results.get("study_sets", {})
+    small = frozenset(results_lib.small_groups(study_sets))
+    built = [table1(study_sets)]
+    built += [table2(runs, m, small) for m in reported_metrics(runs)]
+    built += [
+        table3(runs, small),
+        paper_table3(runs),
+        fixed_alpha_table(runs, small),
+    ]
     return {t.name: t for t in built if t is not None}
 
 

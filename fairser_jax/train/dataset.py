@@ -23,6 +23,7 @@ import ml_collections
 import numpy as np
 
 from fairser_jax import constants
+from fairser_jax import results as results_lib
 from fairser_jax import variants as variants_lib
 from fairser_jax.data import corpus as corpus_lib
 from fairser_jax.data import features as features_lib
@@ -335,9 +336,7 @@ def inputs_changes(old: Mapping, new: Mapping) -> list[str]:
     return changes
 
 
-SMALL_GROUP = 10
-"""A group with fewer utterances than this in its study set is named in a
-warning: one such group can move a side's parity gaps on its own."""
+SMALL_GROUP = results_lib.SMALL_GROUP
 
 
 def warn_small_groups(

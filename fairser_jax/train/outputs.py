@@ -383,9 +383,11 @@ def assemble(
     ]
     if alpha_traced and trace_path.exists():
         alpha_trace = summarize_alpha_trace(trace_path, alpha_traced[0])
+    study_sets = study.table1()
+    study_sets["S1"]["per_group"] = results_lib.speaker_group_counts(combined)
     results = {
         "config_sha256": config_sha256,
-        "study_sets": study.table1(),
+        "study_sets": study_sets,
         "runs": results_lib.runs_from_predictions(combined),
         "alpha_trace": alpha_trace,
     }
