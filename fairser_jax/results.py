@@ -449,23 +449,28 @@ def speaker_group_counts(csv_path: str | pathlib.Path) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def small_of(counts: Mapping[str, int]) -> list[tuple[str, int]]:
+    """The (group, utterances) of `counts` with fewer than `SMALL_GROUP`,
+    smallest first; none when fewer than two groups have utterances (the
+    side's gaps are then undefined, not fragile)."""
+    present = {g: int(n) for g, n in counts.items() if int(n) > 0}
+    if len(present) < 2:
+        return []
+    return sorted(
+        ((g, n) for g, n in present.items() if n < SMALL_GROUP),
+        key=lambda gn: (gn[1], gn[0]),
+    )
+
+
 def small_groups(
     study_sets: Mapping[str, Any],
 ) -> dict[str, list[tuple[str, int]]]:
-    """Per side (``"spk"``: S1 speaker groups, ``"rat"``: S2 rater groups)
-    the (group, utterances) with fewer than `SMALL_GROUP`, smallest first;
-    a side with fewer than two groups (its gaps undefined) or without
-    counts (a release before S1 had them) has none."""
-    out: dict[str, list[tuple[str, int]]] = {}
+    """`small_of` per side with any: ``"spk"`` for S1's speaker groups,
+    ``"rat"`` for S2's rater groups (``study_sets.<set>.per_group``; a
+    results.json of a release before S1 had them has none for S1)."""
+    out = {}
     for side, name in (("spk", "S1"), ("rat", "S2")):
-        counts = (study_sets.get(name) or {}).get("per_group") or {}
-        present = {g: int(n) for g, n in counts.items() if int(n) > 0}
-        if len(present) < 2:
-            continue
-        small = sorted(
-            ((g, n) for g, n in present.items() if n < SMALL_GROUP),
-            key=lambda gn: (gn[1], gn[0]),
-        )
+        small = small_of((study_sets.get(name) or {}).get("per_group") or {})
         if small:
             out[side] = small
     return out

@@ -12,6 +12,7 @@ vocabulary, so binary gender is F=0, M=1 (`constants.GENDER_CODE`).
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import pathlib
@@ -336,13 +337,15 @@ def inputs_changes(old: Mapping, new: Mapping) -> list[str]:
     return changes
 
 
-SMALL_GROUP = results_lib.SMALL_GROUP
+
+SMALL_GROUP = results_lib.SMALL_GROUP  # its public name here since 0.1
 
 
 def warn_small_groups(
     side: str, attribute: str, study_set: str, group_of: Mapping[str, str]
 ) -> list[tuple[str, int]]:
-    """Warns about each group with fewer than `SMALL_GROUP` utterances.
+    """Warns about each group with fewer than `results.SMALL_GROUP`
+    utterances.
 
     Args:
       side: "speaker" or "rater".
@@ -351,23 +354,18 @@ def warn_small_groups(
       group_of: utterance id -> its group on that side.
 
     Returns:
-      (group, utterances) of each small group, smallest first.
+      (group, utterances) of each small group, smallest first
+      (`results.small_of`: none when fewer than two groups).
     """
-    counts: dict[str, int] = {}
-    for group in group_of.values():
-        counts[group] = counts.get(group, 0) + 1
-    small = sorted(
-        ((g, n) for g, n in counts.items() if n < SMALL_GROUP),
-        key=lambda gn: (gn[1], gn[0]),
-    )
-    if small and len(counts) >= 2:
+    small = results_lib.small_of(collections.Counter(group_of.values()))
+    if small:
         logging.warning(
             "%s group(s) by %s with fewer than %d utterances in %s: %s; "
             "the %s-side parity gaps (ΔSP, ΔEOd, ΔEOpp) of every model rest "
             "on so few utterances that these groups alone can move them.",
             side.capitalize(),
             attribute,
-            SMALL_GROUP,
+            results_lib.SMALL_GROUP,
             study_set,
             ", ".join(f"{g!r} ({n})" for g, n in small),
             side,
