@@ -337,7 +337,6 @@ def inputs_changes(old: Mapping, new: Mapping) -> list[str]:
     return changes
 
 
-
 SMALL_GROUP = results_lib.SMALL_GROUP  # its public name here since 0.1
 
 
