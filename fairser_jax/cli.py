@@ -443,7 +443,9 @@ def join_run(program: str, run_flags: RunFlags) -> None:
     """
     from fairser_jax import distributed
 
-    run_or_exit(program, lambda: distributed.initialize(run_flags.launch()))
+    run_or_exit(
+        program, lambda: distributed.initialize(run_flags.launch(), program)
+    )
     if not distributed.is_primary():
         logging.getLogger().setLevel(logging.WARNING)
 

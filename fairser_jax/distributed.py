@@ -31,6 +31,7 @@ import logging
 import os
 import socket
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -171,8 +172,29 @@ def _wait_for_coordinator(address: str, timeout_s: int, process_id) -> None:
             time.sleep(0.25)
 
 
-def initialize(launch: Launch) -> bool:
+# JAX's own wait for the processes to join ends in a C++ abort (rc 134, a
+# stack dump); `initialize`'s watchdog ends the process with one line this
+# long before it.
+_JOIN_GRACE_S = 30
+
+
+def _exit_unless_joined(
+    joined: threading.Event, timeout_s: float, message: str
+) -> None:
+    """Body of `initialize`'s watchdog thread: one line and exit status 1
+    unless `joined` is set within `timeout_s`."""
+    if not joined.wait(timeout_s):
+        sys.stderr.write(message + "\n")
+        sys.stderr.flush()
+        os._exit(1)
+
+
+def initialize(launch: Launch, program: str = "fairser_jax") -> bool:
     """Joins the run described by `launch`; call before any JAX work.
+
+    A run whose processes have not all joined within `launch.timeout_s`
+    (process 0 started alone, one process of several missing) ends this
+    process with one line naming `program` and exit status 1.
 
     Returns:
       Whether `jax.distributed` was initialised (False: one process).
@@ -224,22 +246,47 @@ def initialize(launch: Launch) -> bool:
         )
     if address and launch.process_id not in (None, 0):
         _wait_for_coordinator(address, launch.timeout_s, launch.process_id)
-    jax.distributed.initialize(
-        coordinator_address=launch.coordinator_address,
-        num_processes=launch.num_processes,
-        process_id=launch.process_id,
-        local_device_ids=(
-            list(launch.local_device_ids) if launch.local_device_ids else None
-        ),
-        initialization_timeout=launch.timeout_s,
-        # The coordinator listens on the address given, not on every
-        # interface (JAX's default, [::]:port).
-        coordinator_bind_address=(
-            launch.coordinator_address
-            if launch.coordinator_address and not launch.process_id
-            else None
-        ),
+    joined = threading.Event()
+    others = (
+        f"the other {launch.num_processes - 1} process(es)"
+        if launch.num_processes
+        else "the other processes"
     )
+    threading.Thread(
+        target=_exit_unless_joined,
+        args=(
+            joined,
+            launch.timeout_s,
+            f"{program}: error: process {launch.process_id or 0} waited "
+            f"{launch.timeout_s} s for {others} of the run to join at "
+            f"{address or 'the coordinator'}; start every process with the "
+            "same --coordinator_address and --num_processes (or one "
+            "launcher step), or raise --distributed_timeout.",
+        ),
+        daemon=True,
+        name="fairser_jax-join-watchdog",
+    ).start()
+    try:
+        jax.distributed.initialize(
+            coordinator_address=launch.coordinator_address,
+            num_processes=launch.num_processes,
+            process_id=launch.process_id,
+            local_device_ids=(
+                list(launch.local_device_ids)
+                if launch.local_device_ids
+                else None
+            ),
+            initialization_timeout=launch.timeout_s + _JOIN_GRACE_S,
+            # The coordinator listens on the address given, not on every
+            # interface (JAX's default, [::]:port).
+            coordinator_bind_address=(
+                launch.coordinator_address
+                if launch.coordinator_address and not launch.process_id
+                else None
+            ),
+        )
+    finally:
+        joined.set()  # joined, or failed with an error of its own
     logging.info(
         "process %d of %d (%s): %d local of %d devices",
         jax.process_index(),

@@ -129,6 +129,38 @@ def test_an_unreachable_coordinator_is_one_line_not_a_hang(tmp_path):
     assert not (tmp_path / "w").exists()
 
 
+@pytest.mark.slow
+def test_process_0_alone_is_one_line_not_an_abort(tmp_path):
+    """Process 0 of 2 started without the other used to end in a C++
+    abort (exit 134, a stack dump) when JAX's wait ran out; now the
+    watchdog ends it first with one line naming the wait."""
+    tic = time.monotonic()
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fairser_jax.main",
+            *_main(tmp_path / "w", timeout_s=3),
+            f"--coordinator_address=127.0.0.1:{free_port()}",
+            "--num_processes=2",
+            "--process_id=0",
+        ],
+        cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1, proc.stderr[-3000:]
+    assert time.monotonic() - tic < 30  # JAX's own wait is 3 + 30 s
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("fairser_jax.main: error: process 0 waited 3 s")
+    assert "the other 1 process(es)" in last
+    assert "Fatal Python error" not in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not (tmp_path / "w").exists()
+
+
 def _errors(logs, n=2):
     lines = []
     for i in range(n):
