@@ -268,6 +268,7 @@ class RunFlags:
     process_id: flags.FlagHolder
     local_device_ids: flags.FlagHolder
     distributed_timeout: flags.FlagHolder
+    distributed_heartbeat: flags.FlagHolder
 
     def names(self) -> tuple[str, ...]:
         """The names of these flags, `--config` first."""
@@ -286,6 +287,7 @@ class RunFlags:
             process_id=self.process_id.value,
             local_device_ids=tuple(int(i) for i in ids) if ids else None,
             timeout_s=self.distributed_timeout.value,
+            heartbeat_s=self.distributed_heartbeat.value,
         )
 
 
@@ -378,6 +380,14 @@ def define_distributed_flags() -> dict[str, flags.FlagHolder]:
             "Seconds to wait for the coordinator, and for the other "
             "processes at each step where they must agree.",
             lower_bound=1,
+        ),
+        "distributed_heartbeat": flags.DEFINE_integer(
+            "distributed_heartbeat",
+            100,
+            "JAX's heartbeat timeout in seconds; a process that stops "
+            "answering for half of it (killed, out of memory) is named by "
+            "the others, which stop with one line; --resume continues.",
+            lower_bound=2,
         ),
     }
 

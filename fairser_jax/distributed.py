@@ -52,8 +52,8 @@ one process; on = always call `jax.distributed.initialize`; off = never."""
 WAIT_FOR_PRIMARY_S = 7 * 24 * 3600
 """How long the other processes wait for a primary-only step (making the
 feature store can take hours on a CPU). A primary that dies is noticed
-sooner: JAX's coordination service ends every process when one misses its
-heartbeats."""
+sooner: JAX's coordination service ends every process at once when the
+coordinator's connection drops."""
 
 
 class DistributedError(ValueError):
@@ -80,6 +80,9 @@ class Launch:
       local_device_ids: the local devices this process uses, or None (all).
       timeout_s: how long to wait for the coordinator and for the other
         processes at each agreement step.
+      heartbeat_s: JAX's heartbeat timeout; a process that stops answering
+        for half of it is named by the others, which then stop
+        (`_watch_peers`).
     """
 
     mode: str = "auto"
@@ -88,6 +91,7 @@ class Launch:
     process_id: int | None = None
     local_device_ids: tuple[int, ...] | None = None
     timeout_s: int = 300
+    heartbeat_s: int = 100
 
     @property
     def explicit(self) -> bool:
@@ -178,15 +182,99 @@ def _wait_for_coordinator(address: str, timeout_s: int, process_id) -> None:
 _JOIN_GRACE_S = 30
 
 
+_ALIVE = "fairser_jax/alive/"
+_DONE = "done"
+
+
+def _beat_period_s(heartbeat_s: float) -> float:
+    """How often `_watch_peers` beats: 20 beats per heartbeat timeout,
+    between 1 and 10 s."""
+    return min(10.0, max(1.0, heartbeat_s / 20))
+
+
+def _watch_peers(
+    client,
+    me: int,
+    count: int,
+    heartbeat_s: float,
+    stop: threading.Event,
+    program: str,
+    clock: Callable[[], float] = time.monotonic,
+) -> None:
+    """Body of `initialize`'s liveness thread, on every process.
+
+    Beats (a counter under `_ALIVE` + this process's index in the
+    coordination service's key-value store) and reads every process's
+    beat. A process whose beat has not changed for `heartbeat_s / 2` (killed
+    by SIGKILL or the out-of-memory killer, its machine down) is named in
+    one line and this process exits with status 1; JAX would otherwise
+    notice it at `heartbeat_s` and end every process with a C++ abort and a
+    stack dump. A process that ended normally set its beat to `_DONE` and
+    is not waited for. Returns when `stop` is set.
+    """
+    limit = heartbeat_s / 2
+    period = _beat_period_s(heartbeat_s)
+    start = clock()
+    others = [p for p in range(count) if p != me]
+    seen: dict[int, tuple[str | None, float]] = {
+        p: (None, start) for p in others
+    }
+    failing_since = None
+    beat = 0
+    while not stop.wait(0 if beat == 0 else period):
+        beat += 1
+        now = clock()
+        try:
+            client.key_value_set(
+                f"{_ALIVE}{me}", str(beat), allow_overwrite=True
+            )
+            beats = {
+                key.rsplit("/", 1)[-1]: value
+                for key, value in client.key_value_dir_get(_ALIVE)
+            }
+            failing_since = None
+        except Exception as e:  # noqa: BLE001 - JaxRuntimeError
+            if stop.is_set():
+                return
+            failing_since = now if failing_since is None else failing_since
+            if now - failing_since >= limit:
+                _die(
+                    f"{program}: error: process {me} lost the run's "
+                    f"coordinator (process 0) for {limit:.0f} s ({e}); it "
+                    "was killed or its machine is down. Start every process "
+                    "again with --resume: what was saved is kept."
+                )
+            continue
+        for p in others:
+            value = beats.get(str(p))
+            if value == _DONE:
+                continue
+            if value != seen[p][0]:
+                seen[p] = (value, now)
+            elif now - seen[p][1] >= limit:
+                _die(
+                    f"{program}: error: process {p} of the run stopped "
+                    f"answering {limit:.0f} s ago (killed, out of memory, or "
+                    f"its machine is down); process {me} stops too. Start "
+                    "every process again with --resume: what was saved is "
+                    "kept."
+                )
+
+
+def _die(message: str) -> None:
+    """One line on stderr and exit status 1, from any thread."""
+    sys.stderr.write(message + "\n")
+    sys.stderr.flush()
+    os._exit(1)
+
+
 def _exit_unless_joined(
     joined: threading.Event, timeout_s: float, message: str
 ) -> None:
     """Body of `initialize`'s watchdog thread: one line and exit status 1
     unless `joined` is set within `timeout_s`."""
     if not joined.wait(timeout_s):
-        sys.stderr.write(message + "\n")
-        sys.stderr.flush()
-        os._exit(1)
+        _die(message)
 
 
 def initialize(launch: Launch, program: str = "fairser_jax") -> bool:
@@ -277,6 +365,7 @@ def initialize(launch: Launch, program: str = "fairser_jax") -> bool:
                 else None
             ),
             initialization_timeout=launch.timeout_s + _JOIN_GRACE_S,
+            heartbeat_timeout_seconds=launch.heartbeat_s,
             # The coordinator listens on the address given, not on every
             # interface (JAX's default, [::]:port).
             coordinator_bind_address=(
@@ -287,6 +376,7 @@ def initialize(launch: Launch, program: str = "fairser_jax") -> bool:
         )
     finally:
         joined.set()  # joined, or failed with an error of its own
+    _start_watching(program, launch.heartbeat_s)
     logging.info(
         "process %d of %d (%s): %d local of %d devices",
         jax.process_index(),
@@ -296,6 +386,33 @@ def initialize(launch: Launch, program: str = "fairser_jax") -> bool:
         jax.device_count(),
     )
     return True
+
+
+def _start_watching(program: str, heartbeat_s: int) -> None:
+    """Starts `_watch_peers`; at exit, marks this process done first (the
+    hook runs before JAX's own, which was registered earlier)."""
+    import atexit
+
+    import jax
+
+    client = _client()
+    me = jax.process_index()
+    stop = threading.Event()
+    thread = threading.Thread(
+        target=_watch_peers,
+        args=(client, me, jax.process_count(), heartbeat_s, stop, program),
+        daemon=True,
+        name="fairser_jax-peer-watch",
+    )
+
+    def done() -> None:
+        stop.set()
+        thread.join(timeout=_beat_period_s(heartbeat_s) + 5)
+        with contextlib.suppress(Exception):
+            client.key_value_set(f"{_ALIVE}{me}", _DONE, allow_overwrite=True)
+
+    thread.start()
+    atexit.register(done)
 
 
 def process_count() -> int:

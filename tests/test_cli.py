@@ -132,6 +132,7 @@ def test_config_help_describes_every_field_and_flag():
         "--process_id",
         "--local_device_ids",
         "--distributed_timeout",
+        "--distributed_heartbeat",
     ]
     by_name = dict(zip(names, flag_lines, strict=True))
     assert "Continue the run in --workdir" in by_name["--resume"]

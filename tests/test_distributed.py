@@ -252,3 +252,122 @@ def test_a_slurm_launch_joins_without_flags(tmp_path):
         assert "Traceback" not in log
         (line,) = [x for x in log.splitlines() if "train: error:" in x]
         assert "/w/corpus is not a directory" in line
+
+
+class _Beats:
+    """The coordination service's key-value store as `_watch_peers` uses
+    it, with a clock that each wait advances and scripted peer beats."""
+
+    def __init__(self, script):
+        self.now = 0.0
+        self.store = {}
+        self.script = script  # {process: function(now) -> beat or None}
+
+    def clock(self):
+        return self.now
+
+    def key_value_set(self, key, value, allow_overwrite=False):
+        assert allow_overwrite
+        self.store[key] = value
+
+    def key_value_dir_get(self, prefix):
+        for p, beat in self.script.items():
+            value = beat(self.now)
+            if value is not None:
+                self.store[f"{prefix}{p}"] = value
+        return [(k, v) for k, v in self.store.items() if k.startswith(prefix)]
+
+
+class _Stop:
+    def __init__(self, beats, until):
+        self.beats, self.until = beats, until
+
+    def wait(self, seconds):
+        self.beats.now += seconds
+        return self.beats.now > self.until
+
+    def is_set(self):
+        return False
+
+
+class _Died(Exception):
+    pass
+
+
+def _watch(monkeypatch, script, *, until=1000.0, heartbeat_s=20, count=3):
+    beats = _Beats(script)
+
+    def die(message):
+        raise _Died(message, beats.now)
+
+    monkeypatch.setattr(distributed, "_die", die)
+    distributed._watch_peers(
+        beats,
+        0,
+        count,
+        heartbeat_s,
+        _Stop(beats, until),
+        "prog",
+        clock=beats.clock,
+    )
+    return beats
+
+
+def test_a_silent_peer_is_named_after_half_the_heartbeat(monkeypatch):
+    """Process 2 beats until t = 30 s, then stops (killed): process 0 names
+    it once its beat has been unchanged for 10 s (heartbeat 20 s, one beat
+    a second), while process 1 keeps beating."""
+    with pytest.raises(_Died) as died:
+        _watch(
+            monkeypatch,
+            {1: lambda t: str(int(t)), 2: lambda t: str(int(min(t, 30)))},
+        )
+    message, when = died.value.args
+    assert message.startswith("prog: error: process 2 of the run stopped")
+    assert "answering 10 s ago" in message and "--resume" in message
+    assert when == 30 + 10
+
+
+def test_peers_that_beat_or_ended_are_never_named(monkeypatch):
+    """Beating peers, and one that ended normally (its beat is "done"),
+    keep the watch going until it is stopped; its own beat is written."""
+    beats = _watch(
+        monkeypatch,
+        {1: lambda t: str(int(t)), 2: lambda t: "done" if t > 5 else "1"},
+        until=600.0,
+    )
+    assert beats.store["fairser_jax/alive/0"] == "601"
+
+
+def test_a_peer_that_never_beats_is_named(monkeypatch):
+    with pytest.raises(_Died) as died:
+        _watch(monkeypatch, {1: lambda t: None}, count=2, heartbeat_s=100)
+    message, when = died.value.args
+    assert "process 1 of the run stopped answering 50 s ago" in message
+    assert when == 50  # one beat every 5 s at a heartbeat of 100 s
+
+
+def test_a_lost_coordinator_is_one_line(monkeypatch):
+    """Every call to the store fails (process 0 died): one line naming the
+    coordinator once the failures have lasted half the heartbeat."""
+
+    class Gone(_Beats):
+        def key_value_set(self, key, value, allow_overwrite=False):
+            raise RuntimeError("UNAVAILABLE: Socket closed")
+
+    beats = Gone({})
+    monkeypatch.setattr(
+        distributed,
+        "_die",
+        lambda m: (_ for _ in ()).throw(_Died(m, beats.now)),
+    )
+    with pytest.raises(_Died) as died:
+        distributed._watch_peers(
+            beats, 1, 2, 20, _Stop(beats, 1000), "prog", clock=beats.clock
+        )
+    message, when = died.value.args
+    assert message.startswith(
+        "prog: error: process 1 lost the run's coordinator"
+    )
+    assert "UNAVAILABLE: Socket closed" in message
+    assert when == 10  # failing from the first beat (t = 0)

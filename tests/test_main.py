@@ -577,12 +577,16 @@ def _assert_equal_to_float_rounding(rows, reference):
 
 
 def test_two_processes_killed_and_resumed_equal_one_process(workdir, tmp_path):
-    """2 processes x 2 devices, both killed mid-Proposed (after its epoch-2
-    checkpoint), then --resume: fair_spk and fair_rat are kept, Proposed
+    """2 processes x 2 devices; process 1 killed mid-Proposed (after its
+    epoch-2 checkpoint): process 0 names it in one line within half the
+    heartbeat timeout and stops (it used to abort in C++ with a stack dump
+    80-92 s later). Then --resume: fair_spk and fair_rat are kept, Proposed
     restores from the checkpoint, and results.json runs and predictions.csv
     equal those of 1 process x 1 device. Only process 0 reports."""
     multi = tmp_path / "w"
-    procs = _launch(multi, tmp_path / "logs", workdir)
+    procs = _launch(
+        multi, tmp_path / "logs", workdir, "--distributed_heartbeat=20"
+    )
     checkpoint = multi / "checkpoints" / "proposed" / "2"
     deadline = time.monotonic() + 900
     while not checkpoint.exists():
@@ -591,9 +595,18 @@ def test_two_processes_killed_and_resumed_equal_one_process(workdir, tmp_path):
             pytest.fail(f"a process ended before the kill:\n{log[-3000:]}")
         assert time.monotonic() < deadline
         time.sleep(0.02)
-    for p in procs:
-        p.send_signal(signal.SIGKILL)
-    wait_all(procs, timeout=60)
+    procs[1].send_signal(signal.SIGKILL)
+    killed = time.monotonic()
+    assert wait_all(procs, timeout=60) == [1, -signal.SIGKILL]
+    assert time.monotonic() - killed < 10 + 15  # half the heartbeat + beats
+    log = (tmp_path / "logs" / "p0.log").read_text()
+    assert log.rstrip().splitlines()[-1] == (
+        "fairser_jax.main: error: process 1 of the run stopped answering "
+        "10 s ago (killed, out of memory, or its machine is down); process 0 "
+        "stops too. Start every process again with --resume: what was "
+        "saved is kept."
+    ), log[-3000:]
+    assert "Traceback" not in log and "Fatal Python error" not in log
     assert not (multi / "predictions" / "proposed.csv").exists()
     assert (multi / "predictions" / "fair_rat.csv").is_file()
 
