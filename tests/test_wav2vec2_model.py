@@ -1,9 +1,11 @@
-"""wav2vec2 Flax model vs HF PyTorch ``Wav2Vec2Model``.
+"""The Flax encoders vs HF PyTorch ``Wav2Vec2Model``, ``HubertModel``,
+``WavLMModel`` and ``Data2VecAudioModel``.
 
-Small random HF models of both families are saved with ``save_pretrained``,
-loaded with ``weights.load`` and run on the same waveforms. References:
-HF's outputs (parity, unpadded), each utterance run alone (batch
-invariance), HF's ``_get_feat_extract_output_lengths`` (frame counts).
+Small random HF models of every family and layout (base / stable) are
+saved with ``save_pretrained``, loaded with ``weights.load`` and run on the
+same waveforms. References: HF's outputs (parity, unpadded), each utterance
+run alone (batch invariance), HF's ``_get_feat_extract_output_lengths``
+(frame counts) and ``WavLMAttention._relative_positions_bucket``.
 """
 
 import functools
@@ -35,8 +37,22 @@ _SMALL = dict(
     num_conv_pos_embedding_groups=4,
 )
 _STABLE = dict(feat_extract_norm="layer", do_stable_layer_norm=True)
-# Both families; even (trimmed) and odd positional kernels; conv bias on and
-# off; the activations of our table that HF spells differently.
+# HF's classes of each family.
+_HF = {
+    "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
+    "hubert": (transformers.HubertConfig, transformers.HubertModel),
+    "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
+    "data2vec-audio": (
+        transformers.Data2VecAudioConfig,
+        transformers.Data2VecAudioModel,
+    ),
+}
+# WavLM with few buckets, so that the test's 2-100 frames reach the
+# log-spaced ones (offsets >= 4) and the last, clipped one (>= 40).
+_BUCKETS = dict(num_buckets=16, max_bucket_distance=40)
+# wav2vec2: both layouts; even (trimmed) and odd positional kernels; conv
+# bias on and off; the activations of our table that HF spells
+# differently. Then each other family in each of its layouts.
 CASES = {
     "base-even": dict(num_conv_pos_embeddings=16, conv_bias=False),
     "base-odd-bias": dict(
@@ -48,14 +64,43 @@ CASES = {
     "stable-odd": dict(
         num_conv_pos_embeddings=7, conv_bias=False, hidden_act="relu", **_STABLE
     ),
+    "hubert-base-no-proj-norm": dict(
+        model_type="hubert",
+        num_conv_pos_embeddings=16,
+        feat_proj_layer_norm=False,
+    ),
+    "hubert-stable": dict(
+        model_type="hubert",
+        num_conv_pos_embeddings=7,
+        conv_bias=True,
+        **_STABLE,
+    ),
+    "wavlm-base": dict(
+        model_type="wavlm", num_conv_pos_embeddings=16, **_BUCKETS
+    ),
+    "wavlm-stable": dict(
+        model_type="wavlm", num_conv_pos_embeddings=7, **_STABLE, **_BUCKETS
+    ),
+    # Three stacked position convolutions of an even kernel.
+    "data2vec-audio": dict(
+        model_type="data2vec-audio",
+        num_conv_pos_embeddings=3,
+        conv_pos_kernel_size=6,
+    ),
 }
 
 
-def _hf_model(case: str, seed: int = 0) -> transformers.Wav2Vec2Model:
+def _hf_config(case: str, **overrides):
+    kwargs = {**_SMALL, **CASES[case], **overrides}
+    config_class, _ = _HF[kwargs.pop("model_type", "wav2vec2")]
+    return config_class(**kwargs)
+
+
+def _hf_model(case: str, seed: int = 0) -> torch.nn.Module:
     """Random HF model; every parameter perturbed so none is 0 or 1."""
-    cfg = transformers.Wav2Vec2Config(**_SMALL, **CASES[case])
+    cfg = _hf_config(case)
     torch.manual_seed(seed)
-    model = transformers.Wav2Vec2Model(cfg).eval()
+    model = _HF[cfg.model_type][1](cfg).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
@@ -173,16 +218,18 @@ def test_batch_invariance(runs):
 
 
 def test_padded_batch_against_hf(runs):
-    """Stable family: HF is itself padding-invariant, so valid frames of the
-    masked batch match HF's. Base family: HF's group norm statistics see the
-    padding, so HF's padded output differs from HF alone (the reason for our
-    masked statistics)."""
+    """Stable layout: HF is itself padding-invariant, so valid frames of the
+    masked batch match HF's. Base layout: HF's group norm statistics see
+    the padding, and data2vec-audio's later position convolutions read it,
+    so HF's padded output differs from HF alone (the reason for our masked
+    statistics and re-zeroed padding)."""
     frames = w2v.feature_lengths(runs["config"], np.array(LENGTHS))
     for i, f in enumerate(frames):
         ours = [s[i, :f] for s in runs["padded"]]
         hf_padded = [s[i, :f] for s in runs["padded_hf"]]
         hf_alone = [s[0] for s in runs["alone_hf"][i]]
         if runs["config"].family == "stable":
+            assert runs["config"].model_type != "data2vec-audio"
             assert _max_diff(ours, hf_padded) <= TOL
         elif LENGTHS[i] < max(LENGTHS):
             assert _max_diff(hf_padded, hf_alone) > 1e-2
@@ -214,20 +261,52 @@ def test_min_input_length():
 
 def test_config_round_trip_through_hf():
     for case in CASES:
-        hf_cfg = transformers.Wav2Vec2Config(**_SMALL, **CASES[case])
+        hf_cfg = _hf_config(case)
         cfg = w2v.Wav2Vec2Config.from_hf(hf_cfg.to_dict())
         assert cfg.family == ("stable" if "stable" in case else "base")
-        again = transformers.Wav2Vec2Config(**cfg.to_hf())
+        assert cfg.model_type == CASES[case].get("model_type", "wav2vec2")
+        again = type(hf_cfg)(**cfg.to_hf())
         assert w2v.Wav2Vec2Config.from_hf(again.to_dict()) == cfg
     # HF's defaults are facebook/wav2vec2-base's architecture.
     default = transformers.Wav2Vec2Config().to_dict()
     assert w2v.Wav2Vec2Config.from_hf(default) == w2v.Wav2Vec2Config()
 
 
+@pytest.mark.parametrize("family", list(_HF))
+def test_a_config_without_keys_means_hf_defaults(family):
+    """A config.json that only names the family reads as HF's defaults of
+    that family (data2vec-audio's differ from wav2vec2's)."""
+    hf_default = _HF[family][0]().to_dict()
+    ours = w2v.Wav2Vec2Config.from_hf({"model_type": family})
+    assert ours == w2v.Wav2Vec2Config.from_hf(hf_default)
+    assert ours.model_type == family
+
+
+def test_wavlm_buckets_equal_hf():
+    """Every (query, key) offset of 1,600 frames (32 s) at WavLM's
+    defaults, and of 120 frames at few buckets, lands in HF's bucket."""
+    for frames, buckets, distance in ((1600, 320, 800), (120, 16, 40)):
+        attention = transformers.models.wavlm.modeling_wavlm.WavLMAttention(
+            32, 4, num_buckets=buckets, max_distance=distance
+        )
+        positions = torch.arange(frames)
+        relative = positions[None, :] - positions[:, None]
+        ref = attention._relative_positions_bucket(relative).numpy()
+        ours = w2v.relative_position_buckets(frames, buckets, distance)
+        np.testing.assert_array_equal(ours, ref)
+        # Every bucket is reached but "key after the query by 0 frames".
+        assert len(np.unique(ours)) == buckets - 1
+
+
 @pytest.mark.parametrize(
     "override, message",
     [
-        ({"model_type": "hubert"}, "model_type"),
+        (
+            {"model_type": "whisper"},
+            "model_type='whisper'; supported encoder families are wav2vec2, "
+            "hubert, wavlm, data2vec-audio",
+        ),
+        ({"model_type": "hubert", "conv_pos_batch_norm": True}, "batch norm"),
         ({"add_adapter": True}, "add_adapter"),
         ({"adapter_attn_dim": 16}, "adapter_attn_dim"),
         ({"feat_extract_norm": "batch"}, "feat_extract_norm"),
@@ -273,7 +352,9 @@ def _count_equations(jaxpr: jax.extend.core.Jaxpr) -> int:
     return count
 
 
-@pytest.mark.parametrize("case", ["base-even", "stable-odd"])
+@pytest.mark.parametrize(
+    "case", ["base-even", "stable-odd", "wavlm-base", "data2vec-audio"]
+)
 def test_traced_program_does_not_grow_with_depth(case):
     """The layers are one scanned body: a 6-layer model traces to the same
     program as a 2-layer one (so XLA compiles one layer, not six), up to
@@ -283,7 +364,7 @@ def test_traced_program_does_not_grow_with_depth(case):
     sizes = {}
     for layers in (2, 6):
         cfg = w2v.Wav2Vec2Config.from_hf(
-            {**_SMALL, **CASES[case], "num_hidden_layers": layers}
+            _hf_config(case, num_hidden_layers=layers).to_dict()
         )
         model = w2v.Wav2Vec2Model(cfg)
         params = weights.param_shapes(cfg)

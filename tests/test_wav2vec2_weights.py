@@ -373,3 +373,87 @@ def test_random_base_has_wav2vec2_base_architecture():
     )
     n_ours = sum(a.size for a in jax.tree.leaves(converted))
     assert n_ours == n_hf == 94_370_816
+
+
+# HF classes of the other families: the bare model, one with heads, and the
+# prefix those keys carry.
+_FAMILIES = {
+    "hubert": (
+        transformers.HubertConfig,
+        transformers.HubertModel,
+        transformers.HubertForCTC,
+        "hubert.",
+    ),
+    "wavlm": (
+        transformers.WavLMConfig,
+        transformers.WavLMModel,
+        transformers.WavLMForXVector,
+        "wavlm.",
+    ),
+    "data2vec-audio": (
+        transformers.Data2VecAudioConfig,
+        transformers.Data2VecAudioModel,
+        transformers.Data2VecAudioForSequenceClassification,
+        "data2vec_audio.",
+    ),
+}
+
+
+@pytest.mark.parametrize("family", list(_FAMILIES))
+def test_other_families_with_heads_and_old_keys(family, tmp_path):
+    """HuBERT (ForCTC), WavLM (ForXVector, whose heads include a top-level
+    `feature_extractor`) and data2vec-audio (ForSequenceClassification):
+    the prefixed checkpoint with heads loads the same parameters as its
+    bare backbone; HuBERT's and WavLM's weight-normed position convolution
+    also loads from the older weight_g/weight_v keys."""
+    config_class, bare_class, head_class, prefix = _FAMILIES[family]
+    cfg = config_class(**_SMALL, num_buckets=16, max_bucket_distance=40)
+    torch.manual_seed(0)
+    full = head_class(cfg).eval()
+    _perturb(full, 0)
+    full.save_pretrained(tmp_path / "full")
+    keys = safetensors.numpy.load_file(
+        str(tmp_path / "full" / "model.safetensors")
+    )
+    assert any(k.startswith(prefix) for k in keys)
+    assert any(not k.startswith(prefix) for k in keys)  # the heads
+    backbone = getattr(full, prefix[:-1])
+    assert isinstance(backbone, bare_class)
+    backbone.save_pretrained(tmp_path / "bare")
+    ours = weights.load(tmp_path / "full")
+    bare = weights.load(tmp_path / "bare")
+    assert ours.config == bare.config
+    assert ours.config.model_type == family
+    assert _tree_equal(ours.params, bare.params)
+    if family == "wavlm":
+        table = ours.params["encoder"]["rel_attn_embed"]
+        np.testing.assert_array_equal(
+            table,
+            backbone.encoder.layers[0].attention.rel_attn_embed.weight.detach(),
+        )
+    if family == "data2vec-audio":
+        return  # plain convolutions: no weight norm, no older names
+    old = {}
+    for key, value in _numpy_state(backbone).items():
+        key = key.replace("parametrizations.weight.original0", "weight_g")
+        key = key.replace("parametrizations.weight.original1", "weight_v")
+        old[key] = value
+    assert "encoder.pos_conv_embed.conv.weight_g" in old
+    _write(tmp_path / "old", old, tmp_path / "bare")
+    assert _tree_equal(weights.load(tmp_path / "old").params, bare.params)
+
+
+def test_keys_of_another_family_name_the_family(tmp_path):
+    """A WavLM state dict under a HuBERT config.json: the error lists the
+    keys and says which family config.json names."""
+    cfg = transformers.WavLMConfig(**_SMALL, num_buckets=16)
+    torch.manual_seed(0)
+    wavlm = transformers.WavLMModel(cfg).eval()
+    wavlm.save_pretrained(tmp_path / "wavlm")
+    config = json.loads((tmp_path / "wavlm" / "config.json").read_text())
+    config["model_type"] = "hubert"
+    (tmp_path / "wavlm" / "config.json").write_text(json.dumps(config))
+    with pytest.raises(ValueError, match="does not fit the hubert config") as e:
+        weights.load(tmp_path / "wavlm")
+    assert "encoder.layers.0.attention.rel_attn_embed.weight" in str(e.value)
+    assert "model_type says 'hubert'" in str(e.value)

@@ -1,9 +1,30 @@
-"""wav2vec 2.0 in Flax, for both Hugging Face checkpoint families.
+"""wav2vec 2.0 and the encoders built on it, in Flax.
 
 The paper's features (§2.2.1) are the hidden states of wav2vec 2.0 *base*
 (Baevski et al., 2020). This module implements the network that HF
-transformers' PyTorch ``Wav2Vec2Model`` implements, for both layouts found
-on the hub (paper §2.2.1 uses wav2vec2-base):
+transformers' PyTorch ``Wav2Vec2Model`` implements, and the three
+self-supervised speech encoders that share its skeleton (a strided
+convolution stack, a feature projection, a convolutional position
+embedding and a transformer), chosen by ``Wav2Vec2Config.model_type`` as a
+checkpoint's ``config.json`` says:
+
+* ``"wav2vec2"`` (``Wav2Vec2Model``);
+* ``"hubert"`` (``HubertModel``; Hsu et al., 2021): wav2vec2's network
+  without the quantizer; the feature projection's layer norm is optional
+  (``feat_proj_layer_norm``);
+* ``"wavlm"`` (``WavLMModel``; Chen et al., 2022): every attention adds a
+  relative position bias (``num_buckets`` log-spaced buckets up to
+  ``max_bucket_distance`` frames, one table shared by all layers), scaled
+  per query and head by a gate computed from the layer's input
+  (``gru_rel_pos_linear``, ``gru_rel_pos_const``);
+* ``"data2vec-audio"`` (``Data2VecAudioModel``; Baevski et al., 2022): a
+  layer norm after every convolution of the feature encoder, and a position
+  embedding of ``num_conv_pos_embeddings`` stacked convolutions (kernel
+  ``conv_pos_kernel_size``), each followed by a parameter-free layer norm,
+  instead of one weight-normed convolution.
+
+Each difference is one switch of the shared modules below, not a copy of
+the network per family. Within each, both layouts found on the hub:
 
 * ``"base"`` (``feat_extract_norm="group"``, ``do_stable_layer_norm=False``;
   e.g. facebook/wav2vec2-base): a per-channel normalisation over time after
@@ -30,34 +51,47 @@ utterances of the batch (batch invariance, docs/DESIGN.md):
   length, which makes HF's base models depend on the padding);
 * padded frames are zeroed before the positional convolution (as HF does,
   so the convolution sees the zeros an unpadded utterance sees);
-* attention ignores padded keys.
+* attention ignores padded keys;
+* data2vec-audio's stacked position convolutions zero the padded frames
+  again before each convolution (HF does so only before the first, so
+  its padded batches differ from its utterances alone).
 
 Without a mask (or with an all-true mask) the output equals HF's.
 
 References:
   Baevski, Zhou, Mohamed, Auli, "wav2vec 2.0: A Framework for
   Self-Supervised Learning of Speech Representations", NeurIPS 2020.
+  Hsu et al., "HuBERT: Self-Supervised Speech Representation Learning by
+  Masked Prediction of Hidden Units", IEEE/ACM TASLP 2021.
+  Chen et al., "WavLM: Large-Scale Self-Supervised Pre-Training for Full
+  Stack Speech Processing", IEEE JSTSP 2022.
+  Baevski et al., "data2vec: A General Framework for Self-supervised
+  Learning in Speech, Vision and Language", ICML 2022.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import struct
 
 __all__ = [
     "ACTIVATIONS",
+    "MODEL_TYPES",
     "Wav2Vec2Config",
     "Wav2Vec2Model",
     "Wav2Vec2Output",
     "feature_lengths",
     "min_input_length",
+    "relative_position_buckets",
 ]
 
 #: HF activation names (``transformers.activations.ACT2FN``) we support.
@@ -71,6 +105,21 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "swish": jax.nn.silu,
 }
 
+#: ``config.json`` ``model_type`` values this module implements.
+MODEL_TYPES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+
+# HF's defaults per family where they differ from wav2vec2's (the
+# dataclass defaults): a config.json without the key means these.
+_FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "wav2vec2": {},
+    "hubert": {},
+    "wavlm": {},
+    "data2vec-audio": {
+        "num_conv_pos_embeddings": 5,
+        "feat_extract_norm": "layer",
+    },
+}
+
 # Eps of the torch.nn.GroupNorm / LayerNorm inside HF's conv layers: they
 # are built with the torch default, not with config.layer_norm_eps.
 _CONV_NORM_EPS = 1e-5
@@ -78,11 +127,17 @@ _CONV_NORM_EPS = 1e-5
 
 @dataclasses.dataclass(frozen=True)
 class Wav2Vec2Config:
-    """Architecture of a wav2vec2 checkpoint (the inference-relevant part).
+    """Architecture of a checkpoint (the inference-relevant part).
 
     Field names and defaults are those of HF's ``Wav2Vec2Config`` (the
-    defaults describe facebook/wav2vec2-base). Build one from a checkpoint's
-    ``config.json`` with :meth:`from_hf`.
+    defaults describe facebook/wav2vec2-base), plus the fields of the other
+    families (``model_type``, see the module docstring). Build one from a
+    checkpoint's ``config.json`` with :meth:`from_hf`.
+
+    For ``data2vec-audio``, ``num_conv_pos_embeddings`` is the number of
+    stacked position convolutions and ``conv_pos_kernel_size`` their
+    kernel (HF's meaning); the feature encoder is always layer-normed and
+    the transformer post-LN.
     """
 
     hidden_size: int = 768
@@ -100,6 +155,11 @@ class Wav2Vec2Config:
     num_conv_pos_embeddings: int = 128
     num_conv_pos_embedding_groups: int = 16
     do_stable_layer_norm: bool = False
+    model_type: str = "wav2vec2"
+    feat_proj_layer_norm: bool = True
+    num_buckets: int = 320
+    max_bucket_distance: int = 800
+    conv_pos_kernel_size: int = 19
 
     def __post_init__(self) -> None:
         for name in ("conv_dim", "conv_kernel", "conv_stride"):
@@ -107,6 +167,27 @@ class Wav2Vec2Config:
                 self, name, tuple(int(v) for v in getattr(self, name))
             )
         problems = []
+        if self.model_type not in MODEL_TYPES:
+            problems.append(
+                f"model_type={self.model_type!r} is not one of {MODEL_TYPES}"
+            )
+        if self.model_type == "data2vec-audio" and (
+            self.feat_extract_norm != "layer" or self.do_stable_layer_norm
+        ):
+            problems.append(
+                "data2vec-audio has a layer-normed feature encoder and a "
+                "post-LN transformer (feat_extract_norm='layer', "
+                "do_stable_layer_norm=False)"
+            )
+        if self.model_type == "wavlm" and not (
+            self.num_buckets >= 4
+            and self.max_bucket_distance > self.num_buckets // 4
+        ):
+            problems.append(
+                f"num_buckets={self.num_buckets} must be >= 4 and "
+                f"max_bucket_distance={self.max_bucket_distance} above "
+                "num_buckets // 4"
+            )
         if self.feat_extract_norm not in ("group", "layer"):
             problems.append(
                 f"feat_extract_norm={self.feat_extract_norm!r} must be "
@@ -140,7 +221,9 @@ class Wav2Vec2Config:
             )
         if problems:
             raise ValueError(
-                "invalid wav2vec2 config: " + "; ".join(problems) + "."
+                f"invalid {self.model_type} config: "
+                + "; ".join(problems)
+                + "."
             )
 
     @property
@@ -153,20 +236,25 @@ class Wav2Vec2Config:
         """Builds the config from an HF ``config.json`` dict.
 
         Keys that only matter for training (dropouts, SpecAugment, heads)
-        are ignored; missing keys take HF's defaults.
+        are ignored; missing keys take HF's defaults for the family.
 
         Raises:
-          ValueError: for another architecture (``model_type`` other than
-            ``wav2vec2``, e.g. HuBERT or WavLM) or wav2vec2 features this
-            module does not implement (``add_adapter``, MMS attention
-            adapters).
+          ValueError: for an architecture not in :data:`MODEL_TYPES` (e.g.
+            Whisper's encoder) or features this module does not implement
+            (``add_adapter``, MMS attention adapters, HuBERT's batch-normed
+            position convolution).
         """
         model_type = hf_config.get("model_type", "wav2vec2")
-        if model_type != "wav2vec2":
+        if model_type not in MODEL_TYPES:
             raise ValueError(
-                f"config.json has model_type={model_type!r}; only 'wav2vec2' "
-                "checkpoints are supported (HuBERT, WavLM, data2vec-audio "
-                "differ in architecture)."
+                f"config.json has model_type={model_type!r}; supported "
+                f"encoder families are {', '.join(MODEL_TYPES)} (the "
+                "model_type of their config.json)."
+            )
+        if hf_config.get("conv_pos_batch_norm", False):
+            raise ValueError(
+                "config.json has conv_pos_batch_norm=true (a batch norm "
+                "before the position convolution); this is not supported."
             )
         if hf_config.get("add_adapter", False):
             raise ValueError(
@@ -187,12 +275,22 @@ class Wav2Vec2Config:
                     f"conv_dim has {len(hf_config['conv_dim'])} entries."
                 )
         names = [f.name for f in dataclasses.fields(cls)]
-        return cls(**{k: hf_config[k] for k in names if k in hf_config})
+        values = dict(_FAMILY_DEFAULTS[model_type])
+        values.update({k: hf_config[k] for k in names if k in hf_config})
+        values["model_type"] = model_type
+        if model_type == "data2vec-audio":
+            # HF's Data2VecAudioConfig has no such switches: its network
+            # is always the layer-normed, post-LN one.
+            values["feat_extract_norm"] = "layer"
+            values["do_stable_layer_norm"] = False
+        if model_type != "hubert":
+            # Only HuBERT's feature projection reads the switch.
+            values["feat_proj_layer_norm"] = True
+        return cls(**values)
 
     def to_hf(self) -> dict[str, Any]:
         """An HF ``config.json`` dict for this architecture (inference)."""
-        out = {"model_type": "wav2vec2"}
-        out.update(dataclasses.asdict(self))
+        out = dataclasses.asdict(self)
         for name in ("conv_dim", "conv_kernel", "conv_stride"):
             out[name] = list(out[name])
         out["num_feat_extract_layers"] = len(self.conv_dim)
@@ -256,6 +354,34 @@ def min_input_length(config: Wav2Vec2Config) -> int:
     ):
         length = (length - 1) * stride + kernel
     return length
+
+
+def relative_position_buckets(
+    num_frames: int, num_buckets: int, max_distance: int
+) -> np.ndarray:
+    """WavLM's bucket of each (query, key) frame pair, ``[F, F]`` int.
+
+    Half the buckets per direction (key after query: the upper half);
+    offsets below a quarter of ``num_buckets`` get a bucket each, larger
+    ones log-spaced buckets up to ``max_distance`` (HF's
+    ``WavLMAttention._relative_positions_bucket``, computed the same way in
+    float32 so that every offset lands in the same bucket).
+    """
+    half = num_buckets // 2
+    positions = np.arange(num_frames)
+    relative = positions[None, :] - positions[:, None]
+    buckets = (relative > 0).astype(np.int64) * half
+    distance = np.abs(relative)
+    max_exact = half // 2
+    with np.errstate(divide="ignore"):
+        large = np.log(distance.astype(np.float32) / np.float32(max_exact))
+    large = large / np.float32(math.log(max_distance / max_exact))
+    large = large * np.float32(half - max_exact)
+    large = np.where(
+        distance < max_exact, 0, (np.float32(max_exact) + large)
+    ).astype(np.int64)
+    large = np.minimum(large, half - 1)
+    return buckets + np.where(distance < max_exact, distance, large)
 
 
 def _dense(features: int, name: str, precision: Any) -> nn.Dense:
@@ -367,7 +493,8 @@ class _FeatureProjection(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[B, F, conv_dim[-1]]`` -> ``[B, F, H]``."""
         cfg = self.config
-        x = _layer_norm(cfg.layer_norm_eps, "layer_norm")(x)
+        if cfg.feat_proj_layer_norm:
+            x = _layer_norm(cfg.layer_norm_eps, "layer_norm")(x)
         return _dense(cfg.hidden_size, "projection", self.precision)(x)
 
 
@@ -378,7 +505,57 @@ class _PositionalConvEmbedding(nn.Module):
     weight-normed convolution (folded at load time, see ``weights.py``).
     Padding is ``K // 2`` on both sides; for an even ``K`` that yields one
     extra frame, which is dropped (HF's ``Wav2Vec2SamePadLayer``).
+
+    data2vec-audio instead stacks ``num_conv_pos_embeddings`` plain
+    convolutions of kernel ``conv_pos_kernel_size`` (``layers_{j}``), each
+    followed by a layer norm without parameters and the activation; padded
+    frames are zeroed before each (``frame_mask``), so that no convolution
+    reads what an earlier one wrote into the padding.
     """
+
+    config: Wav2Vec2Config
+    precision: Any = None
+
+    @nn.compact
+    def __call__(
+        self, x: jax.Array, frame_mask: jax.Array | None = None
+    ) -> jax.Array:
+        """``x`` ``[B, F, H]`` (padded frames zero), ``frame_mask``
+        ``[B, F]`` or ``None`` -> ``[B, F, H]``."""
+        cfg = self.config
+        if cfg.model_type != "data2vec-audio":
+            y = _same_conv(
+                x, cfg, cfg.num_conv_pos_embeddings, self.precision, "conv"
+            )
+            return ACTIVATIONS[cfg.feat_extract_activation](y)
+        y = x
+        for j in range(cfg.num_conv_pos_embeddings):
+            if j and frame_mask is not None:
+                y = jnp.where(frame_mask[..., None], y, 0.0)
+            y = _StackedPositionConv(cfg, self.precision, name=f"layers_{j}")(y)
+        return y
+
+
+def _same_conv(
+    x: jax.Array, cfg: Wav2Vec2Config, k: int, precision: Any, name: str
+) -> jax.Array:
+    """Grouped convolution over time, ``K // 2`` zeros each side, trimmed to
+    ``x``'s length (HF's ``SamePadLayer`` for an even ``K``)."""
+    y = nn.Conv(
+        cfg.hidden_size,
+        kernel_size=(k,),
+        padding=((k // 2, k // 2),),
+        feature_group_count=cfg.num_conv_pos_embedding_groups,
+        precision=precision,
+        name=name,
+    )(x)
+    return y[:, : x.shape[1]]
+
+
+class _StackedPositionConv(nn.Module):
+    """One of data2vec-audio's position convolutions: convolution, layer
+    norm without parameters, activation (HF's
+    ``Data2VecAudioPositionalConvLayer``)."""
 
     config: Wav2Vec2Config
     precision: Any = None
@@ -387,28 +564,39 @@ class _PositionalConvEmbedding(nn.Module):
     def __call__(self, x: jax.Array) -> jax.Array:
         """``[B, F, H]`` -> ``[B, F, H]``."""
         cfg = self.config
-        k = cfg.num_conv_pos_embeddings
-        y = nn.Conv(
-            cfg.hidden_size,
-            kernel_size=(k,),
-            padding=((k // 2, k // 2),),
-            feature_group_count=cfg.num_conv_pos_embedding_groups,
-            precision=self.precision,
-            name="conv",
-        )(x)
-        y = y[:, : x.shape[1]]
+        y = _same_conv(x, cfg, cfg.conv_pos_kernel_size, self.precision, "conv")
+        y = nn.LayerNorm(
+            epsilon=_CONV_NORM_EPS,
+            use_bias=False,
+            use_scale=False,
+            use_fast_variance=False,
+            name="layer_norm",
+        )(y)
         return ACTIVATIONS[cfg.feat_extract_activation](y)
 
 
 class _SelfAttention(nn.Module):
-    """Multi-head scaled dot-product self-attention with a key mask."""
+    """Multi-head scaled dot-product self-attention with a key mask.
+
+    With a ``position_bias`` (WavLM) the scores get ``gate * bias``, where
+    the gate of each query frame and head is computed from ``x``:
+    ``a (b c - 1) + 2`` with ``a, b = sigmoid`` of two sums of four outputs
+    of ``gru_rel_pos_linear`` on the head's slice of ``x``, and ``c`` the
+    head's ``gru_rel_pos_const`` (HF's ``WavLMAttention``).
+    """
 
     config: Wav2Vec2Config
     precision: Any = None
 
     @nn.compact
-    def __call__(self, x: jax.Array, key_mask: jax.Array | None) -> jax.Array:
-        """``x`` ``[B, F, H]``, ``key_mask`` ``[B, F]`` -> ``[B, F, H]``."""
+    def __call__(
+        self,
+        x: jax.Array,
+        key_mask: jax.Array | None,
+        position_bias: jax.Array | None = None,
+    ) -> jax.Array:
+        """``x`` ``[B, F, H]``, ``key_mask`` ``[B, F]``, ``position_bias``
+        ``[heads, F, F]`` or ``None`` -> ``[B, F, H]``."""
         cfg = self.config
         b, f, h = x.shape
         heads = cfg.num_attention_heads
@@ -422,6 +610,19 @@ class _SelfAttention(nn.Module):
         k = project("k_proj")
         v = project("v_proj")
         scores = jnp.einsum("bqnd,bknd->bnqk", q, k, precision=self.precision)
+        if cfg.model_type == "wavlm":
+            const = self.param(
+                "gru_rel_pos_const", nn.initializers.ones, (1, heads, 1, 1)
+            )
+            proj = _dense(8, "gru_rel_pos_linear", self.precision)(
+                x.reshape(b, f, heads, d)
+            )  # [B, F, heads, 8]
+            proj = proj.reshape(b, f, heads, 2, 4).sum(-1)
+            gate_a, gate_b = jnp.split(jax.nn.sigmoid(proj), 2, axis=-1)
+            c = const.reshape(1, 1, heads, 1)
+            gate = gate_a * (gate_b * c - 1.0) + 2.0  # [B, F, heads, 1]
+            gate = gate[..., 0].transpose(0, 2, 1)  # [B, heads, F]
+            scores = scores + gate[..., None] * position_bias[None]
         if key_mask is not None:
             big_negative = jnp.finfo(scores.dtype).min
             scores = jnp.where(key_mask[:, None, None, :], scores, big_negative)
@@ -463,9 +664,13 @@ class _EncoderLayer(nn.Module):
 
     @nn.compact
     def __call__(
-        self, x: jax.Array, key_mask: jax.Array | None
+        self,
+        x: jax.Array,
+        key_mask: jax.Array | None,
+        position_bias: jax.Array | None = None,
     ) -> tuple[jax.Array, jax.Array | None]:
-        """``x`` ``[B, F, H]``, ``key_mask`` ``[B, F]`` or ``None``.
+        """``x`` ``[B, F, H]``, ``key_mask`` ``[B, F]`` or ``None``,
+        ``position_bias`` ``[heads, F, F]`` (WavLM) or ``None``.
 
         Returns:
           ``(out, out if emit else None)``, ``out`` ``[B, F, H]``.
@@ -476,10 +681,10 @@ class _EncoderLayer(nn.Module):
         feed_forward = _FeedForward(cfg, self.precision, name="feed_forward")
         final_norm = _layer_norm(cfg.layer_norm_eps, "final_layer_norm")
         if cfg.do_stable_layer_norm:
-            x = x + attention(norm(x), key_mask)
+            x = x + attention(norm(x), key_mask, position_bias)
             x = x + feed_forward(final_norm(x))
         else:
-            x = norm(x + attention(x, key_mask))
+            x = norm(x + attention(x, key_mask, position_bias))
             x = final_norm(x + feed_forward(x))
         return x, (x if self.emit else None)
 
@@ -514,7 +719,21 @@ class _Encoder(nn.Module):
             x = jnp.where(frame_mask[..., None], x, 0.0)
         x = x + _PositionalConvEmbedding(
             cfg, self.precision, name="pos_conv_embed"
-        )(x)
+        )(x, frame_mask)
+        position_bias = None
+        if cfg.model_type == "wavlm":
+            # HF keeps the table in layer 0's attention and hands the bias
+            # on to the others; here it is the encoder's, so that the
+            # scanned layers have the same parameters.
+            table = self.param(
+                "rel_attn_embed",
+                nn.initializers.normal(1.0),
+                (cfg.num_buckets, cfg.num_attention_heads),
+            )
+            buckets = relative_position_buckets(
+                x.shape[1], cfg.num_buckets, cfg.max_bucket_distance
+            )
+            position_bias = jnp.transpose(table[buckets], (2, 0, 1))
         norm = _layer_norm(cfg.layer_norm_eps, "layer_norm")
         if not cfg.do_stable_layer_norm:
             x = norm(x)
@@ -524,12 +743,12 @@ class _Encoder(nn.Module):
                 _EncoderLayer,
                 variable_axes={"params": 0},
                 split_rngs={"params": True},
-                in_axes=(nn.broadcast,),
+                in_axes=(nn.broadcast, nn.broadcast),
                 length=cfg.num_hidden_layers,
             )
             x, stacked = layers(
                 cfg, self.precision, emit=output_hidden_states, name="layers"
-            )(x, frame_mask)
+            )(x, frame_mask, position_bias)
             if output_hidden_states:
                 # stacked: [num_hidden_layers, B, F, H].
                 hidden_states.extend(

@@ -1,4 +1,5 @@
-"""Hugging Face wav2vec2 checkpoints -> Flax parameters.
+"""Hugging Face wav2vec2, HuBERT, WavLM and data2vec-audio checkpoints ->
+Flax parameters.
 
 A checkpoint is a directory holding ``config.json`` and the PyTorch state
 dict, either a local directory or a hub name (``facebook/wav2vec2-base``)
@@ -19,11 +20,15 @@ Conversion (PyTorch layout -> Flax layout):
   its effective weight ``w[o, i, k] = g[k] v[o, i, k] / ||v[:, :, k]||`` is
   computed once here, in float64, and stored as a plain ``kernel``.
 * Keys may be bare (``feature_extractor.…``, from ``Wav2Vec2Model``) or
-  prefixed (``wav2vec2.…``, from ``Wav2Vec2ForPreTraining`` / ``ForCTC`` /
-  classification checkpoints). Heads (quantizer, ``project_q``,
-  ``project_hid``, ``lm_head``, ``masked_spec_embed``, classifier,
-  projector, …) are ignored; any other missing or unexpected key, or a
-  shape that does not fit ``config.json``, is an error listing them all.
+  prefixed with the family's name (``wav2vec2.…``, ``hubert.…``,
+  ``wavlm.…``, ``data2vec_audio.…``, from ``…ForPreTraining`` / ``ForCTC`` /
+  classification checkpoints). WavLM's relative position table, HF's
+  ``encoder.layers.0.attention.rel_attn_embed.weight`` ``[buckets, heads]``,
+  is the encoder's ``rel_attn_embed`` (not transposed). Heads (quantizer,
+  ``project_q``, ``project_hid``, ``lm_head``, ``masked_spec_embed``,
+  classifier, projector, …) are ignored; any other missing or unexpected
+  key, or a shape that does not fit ``config.json``, is an error listing
+  them all.
 * The transformer layers are stacked: HF's ``encoder.layers.{i}.…``
   arrays (converted as above) become row ``i`` of ``encoder/layers/…``,
   whose leading axis is ``num_hidden_layers`` (the model scans over it).
@@ -97,7 +102,15 @@ BUILTIN_CONFIGS: dict[str, Wav2Vec2Config] = {
 #: Names ``load`` accepts besides paths and hub names: seeded random weights.
 BUILTIN_CHECKPOINTS = tuple(BUILTIN_CONFIGS)
 
-_PREFIX = "wav2vec2."
+#: State-dict prefix of the backbone in a checkpoint with heads, by family.
+_PREFIXES = {
+    "wav2vec2": "wav2vec2.",
+    "hubert": "hubert.",
+    "wavlm": "wavlm.",
+    "data2vec-audio": "data2vec_audio.",
+}
+_REL_ATTN = ("encoder", "rel_attn_embed")
+_REL_ATTN_HF = "encoder.layers.0.attention.rel_attn_embed.weight"
 # Parameters outside the encoder: heads of ForPreTraining, ForCTC,
 # ForSequenceClassification, ForAudioFrameClassification, ForXVector, and
 # the SpecAugment embedding (unused at inference).
@@ -248,11 +261,12 @@ def convert_state_dict(
     *,
     source: str = "state dict",
 ) -> dict[str, Any]:
-    """Converts an HF PyTorch wav2vec2 state dict to the Flax param tree.
+    """Converts an HF PyTorch state dict to the Flax param tree.
 
     Args:
       state_dict: key -> array (NumPy, or anything ``np.asarray`` takes), bare
-        or ``wav2vec2.``-prefixed keys, heads allowed (ignored).
+        or prefixed keys (``wav2vec2.``, ``hubert.``, … as the family of
+        ``config`` has them), heads allowed (ignored).
       config: the architecture the keys must fit.
       source: what to name in error messages (e.g. the file).
 
@@ -264,20 +278,21 @@ def convert_state_dict(
       ValueError: listing every missing key, unexpected key and shape that
         does not fit ``config``.
     """
-    prefixed = any(k.startswith(_PREFIX) for k in state_dict)
+    family_prefix = _PREFIXES[config.model_type]
+    prefixed = any(k.startswith(family_prefix) for k in state_dict)
     backbone: dict[str, Any] = {}
     unexpected: list[str] = []
     for key, value in state_dict.items():
         if prefixed:
-            if key.startswith(_PREFIX):
-                inner = key[len(_PREFIX) :]
+            if key.startswith(family_prefix):
+                inner = key[len(family_prefix) :]
                 if inner not in _HEAD_NAMES:
                     backbone[inner] = value
             elif not _is_head(key, prefixed=True):
                 unexpected.append(key)
         elif not _is_head(key, prefixed=False):
             backbone[key] = value
-    prefix = _PREFIX if prefixed else ""
+    prefix = family_prefix if prefixed else ""
 
     missing: list[str] = []
     bad_shapes: list[str] = []
@@ -289,13 +304,21 @@ def convert_state_dict(
                 missing.extend(prefix + n for n in names)
                 continue
             hf_name = names[0]
+        elif path == _REL_ATTN:
+            hf_name = _REL_ATTN_HF
+            if hf_name not in backbone:
+                missing.append(prefix + hf_name)
+                continue
+            array = np.asarray(backbone.pop(hf_name), np.float32)
         else:
             hf_name = _hf_key(path)
             if hf_name not in backbone:
                 missing.append(prefix + hf_name)
                 continue
             array = np.asarray(backbone.pop(hf_name), np.float32)
-        if array.ndim == 3:
+        if path == _REL_ATTN:
+            pass  # an embedding table: [buckets, heads] in both layouts
+        elif array.ndim == 3:
             array = array.transpose(2, 1, 0)
         elif array.ndim == 2:
             array = array.T
@@ -309,7 +332,8 @@ def convert_state_dict(
     unexpected.extend(prefix + k for k in backbone)
 
     if missing or unexpected or bad_shapes:
-        lines = [f"{source} does not fit the wav2vec2 config:"]
+        family = config.model_type
+        lines = [f"{source} does not fit the {family} config:"]
         if missing:
             lines.append(f"missing keys ({len(missing)}): {sorted(missing)}")
         if unexpected:
@@ -319,8 +343,8 @@ def convert_state_dict(
         if bad_shapes:
             lines.append("shape mismatches: " + "; ".join(bad_shapes))
         lines.append(
-            "Check that config.json belongs to these weights and that they "
-            "are a wav2vec2 (not HuBERT/WavLM) checkpoint."
+            "Check that config.json belongs to these weights (its "
+            f"model_type says {family!r})."
         )
         raise ValueError("\n".join(lines))
 
@@ -523,7 +547,8 @@ def load(
     allow_pickle: bool = False,
     cache_dir: str | os.PathLike | None = None,
 ) -> LoadedCheckpoint:
-    """Loads an HF wav2vec2 checkpoint as Flax parameters.
+    """Loads an HF checkpoint (any of ``model.MODEL_TYPES``) as Flax
+    parameters.
 
     Args:
       name_or_path: a directory with ``config.json`` and the weights, a hub
