@@ -18,8 +18,9 @@ from fairser_jax.data import demo_corpus, iemocap
 from fairser_jax.data import features as features_lib
 from fairser_jax.wav2vec2 import audio, extraction, weights
 
-# HF-style tiny configs of both families; the conv stack keeps wav2vec2's
-# geometry (400-sample receptive field, 320-sample hop).
+# HF-style tiny configs of both wav2vec2 layouts and of each other encoder
+# family; the conv stack keeps wav2vec2's geometry (400-sample receptive
+# field, 320-sample hop).
 _TINY_HF = {
     "hidden_size": 32,
     "num_hidden_layers": 2,
@@ -37,7 +38,40 @@ HF_FAMILIES = {
         do_stable_layer_norm=True,
         conv_bias=True,
     ),
+    "hubert": dict(_TINY_HF, model_type="hubert"),
+    # Few buckets: the 1-63 frames here reach the log-spaced ones.
+    "wavlm-base": dict(_TINY_HF, model_type="wavlm", num_buckets=16),
+    "wavlm-stable": dict(
+        _TINY_HF,
+        model_type="wavlm",
+        num_buckets=16,
+        max_bucket_distance=40,
+        feat_extract_norm="layer",
+        do_stable_layer_norm=True,
+    ),
+    "data2vec-audio": dict(
+        _TINY_HF, model_type="data2vec-audio", num_conv_pos_embeddings=3
+    ),
 }
+_HF_CLASSES = {
+    "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
+    "hubert": (transformers.HubertConfig, transformers.HubertModel),
+    "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
+    "data2vec-audio": (
+        transformers.Data2VecAudioConfig,
+        transformers.Data2VecAudioModel,
+    ),
+}
+
+
+def hf_model(family: str) -> torch.nn.Module:
+    """A random HF model of ``HF_FAMILIES[family]`` (seed 0)."""
+    kwargs = dict(HF_FAMILIES[family])
+    config_class, model_class = _HF_CLASSES[
+        kwargs.pop("model_type", "wav2vec2")
+    ]
+    torch.manual_seed(0)
+    return model_class(config_class(**kwargs)).eval()
 
 
 def _voice(rate: int, seconds: float, f0: float, seed: int) -> np.ndarray:
@@ -81,9 +115,7 @@ def tiny_extractor(tiny_checkpoint):
 @pytest.fixture(scope="module", params=sorted(HF_FAMILIES))
 def hf_checkpoint(request, tmp_path_factory):
     """(family, torch model, our LoadedCheckpoint) from save_pretrained."""
-    torch.manual_seed(0)
-    config = transformers.Wav2Vec2Config(**HF_FAMILIES[request.param])
-    model = transformers.Wav2Vec2Model(config).eval()
+    model = hf_model(request.param)
     directory = tmp_path_factory.mktemp(f"hf_{request.param}")
     model.save_pretrained(directory)
     transformers.Wav2Vec2FeatureExtractor(
@@ -153,7 +185,7 @@ def test_run_matches_hf_pytorch_alone(hf_checkpoint, tmp_path, layer):
     # Extractor.run pads several utterances into one batch; the reference
     # is HF PyTorch on each utterance alone (no padding, no mask) after
     # HF's own feature-extractor normalisation. Equality within 1e-4 is
-    # both parity and batch invariance, for both families.
+    # both parity and batch invariance, for every family and layout.
     family, torch_model, loaded = hf_checkpoint
     lengths = (20_000, 7_777, 13_001, 401)
     rng = np.random.default_rng(2)

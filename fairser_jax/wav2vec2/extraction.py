@@ -400,7 +400,10 @@ class Extractor:
         pooled: dict[int, np.ndarray] = {}
         audio_samples = 0
         bar = progress_lib.bar(
-            enabled=progress, total=len(paths), unit="utt", desc="wav2vec2"
+            enabled=progress,
+            total=len(paths),
+            unit="utt",
+            desc=self.config.model_type,
         )
         bar.update(len(paths) - len(candidates) - len(long))
         pending: tuple[list[int], jax.Array, int] | None = None
@@ -728,6 +731,9 @@ def extract_corpus(
         sample_rate=extractor.prep.sample_rate,
         do_normalize=extractor.prep.do_normalize,
         model_dim=extractor.hidden_size,
+        # Recorded, not compared: the checkpoint id already names weights.
+        encoder=loaded.config.model_type,
+        encoder_layout=loaded.config.family,
         num_utterances=len(result.ids),
         skipped=[dataclasses.asdict(s) for s in result.skipped],
     )
