@@ -1,11 +1,14 @@
 r"""Feature-extraction throughput: this Flax extractor vs HF PyTorch.
 
-    python benchmarks/extract.py [--num_utterances=24] [--batch_seconds=32]
+    python benchmarks/extract.py [--family=all] [--num_utterances=24]
+        [--batch_seconds=32]
 
-Both sides run the same base-sized wav2vec2 with the same random weights
-(an HF ``Wav2Vec2Model`` from ``Wav2Vec2Config()`` with PyTorch's random
-init, written with ``save_pretrained`` and read into Flax with
-``weights.load``), on the same files with an IEMOCAP-like length
+For each encoder family (``--family``: wav2vec2, hubert, wavlm,
+data2vec-audio, or all of them in turn), both sides run the same
+base-sized network with the same random weights (the HF model of that
+family from its config class's defaults, e.g. ``WavLMConfig()``, with
+PyTorch's random init, written with ``save_pretrained`` and read into Flax
+with ``weights.load``), on the same files with an IEMOCAP-like length
 distribution (log-normal around 3.5 s, clipped to 1-15 s), with the same
 batch policy (``audio.plan_batches``: sorted by length, padded to the
 length ladder, ``batch × padded ≤ batch_seconds × 16 kHz``) and the same
@@ -23,7 +26,7 @@ pass. The CPU seconds (user + sys of the worker, best warm pass) are less
 sensitive to such load than wall time. Warm is the steady state of a real
 corpus: compilation is per shape (at most one per ladder rung, plus one)
 and amortised over thousands of utterances. The script prints one table
-and the ratios.
+and the ratios per family, then (with several families) a summary.
 """
 
 import argparse
@@ -40,6 +43,25 @@ import time
 import numpy as np
 
 SAMPLE_RATE = 16_000
+FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
+
+
+def _hf_classes(family: str):
+    import transformers
+
+    return {
+        "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
+        "hubert": (transformers.HubertConfig, transformers.HubertModel),
+        "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
+        "data2vec-audio": (
+            transformers.Data2VecAudioConfig,
+            transformers.Data2VecAudioModel,
+        ),
+    }[family]
+
+
+def _checkpoint_dir(workdir: pathlib.Path, family: str) -> pathlib.Path:
+    return workdir / f"checkpoint-{family}"
 
 
 def _peak_rss_mib() -> float:
@@ -51,18 +73,21 @@ def _cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def prepare(workdir: pathlib.Path, num_utterances: int, seed: int) -> None:
-    """Writes the random base checkpoint and the wav files."""
+def prepare(
+    workdir: pathlib.Path, num_utterances: int, seed: int, family: str
+) -> None:
+    """Writes the family's random base-sized checkpoint and the wav files."""
     import soundfile
     import torch
     import transformers
 
     from fairser_jax.data import demo_corpus
 
-    ckpt = workdir / "checkpoint"
+    ckpt = _checkpoint_dir(workdir, family)
     if not (ckpt / "model.safetensors").exists():
         torch.manual_seed(seed)
-        model = transformers.Wav2Vec2Model(transformers.Wav2Vec2Config())
+        config_class, model_class = _hf_classes(family)
+        model = model_class(config_class())
         model.save_pretrained(ckpt)
         transformers.Wav2Vec2FeatureExtractor(
             do_normalize=True, return_attention_mask=False
@@ -89,12 +114,15 @@ def _files(workdir: pathlib.Path) -> list[pathlib.Path]:
 
 
 class _JaxSide:
-    def __init__(self, workdir: pathlib.Path, batch_seconds: float):
+    def __init__(
+        self, workdir: pathlib.Path, batch_seconds: float, family: str
+    ):
         import jax
 
         from fairser_jax.wav2vec2 import extraction, weights
 
-        loaded = weights.load(workdir / "checkpoint")
+        loaded = weights.load(_checkpoint_dir(workdir, family))
+        assert loaded.config.model_type == family
         self.extractor = extraction.Extractor(
             loaded, batch_seconds=batch_seconds
         )
@@ -109,16 +137,19 @@ class _JaxSide:
 
 
 class _TorchSide:
-    def __init__(self, workdir: pathlib.Path, batch_seconds: float):
+    def __init__(
+        self, workdir: pathlib.Path, batch_seconds: float, family: str
+    ):
         import torch
-        import transformers
 
         from fairser_jax.wav2vec2 import audio
 
         self.torch, self.audio = torch, audio
-        self.model = transformers.Wav2Vec2Model.from_pretrained(
-            workdir / "checkpoint"
-        ).eval()
+        self.model = (
+            _hf_classes(family)[1]
+            .from_pretrained(_checkpoint_dir(workdir, family))
+            .eval()
+        )
         config = self.model.config
         self.receptive, self.hop = audio.conv_geometry(
             config.conv_kernel, config.conv_stride
@@ -184,10 +215,12 @@ class _TorchSide:
         return {"indices": indices, "features": features}
 
 
-def worker(side: str, workdir: pathlib.Path, batch_seconds: float) -> None:
+def worker(
+    side: str, workdir: pathlib.Path, batch_seconds: float, family: str
+) -> None:
     """Serves ``run`` / ``quit`` commands on stdin, one JSON line each."""
     cls = _JaxSide if side == "jax" else _TorchSide
-    impl = cls(workdir, batch_seconds)
+    impl = cls(workdir, batch_seconds, family)
     print(json.dumps({"ready": True, **impl.info}), flush=True)
     for line in sys.stdin:
         if line.strip() == "run":
@@ -215,7 +248,7 @@ def worker(side: str, workdir: pathlib.Path, batch_seconds: float) -> None:
 
 
 class _Worker:
-    def __init__(self, side: str, args: argparse.Namespace):
+    def __init__(self, side: str, args: argparse.Namespace, family: str):
         self.side = side
         self.proc = subprocess.Popen(
             [
@@ -224,6 +257,7 @@ class _Worker:
                 f"--side={side}",
                 f"--workdir={args.workdir}",
                 f"--batch_seconds={args.batch_seconds}",
+                f"--family={family}",
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -245,36 +279,12 @@ class _Worker:
         return self._read()
 
 
-def main() -> None:
-    from fairser_jax.wav2vec2 import extraction
-
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--num_utterances", type=int, default=24)
-    parser.add_argument(
-        "--batch_seconds", type=float, default=extraction.DEFAULT_BATCH_SECONDS
-    )
-    parser.add_argument(
-        "--rounds", type=int, default=2, help="warm passes per side"
-    )
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--workdir", default=None)
-    parser.add_argument("--side", choices=["jax", "torch"], default=None)
-    args = parser.parse_args()
-
-    if args.side is not None:
-        worker(args.side, pathlib.Path(args.workdir), args.batch_seconds)
-        return
-
-    tmp = None
-    if args.workdir is None:
-        tmp = tempfile.TemporaryDirectory(prefix="bench_extract_")
-        args.workdir = tmp.name
+def compare(family: str, args: argparse.Namespace) -> dict[str, float]:
+    """Runs both sides on one family, prints its table; returns ratios."""
     workdir = pathlib.Path(args.workdir)
-    workdir.mkdir(parents=True, exist_ok=True)
-    prepare(workdir, args.num_utterances, args.seed)
-
+    prepare(workdir, args.num_utterances, args.seed, family)
     sides = ("torch", "jax")
-    workers = {side: _Worker(side, args) for side in sides}
+    workers = {side: _Worker(side, args, family) for side in sides}
     passes: dict[str, list[dict]] = {side: [] for side in sides}
     # Cold passes first, then warm passes alternating between the two
     # sides, so that load from other processes hits both alike.
@@ -288,14 +298,14 @@ def main() -> None:
     audio_s = passes["torch"][0]["audio_s"]
     num = passes["torch"][0]["num"]
     print(
-        f"host: {platform.machine()}, {os.cpu_count()} cores, load avg "
-        f"{os.getloadavg()[0]:.1f}; jax {jx['version']} {jx['devices']}; "
-        f"torch {pt['version']} ({pt['threads']} threads, "
+        f"\n== {family} ==\nhost: {platform.machine()}, {os.cpu_count()} "
+        f"cores, load avg {os.getloadavg()[0]:.1f}; jax {jx['version']} "
+        f"{jx['devices']}; torch {pt['version']} ({pt['threads']} threads, "
         f"attention={pt['attn']})"
     )
     print(
         f"{num} utterances, {audio_s:.1f} s of audio (1-15 s each), "
-        f"batch_seconds={args.batch_seconds}, base-sized wav2vec2, random "
+        f"batch_seconds={args.batch_seconds}, base-sized {family}, random "
         f"weights; warm = best of {args.rounds} alternating passes"
     )
     print(
@@ -317,21 +327,75 @@ def main() -> None:
         t["wall_s"] / j["wall_s"]
         for t, j in zip(passes["torch"][1:], passes["jax"][1:], strict=True)
     ]
+    ratios = {
+        "warm": warm["torch"] / warm["jax"],
+        "cpu": cpu["torch"] / cpu["jax"],
+        "cold": cold["torch"] / cold["jax"],
+        "memory": peaks["jax"] / peaks["torch"],
+    }
     print(
-        f"throughput jax/torch: warm {warm['torch'] / warm['jax']:.2f}x "
+        f"throughput jax/torch: warm {ratios['warm']:.2f}x "
         f"(per round: {', '.join(f'{r:.2f}' for r in per_round)}); "
-        f"CPU time {cpu['torch'] / cpu['jax']:.2f}x; cold incl. compile "
-        f"{cold['torch'] / cold['jax']:.2f}x; peak memory jax/torch "
-        f"{peaks['jax'] / peaks['torch']:.2f}x"
+        f"CPU time {ratios['cpu']:.2f}x; cold incl. compile "
+        f"{ratios['cold']:.2f}x; peak memory jax/torch "
+        f"{ratios['memory']:.2f}x"
     )
     # Same network on both sides: our batched, padded features of the
     # shortest files against PyTorch on each file alone (no padding).
     ours = np.asarray(passes["jax"][-1]["features"])[alone["indices"]]
-    diff = np.abs(ours - np.asarray(alone["features"])).max()
+    ratios["diff"] = float(np.abs(ours - np.asarray(alone["features"])).max())
     print(
         f"check: jax (batched, padded) vs torch (alone) on the "
-        f"{len(alone['indices'])} shortest files: max abs diff {diff:.1e}"
+        f"{len(alone['indices'])} shortest files: max abs diff "
+        f"{ratios['diff']:.1e}"
     )
+    return ratios
+
+
+def main() -> None:
+    from fairser_jax.wav2vec2 import extraction
+
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--family", choices=[*FAMILIES, "all"], default="all")
+    parser.add_argument("--num_utterances", type=int, default=24)
+    parser.add_argument(
+        "--batch_seconds", type=float, default=extraction.DEFAULT_BATCH_SECONDS
+    )
+    parser.add_argument(
+        "--rounds", type=int, default=2, help="warm passes per side"
+    )
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", default=None)
+    parser.add_argument("--side", choices=["jax", "torch"], default=None)
+    args = parser.parse_args()
+
+    if args.side is not None:
+        worker(
+            args.side,
+            pathlib.Path(args.workdir),
+            args.batch_seconds,
+            args.family,
+        )
+        return
+
+    tmp = None
+    if args.workdir is None:
+        tmp = tempfile.TemporaryDirectory(prefix="bench_extract_")
+        args.workdir = tmp.name
+    pathlib.Path(args.workdir).mkdir(parents=True, exist_ok=True)
+    families = FAMILIES if args.family == "all" else (args.family,)
+    results = {family: compare(family, args) for family in families}
+    if len(results) > 1:
+        print("\nsummary, jax/torch (higher is faster for jax):")
+        print(
+            f"{'family':15} {'warm':>6} {'CPU':>6} {'cold':>6} "
+            f"{'memory':>7} {'max diff':>9}"
+        )
+        for family, r in results.items():
+            print(
+                f"{family:15} {r['warm']:6.2f} {r['cpu']:6.2f} "
+                f"{r['cold']:6.2f} {r['memory']:7.2f} {r['diff']:9.1e}"
+            )
     if tmp is not None:
         tmp.cleanup()
 

@@ -133,9 +133,9 @@ FIELD_HELP: dict[str, str] = {
     "frustrated speech as anger and female raters slow as sadness "
     "(docs/DESIGN.md, Data).",
     # features: wav2vec2 (§2.2.1).
-    "features.checkpoint": "wav2vec2 checkpoint: a Hugging Face hub name, a "
-    "local folder, or the seeded random built-ins random-base / "
-    "random-tiny.",
+    "features.checkpoint": "Encoder checkpoint (wav2vec2, HuBERT, WavLM or "
+    "data2vec-audio): a Hugging Face hub name, a local folder, or the "
+    "seeded random built-ins random-base / random-tiny.",
     "features.layer": "Hidden state mean-pooled into the features: 0 = the "
     "embeddings (input of the first transformer layer), k = the output of "
     "layer k, -1 = the last.",

@@ -1,4 +1,4 @@
-r"""Pooled wav2vec2 features of a corpus, written as a feature store.
+r"""Pooled encoder features of a corpus, written as a feature store.
 
     python -m fairser_jax.extract --corpus=DIR --checkpoint=random-tiny \
         --out=/tmp/features.npz
@@ -8,7 +8,8 @@ r"""Pooled wav2vec2 features of a corpus, written as a feature store.
 
 ``--checkpoint`` is ``random-base`` / ``random-tiny`` (seeded random
 weights, no files needed), a local Hugging Face checkpoint directory, or a
-hub name already in the local HF cache. The store holds ``ids`` (str),
+hub name already in the local HF cache, of any family its ``config.json``
+names: wav2vec2, HuBERT, WavLM or data2vec-audio. The store holds ``ids`` (str),
 ``features`` (float32 [N, H], mean over valid frames of ``--layer``) and a
 manifest; an existing store is reused when its manifest matches.
 
@@ -32,8 +33,9 @@ _CHECKPOINT = flags.DEFINE_string(
     "checkpoint",
     None,
     "random-base | random-tiny (seeded random weights) | HF checkpoint "
-    "directory | hub name in the local HF cache. Required: random weights "
-    "are never picked silently.",
+    "directory | hub name in the local HF cache; wav2vec2, HuBERT, WavLM "
+    "or data2vec-audio. Required: random weights are never picked "
+    "silently.",
 )
 _OUT = flags.DEFINE_string("out", None, "Output feature store (.npz).")
 _LAYER = flags.DEFINE_integer(

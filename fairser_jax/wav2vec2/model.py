@@ -357,9 +357,9 @@ def min_input_length(config: Wav2Vec2Config) -> int:
 
 
 def relative_position_buckets(
-    num_frames: int, num_buckets: int, max_distance: int
+    relative: np.ndarray, num_buckets: int, max_distance: int
 ) -> np.ndarray:
-    """WavLM's bucket of each (query, key) frame pair, ``[F, F]`` int.
+    """WavLM's bucket of each offset ``key - query`` (frames), any shape.
 
     Half the buckets per direction (key after query: the upper half);
     offsets below a quarter of ``num_buckets`` get a bucket each, larger
@@ -368,8 +368,7 @@ def relative_position_buckets(
     float32 so that every offset lands in the same bucket).
     """
     half = num_buckets // 2
-    positions = np.arange(num_frames)
-    relative = positions[None, :] - positions[:, None]
+    relative = np.asarray(relative, np.int64)
     buckets = (relative > 0).astype(np.int64) * half
     distance = np.abs(relative)
     max_exact = half // 2
@@ -730,10 +729,16 @@ class _Encoder(nn.Module):
                 nn.initializers.normal(1.0),
                 (cfg.num_buckets, cfg.num_attention_heads),
             )
+            # The bias depends on key - query only: one row per offset in
+            # [-(F - 1), F - 1], then spread over the [F, F] grid.
+            f = x.shape[1]
             buckets = relative_position_buckets(
-                x.shape[1], cfg.num_buckets, cfg.max_bucket_distance
+                np.arange(-(f - 1), f), cfg.num_buckets, cfg.max_bucket_distance
             )
-            position_bias = jnp.transpose(table[buckets], (2, 0, 1))
+            per_offset = table[buckets]  # [2F - 1, heads]
+            positions = jnp.arange(f)
+            offset = positions[None, :] - positions[:, None] + (f - 1)
+            position_bias = jnp.transpose(per_offset[offset], (2, 0, 1))
         norm = _layer_norm(cfg.layer_norm_eps, "layer_norm")
         if not cfg.do_stable_layer_norm:
             x = norm(x)
