@@ -232,3 +232,19 @@ def np_reg_ot(x, y, a, b, eps, iterations, symmetric=False):
         + np.sum(b * (g - eps * np.log(b)))
         + eps * (1.0 - plan.sum())
     )
+
+
+def hf_classes(family: str) -> tuple[type, type]:
+    """HF PyTorch's (config class, model class) of an encoder family (a
+    `model_type`): the references of the Flax encoders' tests."""
+    import transformers  # slow to import: only the tests that need it
+
+    return {
+        "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
+        "hubert": (transformers.HubertConfig, transformers.HubertModel),
+        "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
+        "data2vec-audio": (
+            transformers.Data2VecAudioConfig,
+            transformers.Data2VecAudioModel,
+        ),
+    }[family]

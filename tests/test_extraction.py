@@ -13,6 +13,7 @@ import pytest
 import soundfile
 import torch
 import transformers
+from conftest import hf_classes
 
 from fairser_jax.data import demo_corpus, iemocap
 from fairser_jax.data import features as features_lib
@@ -53,23 +54,12 @@ HF_FAMILIES = {
         _TINY_HF, model_type="data2vec-audio", num_conv_pos_embeddings=3
     ),
 }
-_HF_CLASSES = {
-    "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
-    "hubert": (transformers.HubertConfig, transformers.HubertModel),
-    "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
-    "data2vec-audio": (
-        transformers.Data2VecAudioConfig,
-        transformers.Data2VecAudioModel,
-    ),
-}
 
 
 def hf_model(family: str) -> torch.nn.Module:
     """A random HF model of ``HF_FAMILIES[family]`` (seed 0)."""
     kwargs = dict(HF_FAMILIES[family])
-    config_class, model_class = _HF_CLASSES[
-        kwargs.pop("model_type", "wav2vec2")
-    ]
+    config_class, model_class = hf_classes(kwargs.pop("model_type", "wav2vec2"))
     torch.manual_seed(0)
     return model_class(config_class(**kwargs)).eval()
 

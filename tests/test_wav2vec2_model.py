@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
+from conftest import hf_classes
 
 from fairser_jax.wav2vec2 import model as w2v
 from fairser_jax.wav2vec2 import weights
@@ -37,16 +38,6 @@ _SMALL = dict(
     num_conv_pos_embedding_groups=4,
 )
 _STABLE = dict(feat_extract_norm="layer", do_stable_layer_norm=True)
-# HF's classes of each family.
-_HF = {
-    "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
-    "hubert": (transformers.HubertConfig, transformers.HubertModel),
-    "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
-    "data2vec-audio": (
-        transformers.Data2VecAudioConfig,
-        transformers.Data2VecAudioModel,
-    ),
-}
 # WavLM with few buckets, so that the test's 2-100 frames reach the
 # log-spaced ones (offsets >= 4) and the last, clipped one (>= 40).
 _BUCKETS = dict(num_buckets=16, max_bucket_distance=40)
@@ -92,7 +83,7 @@ CASES = {
 
 def _hf_config(case: str, **overrides):
     kwargs = {**_SMALL, **CASES[case], **overrides}
-    config_class, _ = _HF[kwargs.pop("model_type", "wav2vec2")]
+    config_class, _ = hf_classes(kwargs.pop("model_type", "wav2vec2"))
     return config_class(**kwargs)
 
 
@@ -100,7 +91,7 @@ def _hf_model(case: str, seed: int = 0) -> torch.nn.Module:
     """Random HF model; every parameter perturbed so none is 0 or 1."""
     cfg = _hf_config(case)
     torch.manual_seed(seed)
-    model = _HF[cfg.model_type][1](cfg).eval()
+    model = hf_classes(cfg.model_type)[1](cfg).eval()
     with torch.no_grad():
         for p in model.parameters():
             p.add_(0.2 * torch.randn_like(p))
@@ -272,11 +263,11 @@ def test_config_round_trip_through_hf():
     assert w2v.Wav2Vec2Config.from_hf(default) == w2v.Wav2Vec2Config()
 
 
-@pytest.mark.parametrize("family", list(_HF))
+@pytest.mark.parametrize("family", w2v.MODEL_TYPES)
 def test_a_config_without_keys_means_hf_defaults(family):
     """A config.json that only names the family reads as HF's defaults of
     that family (data2vec-audio's differ from wav2vec2's)."""
-    hf_default = _HF[family][0]().to_dict()
+    hf_default = hf_classes(family)[0]().to_dict()
     ours = w2v.Wav2Vec2Config.from_hf({"model_type": family})
     assert ours == w2v.Wav2Vec2Config.from_hf(hf_default)
     assert ours.model_type == family
