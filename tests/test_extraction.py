@@ -102,7 +102,16 @@ def tiny_extractor(tiny_checkpoint):
     return extraction.Extractor(tiny_checkpoint, batch_seconds=6.0)
 
 
-@pytest.fixture(scope="module", params=sorted(HF_FAMILIES))
+# The other families are in the full suite only (`slow`).
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(f, marks=pytest.mark.slow)
+        if "model_type" in HF_FAMILIES[f]
+        else f
+        for f in sorted(HF_FAMILIES)
+    ],
+)
 def hf_checkpoint(request, tmp_path_factory):
     """(family, torch model, our LoadedCheckpoint) from save_pretrained."""
     model = hf_model(request.param)

@@ -123,7 +123,17 @@ def _states(out) -> list[np.ndarray]:
     ]
 
 
-@pytest.fixture(scope="module", params=list(CASES))
+# The other families' cases are in the full suite only (`slow`): the fast
+# tier keeps wav2vec2's four.
+@pytest.fixture(
+    scope="module",
+    params=[
+        pytest.param(c, marks=pytest.mark.slow)
+        if "model_type" in CASES[c]
+        else c
+        for c in CASES
+    ],
+)
 def runs(request, tmp_path_factory):
     """HF and Flax outputs of one case on utterances alone and padded."""
     case = request.param
