@@ -13,6 +13,8 @@ import time
 import numpy as np
 import pytest
 
+from fairser_jax.data import demo_corpus
+
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
@@ -248,3 +250,27 @@ def hf_classes(family: str) -> tuple[type, type]:
             transformers.Data2VecAudioModel,
         ),
     }[family]
+
+
+def run_module(module: str, *args: str, check: bool = True):
+    """`python -m module args` from the repository on JAX's CPU backend,
+    output captured; with `check`, fails the test unless it exits 0."""
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args],
+        cwd=REPO,
+        env=dict(os.environ, JAX_PLATFORMS="cpu"),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
+
+
+@pytest.fixture(scope="module")
+def demo_root(tmp_path_factory):
+    """A 20-utterance demo corpus (IEMOCAP layout)."""
+    root = tmp_path_factory.mktemp("demo")
+    demo_corpus.generate(root, num_utterances=20, seed=0)
+    return root

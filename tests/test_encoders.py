@@ -8,44 +8,20 @@ family is in test_wav2vec2_model.py and test_extraction.py.
 """
 
 import csv
-import os
 import pathlib
-import subprocess
-import sys
 
 import numpy as np
 import pytest
 import soundfile
 import torch
 import transformers
+from conftest import run_module as _run
 from test_extraction import hf_model
 
-from fairser_jax.data import demo_corpus, iemocap
 from fairser_jax.data import features as features_lib
+from fairser_jax.data import iemocap
 
 pytestmark = pytest.mark.slow
-
-REPO = pathlib.Path(__file__).resolve().parents[1]
-
-
-def _run(module, *args):
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=dict(os.environ, JAX_PLATFORMS="cpu"),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    demo_corpus.generate(root, num_utterances=20, seed=0)
-    return root
 
 
 def _checkpoint(family: str, directory: pathlib.Path):

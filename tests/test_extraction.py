@@ -15,8 +15,8 @@ import torch
 import transformers
 from conftest import hf_classes
 
-from fairser_jax.data import demo_corpus, iemocap
 from fairser_jax.data import features as features_lib
+from fairser_jax.data import iemocap
 from fairser_jax.wav2vec2 import audio, extraction, weights
 
 # HF-style tiny configs of both wav2vec2 layouts and of each other encoder
@@ -298,13 +298,6 @@ def test_skip_bad_audio_reports_and_keeps_good(tiny_extractor, bad_files):
 
 
 # -------------------------------------------------------- driver and cache
-
-
-@pytest.fixture(scope="module")
-def demo_root(tmp_path_factory):
-    root = tmp_path_factory.mktemp("demo")
-    demo_corpus.generate(root, num_utterances=20, seed=0)
-    return root
 
 
 @pytest.fixture()

@@ -13,6 +13,7 @@ import ml_collections
 import numpy as np
 import pytest
 import soundfile
+from conftest import run_module
 
 from fairser_jax import detector as detector_lib
 from fairser_jax import models
@@ -26,18 +27,7 @@ pytestmark = pytest.mark.slow
 REPO = pathlib.Path(__file__).resolve().parents[1]
 
 
-def _run(module, *args, check=True):
-    proc = subprocess.run(
-        [sys.executable, "-m", module, *args],
-        cwd=REPO,
-        env=dict(os.environ, JAX_PLATFORMS="cpu"),
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    if check:
-        assert proc.returncode == 0, proc.stderr[-3000:]
-    return proc
+_run = run_module
 
 
 @pytest.fixture(scope="module")
