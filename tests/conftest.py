@@ -274,3 +274,12 @@ def demo_root(tmp_path_factory):
     root = tmp_path_factory.mktemp("demo")
     demo_corpus.generate(root, num_utterances=20, seed=0)
     return root
+
+
+def slow_where(names, is_slow) -> list:
+    """Fixture or test parameters `names`, those with `is_slow(name)` marked
+    `slow` (in the full suite only)."""
+    return [
+        pytest.param(n, marks=pytest.mark.slow) if is_slow(n) else n
+        for n in names
+    ]

@@ -13,7 +13,7 @@ import pytest
 import soundfile
 import torch
 import transformers
-from conftest import hf_classes
+from conftest import hf_classes, slow_where
 
 from fairser_jax.data import features as features_lib
 from fairser_jax.data import iemocap
@@ -105,12 +105,9 @@ def tiny_extractor(tiny_checkpoint):
 # The other families are in the full suite only (`slow`).
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param(f, marks=pytest.mark.slow)
-        if "model_type" in HF_FAMILIES[f]
-        else f
-        for f in sorted(HF_FAMILIES)
-    ],
+    params=slow_where(
+        sorted(HF_FAMILIES), lambda f: "model_type" in HF_FAMILIES[f]
+    ),
 )
 def hf_checkpoint(request, tmp_path_factory):
     """(family, torch model, our LoadedCheckpoint) from save_pretrained."""

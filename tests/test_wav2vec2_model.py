@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import hf_classes
+from conftest import hf_classes, slow_where
 
 from fairser_jax.wav2vec2 import model as w2v
 from fairser_jax.wav2vec2 import weights
@@ -127,12 +127,7 @@ def _states(out) -> list[np.ndarray]:
 # tier keeps wav2vec2's four.
 @pytest.fixture(
     scope="module",
-    params=[
-        pytest.param(c, marks=pytest.mark.slow)
-        if "model_type" in CASES[c]
-        else c
-        for c in CASES
-    ],
+    params=slow_where(CASES, lambda c: "model_type" in CASES[c]),
 )
 def runs(request, tmp_path_factory):
     """HF and Flax outputs of one case on utterances alone and padded."""
