@@ -63,6 +63,10 @@ def run_or_exit(program: str, fn: Callable[[], T]) -> T:
         if text is None:
             raise
         raise SystemExit(f"{program}: error: {text}") from None
+    except Exception as e:
+        # A peer that died mid-collective: named in one line instead.
+        distributed.await_peer_verdict(e)
+        raise
 
 
 # OSErrors of the storage, not of the program: what to do about each.

@@ -388,6 +388,11 @@ def initialize(launch: Launch, program: str = "fairser_jax") -> bool:
     return True
 
 
+_WATCH: dict[str, Any] = {}
+"""The running `_watch_peers` thread (key "thread") and its heartbeat
+timeout (key "heartbeat_s"); empty in a run of one process."""
+
+
 def _start_watching(program: str, heartbeat_s: int) -> None:
     """Starts `_watch_peers`; at exit, marks this process done first (the
     hook runs before JAX's own, which was registered earlier)."""
@@ -404,6 +409,7 @@ def _start_watching(program: str, heartbeat_s: int) -> None:
         daemon=True,
         name="fairser_jax-peer-watch",
     )
+    _WATCH.update(thread=thread, heartbeat_s=heartbeat_s)
 
     def done() -> None:
         stop.set()
@@ -413,6 +419,33 @@ def _start_watching(program: str, heartbeat_s: int) -> None:
 
     thread.start()
     atexit.register(done)
+
+
+def await_peer_verdict(error: BaseException) -> None:
+    """Gives the liveness thread time to name a dead peer before `error`
+    is reported.
+
+    A collective running when a peer dies fails at once (``Gloo AllGather
+    failed: ... Connection reset by peer``), seconds before `_watch_peers`
+    can tell the peer has stopped beating. Reporting that error would print
+    a traceback and then hang in JAX's shutdown barrier until its heartbeat
+    timeout ends the process with a C++ abort. So after a JAX runtime error
+    in a run of several processes this waits for as long as
+    `_watch_peers` needs (half the heartbeat timeout and two beats): if a
+    peer is dead, the thread ends the process with its one line meanwhile.
+    Returns at once in a run of one process or for any other error, and
+    after the wait when every peer still beats (the error is the
+    program's own).
+    """
+    thread = _WATCH.get("thread")
+    if thread is None or not thread.is_alive():
+        return
+    import jax
+
+    if not isinstance(error, jax.errors.JaxRuntimeError):
+        return
+    heartbeat_s = _WATCH["heartbeat_s"]
+    thread.join(timeout=heartbeat_s / 2 + 2 * _beat_period_s(heartbeat_s) + 1)
 
 
 def process_count() -> int:

@@ -371,3 +371,43 @@ def test_a_lost_coordinator_is_one_line(monkeypatch):
     )
     assert "UNAVAILABLE: Socket closed" in message
     assert when == 10  # failing from the first beat (t = 0)
+
+
+class _Thread:
+    """A watch thread that records how long it was waited for."""
+
+    def __init__(self):
+        self.joined = []
+
+    def is_alive(self):
+        return True
+
+    def join(self, timeout=None):
+        self.joined.append(timeout)
+
+
+@pytest.mark.parametrize(
+    "heartbeat_s, wait_s", [(20, 10 + 2 * 1 + 1), (100, 50 + 2 * 5 + 1)]
+)
+def test_a_failed_collective_waits_for_the_peer_verdict(
+    monkeypatch, heartbeat_s, wait_s
+):
+    """A JAX runtime error (a collective that failed because a peer died)
+    waits half the heartbeat and two beats for `_watch_peers` to name the
+    peer; any other error, or a run of one process, does not wait."""
+    import jax
+
+    thread = _Thread()
+    monkeypatch.setattr(
+        distributed, "_WATCH", {"thread": thread, "heartbeat_s": heartbeat_s}
+    )
+    distributed.await_peer_verdict(ValueError("the program's own"))
+    assert thread.joined == []
+    gloo = jax.errors.JaxRuntimeError(
+        "UNKNOWN: Gloo AllGather failed: Connection reset by peer"
+    )
+    distributed.await_peer_verdict(gloo)
+    assert thread.joined == [wait_s]
+    monkeypatch.setattr(distributed, "_WATCH", {})
+    distributed.await_peer_verdict(gloo)
+    assert thread.joined == [wait_s]
