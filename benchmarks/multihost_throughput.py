@@ -4,8 +4,9 @@ r"""The cost of jax.distributed across processes; configs/paper.py on N hosts.
 
 Times the real trainer's epoch (`runner.make_epoch_fn` on the Fair_spk
 objective, IEMOCAP-sized synthetic S1 of `train_throughput.py`), with the
-per-epoch gather of the step losses that `runner.fit` does (`Stack.get`,
-a `process_allgather` across processes), in two layouts of the same
+per-epoch gather of the step losses that `runner.fit` does
+(`runner.train_epoch`: `Stack.collect`, a `process_allgather` across
+processes), in two layouts of the same
 devices on this machine:
 
 - one process that sees `--processes` CPU devices (single controller);

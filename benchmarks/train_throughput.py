@@ -350,26 +350,33 @@ def _time_epochs(
 
 
 def trainer_epochs(
-    variant: str, num_runs: int, steps: int, repeats: int
+    variant: str,
+    num_runs: int,
+    steps: int,
+    repeats: int,
+    runs_per_chunk: int | None = None,
 ) -> tuple[Callable[[int], np.ndarray], ml_collections.ConfigDict]:
     """The real trainer's epoch over `num_runs` stacked runs of `variant`.
 
     As `runner.train_variant` does it (the data and the runs placed on the
-    runs mesh of every device of the run, the step losses gathered every
-    epoch as `runner.fit` does), with the benchmark's own steps per epoch.
+    runs mesh of every device of the run, each chunk of runs trained by
+    one call, the step losses gathered every epoch as `runner.fit` does),
+    with the benchmark's own steps per epoch; `runs_per_chunk` overrides
+    `config.train.runs_per_chunk`.
 
     Returns:
       (`call(epoch) -> step losses [R, steps]`, the config).
     """
-    import jax.numpy as jnp
-
     from fairser_jax import config as config_lib
     from fairser_jax import constants, distributed, models
     from fairser_jax.train import runner
     from fairser_jax.train import runs as runs_lib
+    from fairser_jax.train import variants as variants_lib
 
     cfg = config_lib.get_default_config()
     cfg.train.epochs = repeats + 1
+    if runs_per_chunk is not None:
+        cfg.train.runs_per_chunk = runs_per_chunk
     data, info = _jax_dataset(synthetic_s1(_NUM_UTTERANCES.value))
     seeds = range(math.ceil(num_runs / 25))
     specs = runs_lib.make_runs(variant, constants.EMOTIONS, range(5), seeds)
@@ -381,17 +388,19 @@ def trainer_epochs(
     model = models.model_from_config(cfg.model)
     tx = runner.make_optimizer(cfg)
     state, _ = runner.init_or_restore(stack, cfg, model, tx, _FEATURE_DIM)
-    device_runs = runner.run_inputs(stack, None)
+    states = stack.split(state)
+    run_chunks = stack.split(runner.run_inputs(stack, None))
+    data_on = stack.on_devices(data)
     epoch_fn = runner.make_epoch_fn(
-        model, tx, stack.variant.objective, cfg, steps, stack.sharded
+        model, tx, variants_lib.objective(stack.variant), cfg, steps
     )
 
     def call(epoch: int) -> np.ndarray:
-        nonlocal state
-        state, terms = epoch_fn(
-            state, device_runs, data, jnp.asarray(epoch, jnp.int32)
+        nonlocal states
+        states, losses = runner.train_epoch(
+            stack, epoch_fn, states, run_chunks, data_on, epoch
         )
-        return stack.get(terms["loss"])
+        return losses
 
     return call, cfg
 

@@ -75,6 +75,7 @@ def get_default_config() -> ml_collections.ConfigDict:
     config.train.learning_rate = 1e-3
     config.train.weight_decay = 1e-3
     config.train.checkpoint_every = 50
+    config.train.runs_per_chunk = 0
 
     config.two_sided = ml_collections.ConfigDict()
     # The reading of eq. (3) chosen by the paper's stated properties of α
@@ -183,6 +184,11 @@ FIELD_HELP: dict[str, str] = {
     "train.weight_decay": "AdamW weight decay, >= 0.",
     "train.checkpoint_every": "Epochs between the checkpoints that --resume "
     "restarts from.",
+    "train.runs_per_chunk": "Runs one device trains in one vectorised call "
+    "(padded to this size), >= 0. A fixed size makes every result independent "
+    "of the device and process count; 0 = auto: 8 on CPU, all of a "
+    "device's runs on an accelerator (fastest there, but results then depend "
+    "on the device count; docs/DESIGN.md).",
     # two_sided (§3.1, eq. 3; fairser_jax/train/alpha.py).
     "two_sided.distance": "D of eq. (3) between μ_SPK and μ_RAT: sinkhorn = "
     "the Sinkhorn divergence of the two clouds as they are, aligned_sinkhorn "
@@ -277,6 +283,7 @@ _BOUNDS: tuple[tuple[str, Callable[[Any], bool], str], ...] = (
     ("train.learning_rate", lambda v: v > 0, "> 0"),
     ("train.weight_decay", lambda v: v >= 0, ">= 0"),
     ("train.checkpoint_every", lambda v: v >= 1, "an int >= 1"),
+    ("train.runs_per_chunk", lambda v: v >= 0, "an int >= 0 (0 = auto)"),
     ("model.dropout_rate", lambda v: 0 <= v < 1, "in [0, 1)"),
     (
         "model.encoder_sizes",

@@ -6,9 +6,10 @@ once per accelerator, with `jax.distributed` joining the processes
 
 - every process reads the same corpus, feature store and config, and
   builds the same host arrays;
-- the runs axis of each variant is sharded over the *global* mesh (every
+- the runs axis of each variant is laid out over the *global* mesh (every
   device of every process); each process places only the shards its own
-  devices hold (`put`), and the epoch function runs SPMD on all of them;
+  devices hold (`put`) and trains their chunks of runs (each with a
+  one-device program, `fairser_jax.train.runner`);
 - results are gathered across processes (`gather`) and exactly one process,
   the primary (process 0), writes files: the workdir, which must be on a
   file system every process sees, has one writer, as on one machine;

@@ -6,17 +6,23 @@ them for one epoch: `vmap` over runs of a `lax.scan` over the epoch's steps
 The dataset stays on the device; each run draws its own permutation of its
 training rows every epoch, and every run takes the same number of steps per
 epoch (the largest fold's; smaller folds wrap their permutation). The runs
-axis is sharded over every device of the run on a 1-D mesh: the local
+axis is laid out over every device of the run on a 1-D mesh: the local
 devices, or with several processes (`fairser_jax.distributed`) the devices
 of all of them, each process placing only its own shards.
 
 Randomness of a run is a pure function of its own key (`runs.run_key`), the
-epoch and the step, so a run's result does not depend on which other runs
-share the stack, nor on the number of devices or processes, up to float32
-rounding: XLA vectorises over the runs stacked on a device, so the last bit
-of a run's values can change with the number of runs per device.
+epoch and the step. Its arithmetic is made independent of the device and
+process count too: each device trains its runs in chunks of a fixed size
+(`config.train.runs_per_chunk`), every chunk through the same program
+compiled for one device (`jax.jit` of the chunk, no SPMD partitioning), so
+a run sees the same shapes and the same compiled code whatever else is
+trained. XLA's code for a stack of runs depends on the stack's size (its
+vectorisation) and on whether the program is partitioned over several
+devices, and training amplifies the last-bit differences: with the whole
+stack of a device in one partitioned program, 1 and 4 devices gave
+`y_score` up to 0.22 apart after 300 epochs (docs/DESIGN.md, "Training").
 
-The spine, as in flax's examples: `plan` (runs → padded, sharded stack),
+The spine, as in flax's examples: `plan` (runs → padded stack of chunks),
 `init_or_restore` (random, from another variant's trained parameters, or
 from the latest checkpoint), `fit` (the epoch loop: NaN guard, progress,
 checkpoints), `evaluate` (test-fold logits and embeddings);
@@ -299,15 +305,16 @@ def make_epoch_fn(
     objective: objectives.Objective,
     cfg: ml_collections.ConfigDict,
     steps_per_epoch: int,
-    sharding: NamedSharding,
 ):
     """Builds `epoch(state, runs, data, epoch) -> (state, step_terms)`.
 
-    `run_epoch` vmapped over runs (leading axis of `state` and `runs`) and
-    jitted with the state donated and its outputs placed with `sharding`
-    (the runs axis over the mesh), the same placement as its inputs.
+    `run_epoch` vmapped over the runs of one chunk (leading axis [C] of
+    `state` and `runs`, all on one device, `data` on that device) and
+    jitted with the state donated. It runs where its inputs are: `fit`
+    calls it once per chunk, so it compiles once per device (one program
+    for one device, never partitioned: Stack's docstring says why).
     `epoch` is a traced int32, so it compiles once. `step_terms` maps each
-    term to [R, steps_per_epoch].
+    term to [C, steps_per_epoch].
     """
     one_run = functools.partial(
         run_epoch,
@@ -318,9 +325,7 @@ def make_epoch_fn(
         steps_per_epoch=steps_per_epoch,
     )
     return jax.jit(
-        jax.vmap(one_run, in_axes=(0, 0, None, None)),
-        out_shardings=(sharding, sharding),
-        donate_argnums=0,
+        jax.vmap(one_run, in_axes=(0, 0, None, None)), donate_argnums=0
     )
 
 
@@ -377,18 +382,69 @@ def runs_mesh(devices: list[jax.Device] | None = None) -> Mesh:
     return Mesh(np.asarray(devices), ("runs",))
 
 
+CPU_RUNS_PER_CHUNK = 8
+"""`config.train.runs_per_chunk=0` (auto) on CPU. Throughput is within
+noise of one chunk per device from 8 runs up (benchmarks/chunking.py,
+docs/DESIGN.md), and a small chunk wastes little on padding."""
+
+
+def runs_per_chunk(
+    cfg: ml_collections.ConfigDict, num_runs: int, mesh: Mesh
+) -> int:
+    """Runs one device trains in one call (`config.train.runs_per_chunk`).
+
+    0 (auto): `CPU_RUNS_PER_CHUNK` on CPU; on an accelerator all of a
+    device's runs (ceil(R / devices)), the fastest there, at the cost of
+    results that depend on the device count.
+    """
+    chosen = int(cfg.train.runs_per_chunk)
+    if chosen > 0:
+        return chosen
+    if mesh.devices.flat[0].platform == "cpu":
+        return CPU_RUNS_PER_CHUNK
+    return max(1, math.ceil(num_runs / mesh.devices.size))
+
+
+@dataclasses.dataclass(frozen=True)
+class Chunk:
+    """One call's worth of runs on one device.
+
+    Attributes:
+      device: where it trains.
+      index: its place j in the stack: slots [j·C, (j+1)·C) of the padded
+        runs axis.
+      active: whether it holds a real run (chunks of padding alone are
+        never trained).
+    """
+
+    device: jax.Device
+    index: int
+    active: bool
+
+
 @dataclasses.dataclass(frozen=True)
 class Stack:
     """The static plan of one variant's runs on a mesh.
+
+    The runs axis is cut into chunks of C runs (`runs_per_chunk`): chunk j
+    holds slots [j·C, (j+1)·C) and lives on device j // K of the mesh, K
+    chunks a device. Every chunk trains through the same one-device
+    program, so a run's arithmetic depends on its chunk's size and its
+    place in it (fixed by the config), never on the device count: that
+    count only decides which device trains which chunk. Between calls the
+    chunks are arrays on their devices (`split`); for checkpoints and
+    results they are joined into global arrays [R_padded, ...] whose runs
+    axis is sharded over the mesh in the same order (`join`, `put`, `get`).
 
     Attributes:
       variant: the registry entry.
       runs: the R runs.
       arrays: their `RunArrays`.
-      pad_index: [R_padded] run each stacked slot holds; R_padded is a
-        multiple of the device count and the copies (of run 0) are dropped.
+      pad_index: [R_padded] run each stacked slot holds; R_padded = K ×
+        devices × C and the copies (of run 0) are dropped.
       steps_per_epoch: ceil(largest training fold / batch size).
       mesh: the 1-D "runs" mesh.
+      chunk: C, runs per chunk.
     """
 
     variant: variants_lib.Variant
@@ -397,10 +453,16 @@ class Stack:
     pad_index: np.ndarray
     steps_per_epoch: int
     mesh: Mesh
+    chunk: int
 
     @property
     def num_runs(self) -> int:
         return len(self.runs)
+
+    @property
+    def chunks_per_device(self) -> int:
+        """K: chunks each device of the mesh holds."""
+        return len(self.pad_index) // (self.mesh.devices.size * self.chunk)
 
     @property
     def sharded(self) -> NamedSharding:
@@ -427,6 +489,110 @@ class Stack:
             lambda x: x[: self.num_runs], distributed.gather(tree)
         )
 
+    def local_chunks(self) -> list[Chunk]:
+        """This process's chunks, device by device in mesh order."""
+        k = self.chunks_per_device
+        me = jax.process_index()
+        return [
+            Chunk(
+                device,
+                position * k + slot,
+                (position * k + slot) * self.chunk < self.num_runs,
+            )
+            for position, device in enumerate(self.mesh.devices.flat)
+            if device.process_index == me
+            for slot in range(k)
+        ]
+
+    def split(self, tree: PyTree) -> list[PyTree]:
+        """Sharded arrays [R_padded, ...] → this process's chunks.
+
+        Returns:
+          One tree of one-device arrays [C, ...] per `local_chunks` entry.
+        """
+        c, k = self.chunk, self.chunks_per_device
+
+        def pieces(x):
+            on = {shard.device: shard.data for shard in x.addressable_shards}
+            if k == 1:
+                return [on[ch.device] for ch in self.local_chunks()]
+            return [
+                on[ch.device][(ch.index % k) * c : (ch.index % k + 1) * c]
+                for ch in self.local_chunks()
+            ]
+
+        leaves, treedef = jax.tree.flatten(tree)
+        per_leaf = [pieces(x) for x in leaves]
+        return [
+            jax.tree.unflatten(treedef, [p[i] for p in per_leaf])
+            for i in range(len(self.local_chunks()))
+        ]
+
+    def join(self, parts: list[PyTree]) -> PyTree:
+        """This process's chunks (as `split` gives them) → sharded arrays."""
+        chunks = self.local_chunks()
+
+        def one(*leaves):
+            on: dict[Any, list[jax.Array]] = {}
+            for ch, leaf in zip(chunks, leaves, strict=True):
+                on.setdefault(ch.device, []).append(leaf)
+            arrays = [
+                pieces[0] if len(pieces) == 1 else jnp.concatenate(pieces)
+                for pieces in on.values()
+            ]
+            shape = (len(self.pad_index), *arrays[0].shape[1:])
+            return jax.make_array_from_single_device_arrays(
+                shape, self.sharded, arrays
+            )
+
+        return jax.tree.map(one, *parts)
+
+    def on_devices(self, tree: PyTree) -> dict[Any, PyTree]:
+        """A replicated tree → its copy on each local device of the mesh."""
+        leaves, treedef = jax.tree.flatten(tree)
+        copies = [
+            {shard.device: shard.data for shard in x.addressable_shards}
+            for x in leaves
+        ]
+        return {
+            ch.device: jax.tree.unflatten(
+                treedef, [c[ch.device] for c in copies]
+            )
+            for ch in self.local_chunks()
+        }
+
+    def collect(self, parts: list[PyTree | None], like: PyTree) -> PyTree:
+        """Per-chunk outputs → host NumPy of the R real runs (every process).
+
+        Args:
+          parts: one tree per `local_chunks` entry; None for inactive ones.
+          like: `jax.ShapeDtypeStruct`s of one chunk's tree (fills the
+            inactive chunks).
+        """
+        chunks = self.local_chunks()
+        if distributed.process_count() == 1:
+            active = [
+                p for p, ch in zip(parts, chunks, strict=True) if ch.active
+            ]
+            return jax.tree.map(
+                lambda *xs: np.concatenate([np.asarray(x) for x in xs])[
+                    : self.num_runs
+                ],
+                *active,
+            )
+        filled = [
+            p
+            if p is not None
+            else jax.tree.map(
+                lambda s, d=ch.device: jax.device_put(
+                    np.zeros(s.shape, s.dtype), d
+                ),
+                like,
+            )
+            for p, ch in zip(parts, chunks, strict=True)
+        ]
+        return self.get(self.join(filled))
+
 
 def plan(
     variant: str,
@@ -435,11 +601,13 @@ def plan(
     cfg: ml_collections.ConfigDict,
     mesh: Mesh | None = None,
 ) -> Stack:
-    """Lays out the runs of `variant` as one stack over `mesh`."""
+    """Lays out the runs of `variant` as chunks over `mesh`."""
     mesh = runs_mesh() if mesh is None else mesh
     num_devices = mesh.devices.size
     arrays = build_run_arrays(runs, fold, tuple(cfg.data.classes))
-    padded = math.ceil(len(runs) / num_devices) * num_devices
+    chunk = runs_per_chunk(cfg, len(runs), mesh)
+    per_device = math.ceil(math.ceil(len(runs) / chunk) / num_devices)
+    padded = per_device * num_devices * chunk
     pad_index = np.concatenate(
         [np.arange(len(runs)), np.zeros(padded - len(runs), np.int64)]
     )
@@ -452,6 +620,7 @@ def plan(
             1, math.ceil(int(arrays.n_train.max()) / cfg.train.batch_size)
         ),
         mesh=mesh,
+        chunk=chunk,
     )
 
 
@@ -505,12 +674,19 @@ def init_or_restore(
         feature_dim=feature_dim,
         steps_per_epoch=stack.steps_per_epoch,
     )
-    keys = stack.put(stack.arrays.key)
-    anchor = None if init_params is None else stack.put(init_params)
-    in_axes = (0, None if anchor is None else 0)
-    state = jax.jit(
-        jax.vmap(init, in_axes=in_axes), out_shardings=stack.sharded
-    )(keys, anchor)
+    keys = stack.split(stack.put(stack.arrays.key))
+    anchors = (
+        [None] * len(keys)
+        if init_params is None
+        else stack.split(stack.put(init_params))
+    )
+    init_chunk = jax.jit(
+        jax.vmap(init, in_axes=(0, None if init_params is None else 0))
+    )
+    # Every chunk, padding included: the joined state needs them all.
+    state = stack.join(
+        [init_chunk(k, a) for k, a in zip(keys, anchors, strict=True)]
+    )
     latest = manager.latest_step() if (manager and resume) else None
     if latest is None:
         if manager is not None and resume:
@@ -531,7 +707,9 @@ def init_or_restore(
         reason = str(e).strip().splitlines()[0][:200] if str(e) else type(e)
         raise CheckpointError(
             f"{stack.variant.name}: the checkpoint {manager.directory}/"
-            f"{latest} is damaged or unreadable ({reason}). Delete that "
+            f"{latest} is damaged, unreadable or laid out for another "
+            "device count or config.train.runs_per_chunk "
+            f"({reason}). Delete that "
             f"folder to train {stack.variant.name} again from epoch 0 with "
             "--resume (finished variants are kept), or start over with "
             "--overwrite."
@@ -579,6 +757,47 @@ def _first_bad(step_losses: np.ndarray) -> tuple[int, int]:
     return int(r), int(s)
 
 
+def train_epoch(
+    stack: Stack,
+    epoch_fn,
+    states: list[TrainState],
+    run_chunks: list[RunInputs],
+    data_on: dict[Any, Dataset],
+    epoch: int,
+) -> tuple[list[TrainState], np.ndarray]:
+    """One epoch of every chunk of this process (`epoch_fn` per chunk).
+
+    Args:
+      stack: the plan.
+      epoch_fn: `make_epoch_fn`'s function.
+      states, run_chunks: per `stack.local_chunks()` entry, the chunk's
+        state (donated) and inputs.
+      data_on: the dataset on each local device (`Stack.on_devices`).
+      epoch: the epoch's index.
+
+    Returns:
+      The new states, and the step losses [R, steps_per_epoch] of every
+      real run (host, every process).
+    """
+    new, losses = [], []
+    for state, run, ch in zip(
+        states, run_chunks, stack.local_chunks(), strict=True
+    ):
+        if not ch.active:
+            new.append(state)
+            losses.append(None)
+            continue
+        state, terms = epoch_fn(
+            state, run, data_on[ch.device], jnp.asarray(epoch, jnp.int32)
+        )
+        new.append(state)
+        losses.append(terms["loss"])
+    like = jax.ShapeDtypeStruct(
+        (stack.chunk, stack.steps_per_epoch), jnp.float32
+    )
+    return new, stack.collect(losses, like)
+
+
 def fit(
     stack: Stack,
     state: TrainState,
@@ -604,13 +823,12 @@ def fit(
     epochs = cfg.train.epochs
     steps = stack.steps_per_epoch
     epoch_fn = make_epoch_fn(
-        model,
-        tx,
-        variants_lib.objective(stack.variant),
-        cfg,
-        steps,
-        stack.sharded,
+        model, tx, variants_lib.objective(stack.variant), cfg, steps
     )
+    states = stack.split(state)
+    del state  # its buffers are the chunks' (and donated to epoch_fn)
+    run_chunks = stack.split(inputs)
+    data_on = stack.on_devices(data)
     bar = progress_lib.bar(
         range(start_epoch, epochs),
         enabled=progress,
@@ -623,10 +841,9 @@ def fit(
         try:
             for epoch in bar:
                 tic = time.perf_counter()
-                state, terms = epoch_fn(
-                    state, inputs, data, jnp.asarray(epoch, jnp.int32)
+                states, step_losses = train_epoch(
+                    stack, epoch_fn, states, run_chunks, data_on, epoch
                 )
-                step_losses = stack.get(terms["loss"])
                 seconds = time.perf_counter() - tic
                 if not np.all(np.isfinite(step_losses)):
                     r, s = _first_bad(step_losses)
@@ -649,7 +866,9 @@ def fit(
                     or stop
                 ):
                     if manager.latest_step() != done:
-                        manager.save(done, args=ocp.args.StandardSave(state))
+                        manager.save(
+                            done, args=ocp.args.StandardSave(stack.join(states))
+                        )
                     manager.wait_until_finished()
                 if stop:
                     raise distributed.StopRequested(
@@ -662,11 +881,12 @@ def fit(
                     return None
         finally:
             bar.close()
-    return state
+    return stack.join(states)
 
 
 def make_eval_fn(model: models.FairSERModel):
-    """`eval(params, test_idx, data) -> (logits[R, T], z[R, T, D])`."""
+    """`eval(params, test_idx, data) -> (logits[C, T], z[C, T, D])`, for one
+    chunk on one device (as `make_epoch_fn`)."""
 
     def one_run(params, test_idx, data: Dataset):
         out = model.apply(
@@ -684,12 +904,20 @@ def evaluate(
     model: models.FairSERModel,
 ) -> VariantOutput:
     """Test-fold logits and embeddings of every run, and its final state."""
-    test_idx = stack.put(stack.arrays.test_idx)
-    logits, embeddings = make_eval_fn(model)(state.params, test_idx, data)
+    eval_fn = make_eval_fn(model)
+    chunks = stack.local_chunks()
+    params = stack.split(state.params)
+    test_idx = stack.split(stack.put(stack.arrays.test_idx))
+    data_on = stack.on_devices(data)
+    outs = [
+        eval_fn(p, t, data_on[ch.device]) if ch.active else None
+        for p, t, ch in zip(params, test_idx, chunks, strict=True)
+    ]
+    logits, embeddings = stack.collect(
+        outs, jax.eval_shape(eval_fn, params[0], test_idx[0], data)
+    )
     host = stack.get(
         {
-            "logits": logits,
-            "embeddings": embeddings,
             "loss_history": state.loss_history,
             "params": state.params,
             "trace": state.trace,
@@ -698,8 +926,8 @@ def evaluate(
     return VariantOutput(
         runs=stack.runs,
         arrays=stack.arrays,
-        logits=host["logits"],
-        embeddings=host["embeddings"],
+        logits=logits,
+        embeddings=embeddings,
         loss_history=host["loss_history"],
         params=host["params"],
         trace={
@@ -817,18 +1045,19 @@ def _available_bytes(device) -> tuple[int, str] | None:
 
 
 def batch_memory_lower_bound(
-    cfg: ml_collections.ConfigDict, variant: str, runs_per_device: int
+    cfg: ml_collections.ConfigDict, variant: str, runs_per_call: int
 ) -> int:
     """Bytes a training step of `variant` needs at least, per device.
 
     A lower bound, so it never refuses a config that fits: the [B, B]
-    float32 matrices that must coexist per run, times the runs stacked on
-    one device. L_D (debiased Sinkhorn, ott-jax) builds the x–y, x–x and
-    y–y cost matrices; L_cl one similarity matrix. A variant that compares
-    no utterances within a batch (`Variant.pairwise` False: DNN) has none.
+    float32 matrices that must coexist per run, times the runs one call
+    trains on a device (a chunk). L_D (debiased Sinkhorn, ott-jax) builds
+    the x–y, x–x and y–y cost matrices; L_cl one similarity matrix. A
+    variant that compares no utterances within a batch (`Variant.pairwise`
+    False: DNN) has none.
     """
     matrices = 3 if variants_lib.get(variant).pairwise else 0
-    return runs_per_device * matrices * cfg.train.batch_size**2 * 4
+    return runs_per_call * matrices * cfg.train.batch_size**2 * 4
 
 
 def check_fits(
@@ -854,22 +1083,21 @@ def check_fits(
             "fold: every batch would repeat utterances. Use a batch of at "
             f"most {smallest}."
         )
-    devices = list(mesh.devices.flat) if mesh is not None else jax.devices()
+    mesh = runs_mesh() if mesh is None else mesh
     available = _available_bytes(jax.local_devices()[0])
     if available is None:
         return
     limit, where = available
     for variant in variants_lib.training_order(cfg.variants):
         runs = len(variant_runs(cfg, variant))
-        per_device = math.ceil(runs / len(devices))
-        need = batch_memory_lower_bound(cfg, variant, per_device)
+        per_call = min(runs, runs_per_chunk(cfg, runs, mesh))
+        need = batch_memory_lower_bound(cfg, variant, per_call)
         if need > limit:
             raise ValueError(
                 f"config.train.batch_size={cfg.train.batch_size} cannot fit: "
                 f"{variant} needs at least {need / 2**30:.1f} GiB per "
-                f"device for its [batch, batch] loss matrices ({per_device} "
+                f"device for its [batch, batch] loss matrices ({per_call} "
                 f"run(s) x 3 x {cfg.train.batch_size}^2 float32), and the "
                 f"{where} is {limit / 2**30:.1f} GiB. Use a smaller batch "
-                "or fewer runs per device (seeds/folds/emotions, or more "
-                "devices)."
+                "or fewer runs per call (config.train.runs_per_chunk)."
             )
