@@ -1,13 +1,10 @@
 """Two-sided models (paper §3.1, eq. 3): Proposed, fixed α, α functions."""
 
 import dataclasses
-import pathlib
-import textwrap
 
 import jax
 import numpy as np
 import pytest
-from conftest import run_on_fake_devices
 from ott.geometry import pointcloud
 from ott.tools import sinkhorn_divergence
 from test_train import _cfg, synthetic_table
@@ -404,50 +401,3 @@ def test_params_file_round_trip(one_sided, tmp_path):
         assert all(f[k].dtype != object for k in f.files)
 
 
-_FOUR_DEVICES = textwrap.dedent(
-    """
-    import pathlib, sys
-    import numpy as np
-    import jax
-    sys.path.insert(0, {tests!r})
-    from test_two_sided import EMOTIONS, FOLDS, _train, _two_sided_cfg
-    from test_train import synthetic_table
-    from fairser_jax.train import outputs
-    from fairser_jax.train import runs as runs_lib
-    assert jax.local_device_count() == 4, jax.devices()
-    one_sided = {{
-        v: outputs.load_params(pathlib.Path({params!r}) / f"{{v}}.npz")
-        for v in ("fair_spk", "fair_rat")
-    }}
-    runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, [0, 1])[:3]
-    cfg = _two_sided_cfg()
-    cfg.train.runs_per_chunk = 1
-    out = _train(synthetic_table(), one_sided, "proposed", runs, cfg)
-    np.save({out!r}, out.logits)
-    np.save({trace!r}, out.trace["alpha"])
-    """
-)
-
-
-@pytest.mark.slow
-def test_proposed_on_four_devices_equals_one(table, one_sided, tmp_path):
-    """Anchor and references are split with their runs: 3 runs in chunks
-    of 1 on 4 devices (one device with nothing to train) give the 1-device
-    results bit for bit, α's trace included (it carries D's rounding into
-    every step's loss weight)."""
-    runs = runs_lib.make_runs("proposed", EMOTIONS, FOLDS, [0, 1])[:3]
-    cfg = _two_sided_cfg()
-    cfg.train.runs_per_chunk = 1
-    one = _train(table, one_sided, "proposed", runs, cfg)
-    for variant, (v_runs, params) in one_sided.items():
-        outputs.save_params(tmp_path / f"{variant}.npz", v_runs, params)
-    paths = {k: tmp_path / f"{k}.npy" for k in ("logits", "trace")}
-    script = _FOUR_DEVICES.format(
-        tests=str(pathlib.Path(__file__).parent),
-        params=str(tmp_path),
-        out=str(paths["logits"]),
-        trace=str(paths["trace"]),
-    )
-    run_on_fake_devices(script)
-    np.testing.assert_array_equal(np.load(paths["logits"]), one.logits)
-    np.testing.assert_array_equal(np.load(paths["trace"]), one.trace["alpha"])

@@ -581,17 +581,18 @@ class Stack:
                 *active,
             )
         filled = [
-            p
-            if p is not None
-            else jax.tree.map(
-                lambda s, d=ch.device: jax.device_put(
-                    np.zeros(s.shape, s.dtype), d
-                ),
-                like,
-            )
+            p if p is not None else zeros_on(ch.device, like)
             for p, ch in zip(parts, chunks, strict=True)
         ]
         return self.get(self.join(filled))
+
+
+def zeros_on(device: jax.Device, like: PyTree) -> PyTree:
+    """Zeros shaped as `like` (`jax.ShapeDtypeStruct`s), on `device`: what
+    stands for a chunk of padding alone, which is never computed."""
+    return jax.tree.map(
+        lambda s: jax.device_put(np.zeros(s.shape, s.dtype), device), like
+    )
 
 
 def plan(
@@ -683,9 +684,17 @@ def init_or_restore(
     init_chunk = jax.jit(
         jax.vmap(init, in_axes=(0, None if init_params is None else 0))
     )
-    # Every chunk, padding included: the joined state needs them all.
+    # The joined state needs every chunk; one of padding alone is never
+    # trained, so zeros stand for it (no program compiled on a device
+    # that has nothing to train).
+    like = jax.eval_shape(init_chunk, keys[0], anchors[0])
     state = stack.join(
-        [init_chunk(k, a) for k, a in zip(keys, anchors, strict=True)]
+        [
+            init_chunk(k, a) if ch.active else zeros_on(ch.device, like)
+            for k, a, ch in zip(
+                keys, anchors, stack.local_chunks(), strict=True
+            )
+        ]
     )
     latest = manager.latest_step() if (manager and resume) else None
     if latest is None:
