@@ -21,8 +21,8 @@ the feature store, parameters, checkpoints, per-variant predictions and
 embeddings): ``config.json``, ``results.json``, ``predictions.csv``,
 ``alpha_trace.npz``, ``report.md``, ``tables/``, ``figures/`` and
 ``training/``; and writes ``run.txt``: the run's log (its last lines give
-the wall time), the machine's load and core count, and the installed
-versions (``pip freeze``) it ran under. Only the files this script writes
+the wall time), the machine's load, core count and CPU model, and the
+installed versions (``pip freeze``) it ran under. Only the files this script writes
 are replaced; anything else in docs/demo/ is left alone.
 """
 
@@ -45,6 +45,28 @@ FILES = (
     "claims.md",
 )
 FOLDERS = ("tables", "figures", "training")
+
+
+def _cpu() -> str:
+    """The CPU's model and widest vector extension: XLA compiles for the
+    host CPU, so the same lock gives the same bytes only on the same kind
+    of CPU (docs/DESIGN.md, "Reproducibility and tests")."""
+    model, flags = "unknown", set()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model == "unknown":
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+    except OSError:
+        pass
+    widest = next(
+        (isa for isa in ("avx512f", "avx2", "avx", "sse4_2") if isa in flags),
+        "unknown",
+    )
+    return f"{model} ({widest})"
 
 
 def main() -> None:
@@ -89,6 +111,7 @@ def main() -> None:
     lines = [
         f"machine: {platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}",
+        f"cpu: {_cpu()}",
         f"load average when recorded: {os.getloadavg()}",
         "",
         "## log of the run",
