@@ -28,8 +28,4 @@ def get_config() -> ml_collections.ConfigDict:
     # (the default one is trained by tests/test_two_sided.py and the
     # notebook tests, and tested alone in tests/test_distances.py).
     config.two_sided.distance = "sinkhorn"
-    # Chunks of 4 runs (runs_per_chunk): the 10 runs of the two-process
-    # tests (tests/test_main.py) are 3 chunks over their 4 devices, so both
-    # processes train and one device has nothing to train.
-    config.train.runs_per_chunk = 4
     return config
