@@ -5,6 +5,7 @@ import pathlib
 
 import jupytext
 import nbclient
+import nbformat
 import pytest
 
 pytestmark = pytest.mark.slow
@@ -42,6 +43,16 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     for key, value in small.items():
         monkeypatch.setenv(key, value)
     notebook = jupytext.read(path)
+    # The kernel compiles into the test session's persistent cache, as the
+    # entry points do (the notebooks, library users, leave JAX's config
+    # alone): programs it compiles twice, or that other tests compiled,
+    # load instead.
+    notebook.cells.insert(
+        0,
+        nbformat.v4.new_code_cell(
+            "from fairser_jax import cli\ncli.enable_compilation_cache()"
+        ),
+    )
     client = nbclient.NotebookClient(
         notebook,
         timeout=600,
