@@ -5,8 +5,9 @@ r"""Everything of the paper in one run: Tables 1-3, Fig. 2 and Fig. 3.
         --config.data.rater_gender=/path/to/rater_gender.json
 
 DNN, Fair_spk, Fair_rat (Table 2, Fig. 2), Basic and Proposed (Table 3,
-Fig. 3b) for the five detectors, and the 19-point fixed-α sweep of the Anger
-detector (Fig. 3a): 5 x 5 x 10 x 5 + 19 x 5 x 10 = 2200 models of 500 epochs.
+Fig. 3b) and Basic (anchored) (docs/DESIGN.md) for the five detectors, and the
+19-point fixed-α sweep of the Anger detector (Fig. 3a):
+6 x 5 x 5 x 10 + 19 x 5 x 10 = 2450 models of 500 epochs.
 """
 
 import ml_collections
