@@ -46,18 +46,12 @@ SAMPLE_RATE = 16_000
 FAMILIES = ("wav2vec2", "hubert", "wavlm", "data2vec-audio")
 
 
-def _hf_classes(family: str):
+def _hf_classes(family: str) -> tuple[type, type]:
+    """HF PyTorch's (config class, model class) of a `model_type`."""
     import transformers
 
-    return {
-        "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
-        "hubert": (transformers.HubertConfig, transformers.HubertModel),
-        "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
-        "data2vec-audio": (
-            transformers.Data2VecAudioConfig,
-            transformers.Data2VecAudioModel,
-        ),
-    }[family]
+    config_class = transformers.CONFIG_MAPPING[family]
+    return config_class, transformers.MODEL_MAPPING[config_class]
 
 
 def _checkpoint_dir(workdir: pathlib.Path, family: str) -> pathlib.Path:

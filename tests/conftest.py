@@ -236,20 +236,29 @@ def np_reg_ot(x, y, a, b, eps, iterations, symmetric=False):
     )
 
 
+# A small encoder of any family (HF config keys): 3 conv layers of receptive
+# field 40 samples and hop 20, two transformer layers of width 32; the
+# encoder tests add each family's and layout's own keys.
+TINY_ENCODER = dict(
+    hidden_size=32,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=37,
+    conv_dim=(16, 16, 16),
+    conv_kernel=(10, 3, 3),
+    conv_stride=(5, 2, 2),
+    num_conv_pos_embedding_groups=4,
+)
+
+
 def hf_classes(family: str) -> tuple[type, type]:
     """HF PyTorch's (config class, model class) of an encoder family (a
-    `model_type`): the references of the Flax encoders' tests."""
+    `model_type`), from transformers' own registry: the references of the
+    Flax encoders' tests."""
     import transformers  # slow to import: only the tests that need it
 
-    return {
-        "wav2vec2": (transformers.Wav2Vec2Config, transformers.Wav2Vec2Model),
-        "hubert": (transformers.HubertConfig, transformers.HubertModel),
-        "wavlm": (transformers.WavLMConfig, transformers.WavLMModel),
-        "data2vec-audio": (
-            transformers.Data2VecAudioConfig,
-            transformers.Data2VecAudioModel,
-        ),
-    }[family]
+    config_class = transformers.CONFIG_MAPPING[family]
+    return config_class, transformers.MODEL_MAPPING[config_class]
 
 
 def run_module(module: str, *args: str, check: bool = True):

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 import torch
 import transformers
-from conftest import hf_classes, slow_where
+from conftest import TINY_ENCODER, hf_classes, slow_where
 
 from fairser_jax.wav2vec2 import model as w2v
 from fairser_jax.wav2vec2 import weights
@@ -27,16 +27,7 @@ TOL = 1e-4
 # receptive field of the conv stack below), odd lengths, the longest.
 LENGTHS = (40, 401, 2000)
 
-_SMALL = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    conv_dim=(16, 16, 16),
-    conv_kernel=(10, 3, 3),
-    conv_stride=(5, 2, 2),
-    num_conv_pos_embedding_groups=4,
-)
+_SMALL = TINY_ENCODER
 _STABLE = dict(feat_extract_norm="layer", do_stable_layer_norm=True)
 # WavLM with few buckets, so that the test's 2-100 frames reach the
 # log-spaced ones (offsets >= 4) and the last, clipped one (>= 40).

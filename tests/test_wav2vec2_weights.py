@@ -18,22 +18,12 @@ import safetensors.numpy
 import safetensors.torch
 import torch
 import transformers
+from conftest import TINY_ENCODER
 
 from fairser_jax.wav2vec2 import model as w2v
 from fairser_jax.wav2vec2 import weights
 
-_SMALL = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    conv_dim=(16, 16, 16),
-    conv_kernel=(10, 3, 3),
-    conv_stride=(5, 2, 2),
-    num_conv_pos_embeddings=16,
-    num_conv_pos_embedding_groups=4,
-    vocab_size=11,
-)
+_SMALL = dict(TINY_ENCODER, num_conv_pos_embeddings=16, vocab_size=11)
 
 
 def _perturb(model: torch.nn.Module, seed: int) -> None:
