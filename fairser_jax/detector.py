@@ -69,6 +69,23 @@ class DetectorError(ValueError):
     """A workdir cannot predict: what is missing, in one line."""
 
 
+def _rewrite(workdir: pathlib.Path) -> str:
+    """How to (re)write the detector's files without retraining."""
+    return (
+        "without retraining: python -m fairser_jax.train --resume "
+        f"--workdir={workdir} --config=<the config it was trained with>."
+    )
+
+
+def _damaged(
+    workdir: pathlib.Path, name: str, error: BaseException
+) -> DetectorError:
+    return DetectorError(
+        f"{workdir / name} is damaged ({type(error).__name__}: {error}); "
+        f"rewrite it {_rewrite(workdir)}"
+    )
+
+
 @dataclasses.dataclass(frozen=True)
 class Prediction:
     """Detector outputs for N recordings and E emotions.
@@ -266,21 +283,14 @@ class Detector:
             if not (workdir / name).is_file():
                 raise DetectorError(
                     f"{workdir / name} is missing: workdirs trained before "
-                    "predict existed lack it; add it without retraining: "
-                    "python -m fairser_jax.train --resume --workdir="
-                    f"{workdir} --config=<the config it was trained with>."
+                    f"predict existed lack it; add it {_rewrite(workdir)}"
                 )
         try:
             info = json.loads((workdir / DETECTOR_FILE).read_text("utf-8"))
             config, manifest = info["config"], info["feature_manifest"]
             config["features"]["checkpoint"]
         except (OSError, ValueError, KeyError, TypeError) as e:
-            raise DetectorError(
-                f"{workdir / DETECTOR_FILE} is damaged ({type(e).__name__}: "
-                f"{e}); rewrite it without retraining: python -m "
-                f"fairser_jax.train --resume --workdir={workdir} "
-                "--config=<the config it was trained with>."
-            ) from None
+            raise _damaged(workdir, DETECTOR_FILE, e) from None
         try:
             with np.load(workdir / NORMALIZATION_FILE, allow_pickle=False) as f:
                 mean, std = np.asarray(f["mean"]), np.asarray(f["std"])
@@ -291,12 +301,7 @@ class Detector:
             EOFError,
             zipfile.BadZipFile,
         ) as e:
-            raise DetectorError(
-                f"{workdir / NORMALIZATION_FILE} is damaged "
-                f"({type(e).__name__}: {e}); rewrite it without retraining: "
-                f"python -m fairser_jax.train --resume --workdir={workdir} "
-                "--config=<the config it was trained with>."
-            ) from None
+            raise _damaged(workdir, NORMALIZATION_FILE, e) from None
         try:
             runs, params = outputs.load_params(params_dir / f"{variant}.npz")
         except ValueError as e:
