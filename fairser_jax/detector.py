@@ -80,6 +80,7 @@ def _rewrite(workdir: pathlib.Path) -> str:
 def _damaged(
     workdir: pathlib.Path, name: str, error: BaseException
 ) -> DetectorError:
+    """The error for a detector file of `workdir` that cannot be read."""
     return DetectorError(
         f"{workdir / name} is damaged ({type(error).__name__}: {error}); "
         f"rewrite it {_rewrite(workdir)}"

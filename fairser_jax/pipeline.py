@@ -190,7 +190,8 @@ def train(
         interrupted one restarts from its latest checkpoint.
       overwrite: discard the previous run held in `workdir`.
       progress: show tqdm bars.
-      mesh: 1-D "runs" mesh (default: all local devices).
+      mesh: 1-D "runs" mesh (default: `runner.runs_mesh()`, every device
+        of every process).
 
     Returns:
       The `results.json` content.

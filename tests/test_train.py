@@ -154,11 +154,37 @@ def test_resume_equals_uninterrupted(table, tmp_path):
     finally:
         runner.make_epoch_fn = original
     # Deterministic training would reproduce `full` from scratch too: the
-    # resumed run must have trained only the two remaining epochs.
+    # resumed run must have trained only the two remaining epochs (one
+    # call an epoch: the 2 runs are one chunk).
     assert len(calls) == 2
-    np.testing.assert_allclose(resumed.logits, full.logits, rtol=1e-6)
-    np.testing.assert_allclose(
-        resumed.loss_history, full.loss_history, rtol=1e-6
+    np.testing.assert_array_equal(resumed.logits, full.logits)
+    np.testing.assert_array_equal(resumed.loss_history, full.loss_history)
+
+
+def test_a_resume_in_chunks_of_another_size_is_refused(table, tmp_path):
+    """4 runs in chunks of 2 or in one chunk of 4 pad to the same stack, so
+    the checkpoint would restore; the rest would train with another
+    program, so the recorded chunk size refuses it."""
+    runs = runs_lib.make_runs("dnn", ["anger"], [0, 1, 2, 3], [0])
+    ckpt = tmp_path / "ckpt"
+    killed = _train(
+        table,
+        "dnn",
+        runs,
+        _cfg(2, 2),
+        checkpoint_dir=ckpt,
+        stop_after_epoch=1,
+    )
+    assert killed is None
+    with pytest.raises(runner.CheckpointError) as error:
+        _train(table, "dnn", runs, _cfg(2, 4), checkpoint_dir=ckpt, resume=True)
+    message = str(error.value)
+    assert "chunks of 2" in message and "chunks of 4" in message
+    assert "as many devices" in message
+    # The same chunks resume.
+    assert (
+        _train(table, "dnn", runs, _cfg(2, 2), checkpoint_dir=ckpt, resume=True)
+        is not None
     )
 
 
@@ -180,12 +206,12 @@ _FOUR_DEVICES = textwrap.dedent(
     import numpy as np
     import jax
     sys.path.insert(0, {tests!r})
-    from test_train import CHUNK, FOUR, _cfg, synthetic_table
+    from test_train import FOUR, FOUR_CHUNK, _cfg, synthetic_table
     from fairser_jax.train import runner
     assert jax.local_device_count() == 4, jax.devices()
     data, info = synthetic_table()
     out = runner.train_variant(
-        "dnn", FOUR, data, info.fold, _cfg(3, CHUNK), progress=False
+        "dnn", FOUR, data, info.fold, _cfg(3, FOUR_CHUNK), progress=False
     )
     np.savez({out!r}, logits=out.logits, loss=out.loss_history,
              **{{"/".join(map(str, k)): v for k, v in
@@ -194,11 +220,14 @@ _FOUR_DEVICES = textwrap.dedent(
 )
 
 
-# 7 DNN runs: 4 chunks of 2, one a device, the last one padded. (DNN
-# compiles in a third of Basic's time, and each of the 4 devices compiles
-# its own program; every loss term meets 2 processes x 2 devices in
-# tests/test_main.py's Proposed chain.)
+# 7 DNN runs in chunks of one: two chunks a device, so a device's shard is
+# cut into chunks and joined again, and the last chunk (on the fourth
+# device) is padding alone, never trained. (DNN compiles in a third of
+# Basic's time, and each of the 4 devices compiles its own program; every
+# loss term meets 2 processes x 2 devices in tests/test_main.py's Proposed
+# chain.)
 FOUR = runs_lib.make_runs("dnn", ["anger", "sadness"], [0, 3], [0, 1])[:7]
+FOUR_CHUNK = 1
 
 
 @pytest.mark.slow
@@ -207,7 +236,7 @@ def test_four_devices_equal_one(table, tmp_path):
     trains its chunks with the program one device would (the runner's
     docstring); in one partitioned program they differed in the last bits
     (up to 0.22 in a probability after 300 epochs, docs/DESIGN.md)."""
-    one = _train(table, "dnn", FOUR, _cfg(3, CHUNK))
+    one = _train(table, "dnn", FOUR, _cfg(3, FOUR_CHUNK))
     out = tmp_path / "four.npz"
     script = _FOUR_DEVICES.format(
         tests=str(pathlib.Path(__file__).parent), out=str(out)

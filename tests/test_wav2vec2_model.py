@@ -27,7 +27,7 @@ TOL = 1e-4
 # receptive field of the conv stack below), odd lengths, the longest.
 LENGTHS = (40, 401, 2000)
 
-_SMALL = TINY_ENCODER
+_SMALL = dict(TINY_ENCODER)
 _STABLE = dict(feat_extract_norm="layer", do_stable_layer_norm=True)
 # WavLM with few buckets, so that the test's 2-100 frames reach the
 # log-spaced ones (offsets >= 4) and the last, clipped one (>= 40).

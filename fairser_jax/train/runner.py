@@ -13,7 +13,8 @@ of all of them, each process placing only its own shards.
 Randomness of a run is a pure function of its own key (`runs.run_key`), the
 epoch and the step. Its arithmetic is made independent of the device and
 process count too: each device trains its runs in chunks of a fixed size
-(`config.train.runs_per_chunk`), every chunk through the same program
+(`config.train.runs_per_chunk`; its auto value is fixed on CPU, but on an
+accelerator it is the runs per device), every chunk through the same program
 compiled for one device (`jax.jit` of the chunk, no SPMD partitioning), so
 a run sees the same shapes and the same compiled code whatever else is
 trained. XLA's code for a stack of runs depends on the stack's size (its
@@ -36,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
+import json
 import logging
 import math
 import pathlib
@@ -444,9 +446,10 @@ class Stack:
     The runs axis is cut into chunks of C runs (`runs_per_chunk`): chunk j
     holds slots [j·C, (j+1)·C) and lives on device j // K of the mesh, K
     chunks a device. Every chunk trains through the same one-device
-    program, so a run's arithmetic depends on its chunk's size and its
-    place in it (fixed by the config), never on the device count: that
-    count only decides which device trains which chunk. Between calls the
+    program, so a run's arithmetic depends on C (fixed by the config),
+    never on the device count: that count only decides which device trains
+    which chunk. (Nor, as tested, on the run's slot in its chunk or on its
+    chunk-mates: a run alone equals the same run in a stack.) Between calls the
     chunks are arrays on their devices (`split`); for checkpoints and
     results they are joined into global arrays [R_padded, ...] whose runs
     axis is sharded over the mesh in the same order (`join`, `put`, `get`).
@@ -656,6 +659,45 @@ class CheckpointError(ValueError):
     """A checkpoint to resume from cannot be read; says how to go on."""
 
 
+CHUNK_FILE = "chunk.json"
+"""Beside a variant's orbax steps: the C its runs were trained in. A stack
+of the same padded size restores whatever C, but another C is another
+program (the runner's docstring): the resumed run would not be the
+uninterrupted one, so it is refused."""
+
+
+def _check_chunk(stack: Stack, manager: ocp.CheckpointManager, latest) -> None:
+    """Records `stack.chunk` (a fresh start) or checks it (a resume)."""
+    path = pathlib.Path(manager.directory) / CHUNK_FILE
+    if latest is None:
+        if distributed.is_primary():
+            fileio.atomic_write_text(
+                path, json.dumps({"runs_per_chunk": stack.chunk}) + "\n"
+            )
+        return
+    try:
+        recorded = json.loads(path.read_text("utf-8"))["runs_per_chunk"]
+    except FileNotFoundError:
+        return  # written before chunks were recorded
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise CheckpointError(
+            f"{path} is damaged ({type(e).__name__}: {e}). Delete "
+            f"{manager.directory} to train {stack.variant.name} again from "
+            "epoch 0 with --resume (finished variants are kept)."
+        ) from None
+    if recorded != stack.chunk:
+        raise CheckpointError(
+            f"{stack.variant.name}: the checkpoint {manager.directory}/"
+            f"{latest} trained its runs in chunks of {recorded}; here they "
+            f"would be chunks of {stack.chunk} (config.train.runs_per_chunk, "
+            "whose auto value on an accelerator is the runs per device), "
+            "another program, whose arithmetic is not the uninterrupted "
+            "run's. Resume on as many devices as it started on, or delete "
+            f"that folder to train {stack.variant.name} again from epoch 0 "
+            "with --resume (finished variants are kept)."
+        )
+
+
 def init_or_restore(
     stack: Stack,
     cfg: ml_collections.ConfigDict,
@@ -712,6 +754,8 @@ def init_or_restore(
         ]
     )
     latest = manager.latest_step() if (manager and resume) else None
+    if manager is not None:
+        _check_chunk(stack, manager, latest)
     if latest is None:
         if manager is not None and resume:
             logging.warning(
@@ -824,9 +868,9 @@ def train_epoch(
 
 def fit(
     stack: Stack,
-    state: TrainState,
+    states: list[TrainState],
     start_epoch: int,
-    inputs: RunInputs,
+    run_chunks: list[RunInputs],
     data: Dataset,
     cfg: ml_collections.ConfigDict,
     model: models.FairSERModel,
@@ -837,6 +881,19 @@ def fit(
     stop_after_epoch: int | None = None,
 ) -> TrainState | None:
     """The epoch loop: train, guard against NaN, report, checkpoint.
+
+    Args:
+      stack: the plan.
+      states: this process's chunks of the state (`stack.split`), donated
+        to the first epoch: the caller keeps no use of them.
+      start_epoch: the first epoch to train (0, or a checkpoint's).
+      run_chunks: this process's chunks of the `RunInputs` (`stack.split`).
+      data: the dataset, replicated over the mesh.
+      cfg, model, tx: as `make_epoch_fn`.
+      manager: saves every `cfg.train.checkpoint_every` epochs, at the end
+        and when a stop is requested; None: no checkpoints.
+      progress: show a tqdm bar.
+      stop_after_epoch: return None after this epoch (tests' killed job).
 
     Returns:
       The final state, or None when stopped by `stop_after_epoch`.
@@ -849,9 +906,6 @@ def fit(
     epoch_fn = make_epoch_fn(
         model, tx, variants_lib.objective(stack.variant), cfg, steps
     )
-    states = stack.split(state)
-    del state  # its buffers are the chunks' (and donated to epoch_fn)
-    run_chunks = stack.split(inputs)
     data_on = stack.on_devices(data)
     bar = progress_lib.bar(
         range(start_epoch, epochs),
@@ -872,11 +926,11 @@ def fit(
                 if not np.all(np.isfinite(step_losses)):
                     r, s = _first_bad(step_losses)
                     raise NonFiniteLossError(
-                        f"Non-finite training loss ({step_losses[r, s]}) in run "
-                        f"{stack.runs[r].name} at epoch {epoch}, step {s} "
-                        f"(global step {epoch * steps + s}). Lower the learning "
-                        "rate or check the features for outliers; the last "
-                        "checkpoint is kept intact."
+                        f"Non-finite training loss ({step_losses[r, s]}) in "
+                        f"run {stack.runs[r].name} at epoch {epoch}, step {s} "
+                        f"(global step {epoch * steps + s}). Lower the "
+                        "learning rate or check the features for outliers; "
+                        "the last checkpoint is kept intact."
                     )
                 bar.set_postfix(
                     loss=f"{step_losses.mean():.4f}",
@@ -976,7 +1030,8 @@ def train_variant(
     progress: bool = True,
     stop_after_epoch: int | None = None,
 ) -> VariantOutput | None:
-    """Trains every run of `variant` together and evaluates its test folds.
+    """Trains every run of `variant` (chunk by chunk, `plan`) and evaluates
+    its test folds.
 
     Args:
       variant: a name of `fairser_jax.train.variants.REGISTRY`.
@@ -1028,11 +1083,16 @@ def train_variant(
         manager=manager,
         resume=resume,
     )
+    # The chunks are copies of the global arrays' shards when a device
+    # holds several (K > 1): the global arrays go before training, so a
+    # variant's state and inputs are held once, not twice.
+    states, run_chunks = stack.split(state), stack.split(inputs)
+    del state, inputs
     state = fit(
         stack,
-        state,
+        states,
         start_epoch,
-        inputs,
+        run_chunks,
         data,
         cfg,
         model,
@@ -1114,7 +1174,8 @@ def check_fits(
     limit, where = available
     for variant in variants_lib.training_order(cfg.variants):
         runs = len(variant_runs(cfg, variant))
-        per_call = min(runs, runs_per_chunk(cfg, runs, mesh))
+        # A call trains a whole chunk, padding included.
+        per_call = runs_per_chunk(cfg, runs, mesh)
         need = batch_memory_lower_bound(cfg, variant, per_call)
         if need > limit:
             raise ValueError(
