@@ -29,8 +29,8 @@ one reading of it, selected by ``config.two_sided.alpha_fn``:
   because D is measured on the unit sphere (squared distances in [0, 4]);
   the default κ = 1 puts α = 0.5 at D = 1. With the literal Sinkhorn D
   (≈ 1.2-1.4 on the demo corpus, nearly constant) α stays near 0.58; with
-  the default Gromov-Wasserstein D, α spreads over 0.1-0.54 (SD 0.13-0.14,
-  three modes) and follows D (corr 0.98). docs/DESIGN.md gives the
+  the default Gromov-Wasserstein D, α spreads over 0.1-0.54 (SD 0.14, two
+  modes) and follows D (corr 0.98). docs/DESIGN.md gives the
   measurements behind the default.
 - ``constant``: α = c (``config.two_sided.alpha_constant``), D ignored:
   the fixed-α baseline of Fig. 3a expressed as an α function.
