@@ -17,7 +17,12 @@ NOTEBOOKS = sorted(
 # Text each notebook prints once its last cell has run.
 EXPECTED_OUTPUT = {
     "lambda_ablation": ("fair_spk", "dnn"),
-    "alpha_ablation": ("best fixed α", "aligned_sinkhorn", "ema_zscore", "constant"),
+    "alpha_ablation": (
+        "best fixed α",
+        "aligned_sinkhorn",
+        "ema_zscore",
+        "constant",
+    ),
 }
 
 

@@ -22,8 +22,8 @@ embeddings): ``config.json``, ``results.json``, ``predictions.csv``,
 ``alpha_trace.npz``, ``report.md``, ``tables/``, ``figures/`` and
 ``training/``; and writes ``run.txt``: the run's log (its last lines give
 the wall time), the machine's load, core count and CPU model, and the
-installed versions (``pip freeze``) it ran under. Only the files this script writes
-are replaced; anything else in docs/demo/ is left alone.
+installed versions (``pip freeze``) it ran under. Only the files this
+script writes are replaced; anything else in docs/demo/ is left alone.
 """
 
 import argparse
