@@ -19,6 +19,8 @@ The tests assert both within 1e-4 (tests/test_wav2vec2_model.py); this
 script prints the measured values.
 """
 
+import pathlib
+import sys
 import tempfile
 
 import numpy as np
@@ -28,16 +30,10 @@ import transformers
 from fairser_jax.wav2vec2 import model as w2v
 from fairser_jax.wav2vec2 import weights
 
-_SMALL = dict(
-    hidden_size=32,
-    num_hidden_layers=2,
-    num_attention_heads=4,
-    intermediate_size=37,
-    conv_dim=(16, 16, 16),
-    conv_kernel=(10, 3, 3),
-    conv_stride=(5, 2, 2),
-    num_conv_pos_embedding_groups=4,
-)
+# The encoder tests' sizes: this script prints what they assert.
+sys.path.insert(0, str(pathlib.Path(__file__).parents[1] / "tests"))
+from conftest import TINY_ENCODER as _SMALL  # noqa: E402
+
 _STABLE = dict(feat_extract_norm="layer", do_stable_layer_norm=True)
 _BUCKETS = dict(num_buckets=16, max_bucket_distance=40)
 CASES = {
