@@ -529,21 +529,22 @@ class Stack:
           One tree of one-device arrays [C, ...] per `local_chunks` entry.
         """
         c, k = self.chunk, self.chunks_per_device
+        chunks = self.local_chunks()
 
         def pieces(x):
-            on = {shard.device: shard.data for shard in x.addressable_shards}
+            on = _by_device(x)
             if k == 1:
-                return [on[ch.device] for ch in self.local_chunks()]
+                return [on[ch.device] for ch in chunks]
             return [
                 on[ch.device][(ch.index % k) * c : (ch.index % k + 1) * c]
-                for ch in self.local_chunks()
+                for ch in chunks
             ]
 
         leaves, treedef = jax.tree.flatten(tree)
         per_leaf = [pieces(x) for x in leaves]
         return [
             jax.tree.unflatten(treedef, [p[i] for p in per_leaf])
-            for i in range(len(self.local_chunks()))
+            for i in range(len(chunks))
         ]
 
     def join(self, parts: list[PyTree]) -> PyTree:
@@ -568,10 +569,7 @@ class Stack:
     def on_devices(self, tree: PyTree) -> dict[Any, PyTree]:
         """A replicated tree → its copy on each local device of the mesh."""
         leaves, treedef = jax.tree.flatten(tree)
-        copies = [
-            {shard.device: shard.data for shard in x.addressable_shards}
-            for x in leaves
-        ]
+        copies = [_by_device(x) for x in leaves]
         return {
             ch.device: jax.tree.unflatten(
                 treedef, [c[ch.device] for c in copies]
@@ -603,6 +601,11 @@ class Stack:
             for p, ch in zip(parts, chunks, strict=True)
         ]
         return self.get(self.join(filled))
+
+
+def _by_device(x: jax.Array) -> dict[jax.Device, jax.Array]:
+    """This process's shards of `x`, by device."""
+    return {shard.device: shard.data for shard in x.addressable_shards}
 
 
 def zeros_on(device: jax.Device, like: PyTree) -> PyTree:
@@ -666,6 +669,14 @@ program (the runner's docstring): the resumed run would not be the
 uninterrupted one, so it is refused."""
 
 
+def _retrain(stack: Stack) -> str:
+    """How to go on when a variant's checkpoint cannot be resumed."""
+    return (
+        f"to train {stack.variant.name} again from epoch 0 with --resume "
+        "(finished variants are kept)"
+    )
+
+
 def _check_chunk(stack: Stack, manager: ocp.CheckpointManager, latest) -> None:
     """Records `stack.chunk` (a fresh start) or checks it (a resume)."""
     path = pathlib.Path(manager.directory) / CHUNK_FILE
@@ -682,8 +693,7 @@ def _check_chunk(stack: Stack, manager: ocp.CheckpointManager, latest) -> None:
     except (OSError, ValueError, KeyError, TypeError) as e:
         raise CheckpointError(
             f"{path} is damaged ({type(e).__name__}: {e}). Delete "
-            f"{manager.directory} to train {stack.variant.name} again from "
-            "epoch 0 with --resume (finished variants are kept)."
+            f"{manager.directory} {_retrain(stack)}."
         ) from None
     if recorded != stack.chunk:
         raise CheckpointError(
@@ -693,8 +703,7 @@ def _check_chunk(stack: Stack, manager: ocp.CheckpointManager, latest) -> None:
             "whose auto value on an accelerator is the runs per device), "
             "another program, whose arithmetic is not the uninterrupted "
             "run's. Resume on as many devices as it started on, or delete "
-            f"that folder to train {stack.variant.name} again from epoch 0 "
-            "with --resume (finished variants are kept)."
+            f"that folder {_retrain(stack)}."
         )
 
 
@@ -777,10 +786,8 @@ def init_or_restore(
             f"{stack.variant.name}: the checkpoint {manager.directory}/"
             f"{latest} is damaged, unreadable or laid out for another "
             "device count or config.train.runs_per_chunk "
-            f"({reason}). Delete that "
-            f"folder to train {stack.variant.name} again from epoch 0 with "
-            "--resume (finished variants are kept), or start over with "
-            "--overwrite."
+            f"({reason}). Delete that folder {_retrain(stack)}, or start "
+            "over with --overwrite."
         ) from None
     logging.info(
         "%s: resumed from epoch %d of %d",
